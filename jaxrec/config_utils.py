@@ -1,0 +1,65 @@
+"""Shared pieces of experiment configs: dataset presets and the base config.
+
+Config files in configs/ call `base_config()` and `dataset_config(name)` so a
+dataset is named once (`--config configs/lightgcn.py:gowalla`).
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+# Per-dataset defaults: loader kwargs and training-protocol settings.
+DATASETS = {
+    "synthetic": dict(kwargs=dict(num_users=2000, num_items=3000,
+                                  num_interactions=60000, seed=0),
+                      batch_size=2048, eval_every=2),
+    "synthetic_small": dict(kwargs=dict(num_users=200, num_items=300,
+                                        num_interactions=4000, seed=0),
+                            batch_size=256, eval_every=1),
+    "lastfm": dict(kwargs=dict(valid_ratio=0.1), batch_size=2048, eval_every=5),
+    "amazon_beauty": dict(kwargs=dict(valid_ratio=0.1), batch_size=2048,
+                          eval_every=5),
+    "gowalla": dict(kwargs=dict(valid_ratio=0.1), batch_size=2048,
+                    eval_every=10),
+    "yelp2018": dict(kwargs=dict(valid_ratio=0.1), batch_size=2048,
+                     eval_every=10),
+    "amazon_book": dict(kwargs=dict(valid_ratio=0.1), batch_size=2048,
+                        eval_every=10),
+    "rlmrec_amazon": dict(kwargs={}, batch_size=4096, eval_every=3),
+    "rlmrec_yelp": dict(kwargs={}, batch_size=4096, eval_every=3),
+    "rlmrec_steam": dict(kwargs={}, batch_size=4096, eval_every=3),
+}
+
+
+def dataset_config(name: str) -> ml_collections.ConfigDict:
+  """ConfigDict(name, data_root, kwargs) for a preset dataset name."""
+  if name not in DATASETS:
+    raise ValueError(f"unknown dataset {name!r}; presets: {sorted(DATASETS)}")
+  preset = DATASETS[name]
+  loader_name = "synthetic" if name.startswith("synthetic") else name
+  return ml_collections.ConfigDict(dict(
+      name=loader_name, data_root=None, kwargs=dict(preset["kwargs"])))
+
+
+def base_config(dataset: str = "synthetic") -> ml_collections.ConfigDict:
+  """Defaults shared by every experiment (LightGCN-paper protocol)."""
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  config.dataset = dataset_config(dataset)
+  config.model_name = "lightgcn"
+  config.model = dict(embed_dim=64, num_layers=3, l2_reg=1e-4)
+  config.optimizer = dict(name="adam", learning_rate=1e-3)
+  config.batch_size = DATASETS[dataset]["batch_size"]
+  config.num_negatives = 1
+  config.num_epochs = 1000
+  config.steps_per_call = 16
+  config.eval_every = DATASETS[dataset]["eval_every"]
+  config.eval_ks = (10, 20)
+  config.selection_metric = "recall@20"
+  config.patience = 10
+  config.eval_memory_bytes = 1 << 30
+  config.graph = dict(norm="sym", text_features=False, pad_multiple=0)
+  config.sharding = dict(data_devices=1)
+  config.max_checkpoints = 2
+  config.progress = True
+  return config

@@ -1,0 +1,16 @@
+"""Bipartite user-item graphs, normalisation, padding and propagation."""
+
+from jaxrec.graphs.bipartite import bipartite_graph
+from jaxrec.graphs.bipartite import degree_normalise
+from jaxrec.graphs.padding import node_mask
+from jaxrec.graphs.padding import num_nodes
+from jaxrec.graphs.padding import pad_rows
+from jaxrec.graphs.padding import pad_graph
+from jaxrec.graphs.padding import round_up
+from jaxrec.graphs.propagation import propagate
+from jaxrec.graphs.propagation import split_nodes
+
+__all__ = [
+    "bipartite_graph", "degree_normalise", "node_mask", "num_nodes", "pad_rows", "pad_graph", "round_up",
+    "propagate", "split_nodes",
+]

@@ -1,0 +1,112 @@
+"""Loss functions as pure JAX functions (Optax style: arrays in, scalar out).
+
+Every loss takes an optional `mask` (1 for real rows, 0 for padding rows of a
+fixed-shape batch) and averages over real rows only, so padded and unpadded
+batches give the same value.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+
+
+def _masked_mean(values: jnp.ndarray, mask: Optional[jnp.ndarray]) -> jnp.ndarray:
+  if mask is None:
+    return jnp.mean(values)
+  mask = mask.astype(values.dtype)
+  return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
+def bpr_loss(pos_scores: jnp.ndarray, neg_scores: jnp.ndarray,
+             mask: Optional[jnp.ndarray] = None) -> jnp.ndarray:
+  """Bayesian personalised ranking: mean of -log sigmoid(s_pos - s_neg).
+
+  Args:
+    pos_scores: scores of observed items. # [B]
+    neg_scores: scores of sampled negatives. # [B] or [B, n_neg]
+      (several negatives are averaged per row).
+    mask: optional row mask. # [B]
+
+  Returns:
+    Scalar loss.
+  """
+  if neg_scores.ndim == pos_scores.ndim + 1:
+    per_row = jnp.mean(-jax.nn.log_sigmoid(pos_scores[:, None] - neg_scores),
+                       axis=-1)  # [B]
+  else:
+    per_row = -jax.nn.log_sigmoid(pos_scores - neg_scores)  # [B]
+  return _masked_mean(per_row, mask)
+
+
+def l2_penalty(*embeddings: jnp.ndarray,
+               mask: Optional[jnp.ndarray] = None) -> jnp.ndarray:
+  """LightGCN-style L2 regulariser: sum_j 0.5 * ||e_j||^2 averaged over rows.
+
+  Args:
+    *embeddings: row-aligned batch embeddings, each [B, d] (or [B, k, d]).
+    mask: optional row mask. # [B]
+
+  Returns:
+    Scalar: mean over real rows of 0.5 * sum of squared norms.
+  """
+  per_row = 0.0
+  for emb in embeddings:
+    sq = jnp.sum(jnp.square(emb), axis=-1)
+    per_row = per_row + (sq if sq.ndim == 1 else jnp.sum(sq, axis=-1))
+  return _masked_mean(0.5 * per_row, mask)
+
+
+def info_nce(anchors: jnp.ndarray, positives: jnp.ndarray,
+             temperature: float = 0.2,
+             mask: Optional[jnp.ndarray] = None,
+             normalise: bool = True) -> jnp.ndarray:
+  """InfoNCE with in-batch negatives (SGL / SimGCL / RLMRec form).
+
+  loss_i = -log( exp(s(a_i, p_i)/t) / sum_j exp(s(a_i, p_j)/t) ), s = cosine
+  when `normalise`, else dot product. Masked rows are neither anchors nor
+  negatives.
+
+  Args:
+    anchors: first view. # [B, d]
+    positives: second view, row-aligned with anchors. # [B, d]
+    temperature: softmax temperature t > 0.
+    mask: optional row mask. # [B]
+    normalise: L2-normalise both views first (cosine similarity).
+
+  Returns:
+    Scalar loss.
+  """
+  if normalise:
+    anchors = anchors / jnp.maximum(
+        jnp.linalg.norm(anchors, axis=-1, keepdims=True), 1e-12)
+    positives = positives / jnp.maximum(
+        jnp.linalg.norm(positives, axis=-1, keepdims=True), 1e-12)
+  logits = anchors @ positives.T / temperature  # [B, B]
+  if mask is not None:
+    logits = jnp.where(mask[None, :] > 0, logits, -jnp.inf)
+  per_row = -jnp.diagonal(jax.nn.log_softmax(logits, axis=-1))  # [B]
+  return _masked_mean(per_row, mask)
+
+
+def sampled_softmax(pos_scores: jnp.ndarray, neg_scores: jnp.ndarray,
+                    temperature: float = 1.0,
+                    mask: Optional[jnp.ndarray] = None) -> jnp.ndarray:
+  """Softmax cross-entropy of the positive against sampled negatives.
+
+  loss_i = -log( exp(p_i/t) / (exp(p_i/t) + sum_k exp(n_ik/t)) ).
+
+  Args:
+    pos_scores: positive scores. # [B]
+    neg_scores: negative scores. # [B, K]
+    temperature: t > 0.
+    mask: optional row mask. # [B]
+
+  Returns:
+    Scalar loss.
+  """
+  logits = jnp.concatenate([pos_scores[:, None], neg_scores], axis=1)  # [B, 1+K]
+  per_row = -jax.nn.log_softmax(logits / temperature, axis=-1)[:, 0]  # [B]
+  return _masked_mean(per_row, mask)

@@ -1,0 +1,29 @@
+"""Model registry: name -> Flax module class.
+
+Adding a model = one module here, one line in MODELS, one config in configs/.
+"""
+
+import dataclasses
+
+from jaxrec.models.base import Recommender
+from jaxrec.models.lightgcn import LightGCN
+from jaxrec.models.mf import MF
+
+MODELS: dict[str, type[Recommender]] = {
+    "mf": MF,
+    "lightgcn": LightGCN,
+}
+
+
+def get_model(name: str, num_users: int, num_items: int, **kwargs) -> Recommender:
+  """Builds a registered model; unknown names list the valid ones."""
+  if name not in MODELS:
+    raise ValueError(f"unknown model_name {name!r}; registered models: "
+                     f"{sorted(MODELS)}")
+  cls = MODELS[name]
+  fields = {f.name for f in dataclasses.fields(cls)} - {"parent", "name"}
+  unknown = sorted(set(kwargs) - fields)
+  if unknown:
+    raise ValueError(f"config.model: unknown key(s) {unknown} for model "
+                     f"{name!r}; valid keys: {sorted(fields - {'num_users', 'num_items'})}")
+  return cls(num_users=num_users, num_items=num_items, **kwargs)

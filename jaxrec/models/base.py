@@ -1,0 +1,83 @@
+"""Shared base of all recommenders: embedding tables, BPR loss, dot scoring."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax.numpy as jnp
+import jraph
+
+from jaxrec import losses
+
+
+class Recommender(nn.Module):
+  """Base class: subclasses override `propagate_all` (and maybe `loss`).
+
+  Parameters are created in `setup()`, so every method (`embed`, `loss`,
+  `score`) can be called through `model.apply(..., method=...)`.
+
+  Attributes:
+    num_users: U.
+    num_items: I.
+    embed_dim: embedding size d.
+    l2_reg: weight of the L2 penalty on the batch's ego embeddings.
+    init_std: std of the normal initialiser of the embedding tables.
+  """
+  num_users: int
+  num_items: int
+  embed_dim: int = 64
+  l2_reg: float = 1e-4
+  init_std: float = 0.1
+
+  def setup(self):
+    # Subclasses that add submodules override setup() and call super().setup().
+    init = nn.initializers.normal(self.init_std)
+    self.user_embedding = self.param("user_embedding", init,
+                                     (self.num_users, self.embed_dim))
+    self.item_embedding = self.param("item_embedding", init,
+                                     (self.num_items, self.embed_dim))
+
+  def ego_embeddings(self):
+    """Free (layer-0) embedding tables: ([U, d], [I, d])."""
+    return self.user_embedding, self.item_embedding
+
+  def propagate_all(self, graph: jraph.GraphsTuple, train: bool = False) -> dict:
+    """Returns dict(user [U,d], item [I,d], user_ego [U,d], item_ego [I,d])."""
+    raise NotImplementedError
+
+  def embed(self, graph: jraph.GraphsTuple):
+    """Final (users [U, d], items [I, d]) representations for ranking."""
+    out = self.propagate_all(graph, train=False)
+    return out["user"], out["item"]
+
+  def score(self, user_emb: jnp.ndarray, item_emb: jnp.ndarray,
+            users: jnp.ndarray) -> jnp.ndarray:
+    """Scores of all items for a batch of users. # [B, I]"""
+    return user_emb[users] @ item_emb.T
+
+  def pair_scores(self, out: dict, batch: dict):
+    """(pos [B], neg [B] or [B, k]) scores of a batch from `propagate_all`."""
+    u = out["user"][batch["users"]]  # [B, d]
+    pos = jnp.sum(u * out["item"][batch["pos_items"]], axis=-1)  # [B]
+    neg_emb = out["item"][batch["neg_items"]]  # [B, d] or [B, k, d]
+    if neg_emb.ndim == 3:
+      neg = jnp.einsum("bd,bkd->bk", u, neg_emb)
+    else:
+      neg = jnp.sum(u * neg_emb, axis=-1)
+    return pos, neg
+
+  def bpr_terms(self, out: dict, batch: dict):
+    """BPR loss and L2 penalty on the batch's ego embeddings."""
+    mask = batch["mask"]
+    pos, neg = self.pair_scores(out, batch)
+    bpr = losses.bpr_loss(pos, neg, mask)
+    reg = losses.l2_penalty(out["user_ego"][batch["users"]],
+                            out["item_ego"][batch["pos_items"]],
+                            out["item_ego"][batch["neg_items"]], mask=mask)
+    return bpr, reg
+
+  def loss(self, graph: jraph.GraphsTuple, batch: dict):
+    """BPR + l2_reg * L2(ego). Returns (loss, metrics)."""
+    out = self.propagate_all(graph, train=True)
+    bpr, reg = self.bpr_terms(out, batch)
+    loss = bpr + self.l2_reg * reg
+    return loss, {"loss": loss, "bpr": bpr, "reg": reg}

@@ -1,0 +1,49 @@
+"""LightGCN (He et al., SIGIR 2020).
+
+e^{k+1} = A_hat e^k with A_hat = D^-1/2 A D^-1/2 over the user-item graph, no
+feature transform or nonlinearity; the final embedding is the mean of layers
+0..K. Trained with BPR + L2 on the layer-0 (ego) embeddings of the batch.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import jax.numpy as jnp
+import jraph
+
+from jaxrec.graphs import pad_rows
+from jaxrec.graphs import propagate
+from jaxrec.graphs import split_nodes
+from jaxrec.models.base import Recommender
+
+
+def light_propagate(graph: jraph.GraphsTuple, ego: jnp.ndarray, num_layers: int,
+                    edge_weights: Optional[jnp.ndarray] = None,
+                    method: Optional[str] = None) -> list[jnp.ndarray]:
+  """Returns [e^0, e^1, ..., e^K], each [N, d], by repeated A_hat products."""
+  layers = [ego]
+  for _ in range(num_layers):
+    layers.append(propagate(graph, layers[-1], edge_weights, method))
+  return layers
+
+
+class LightGCN(Recommender):
+  """LightGCN with K propagation layers and layer-mean combination.
+
+  Attributes:
+    num_layers: K.
+    propagation: kernel name for `jaxrec.graphs.propagate` (None = default).
+  """
+  num_layers: int = 3
+  propagation: Optional[str] = None
+
+  def propagate_all(self, graph: jraph.GraphsTuple, train: bool = False) -> dict:
+    del train
+    users, items = self.ego_embeddings()
+    ego = pad_rows(graph, jnp.concatenate([users, items]))  # [N, d]
+    layers = light_propagate(graph, ego, self.num_layers,
+                             method=self.propagation)
+    final = jnp.mean(jnp.stack(layers), axis=0)  # [N, d]
+    user, item = split_nodes(final, self.num_users, self.num_items)
+    return {"user": user, "item": item, "user_ego": users, "item_ego": items}

@@ -1,0 +1,408 @@
+"""Training and evaluation loop: `train_and_evaluate(config, workdir)`.
+
+Protocol: each epoch draws one (user, positive, negative) triple per training
+interaction (deterministically from (seed, epoch)), runs jitted train steps over
+fixed-shape batches (a `lax.scan` over `steps_per_call` steps per dispatch),
+evaluates on the VALIDATION split every `eval_every` epochs, keeps the best
+parameters by `selection_metric`, stops after `patience` evaluations without
+improvement, and finally reports the TEST split once, for the selected
+parameters. The test split never influences any choice.
+
+Every evaluation saves an Orbax checkpoint (state, best params, counters and
+metric history), so a killed run resumes to the same result.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import os
+import time
+from typing import Any, Callable, Optional
+
+import flax
+import jax
+import jax.numpy as jnp
+import jraph
+import ml_collections
+import numpy as np
+import optax
+from flax.training import train_state
+import tqdm
+
+from jaxrec import checkpoint as checkpoint_lib
+from jaxrec import metrics as metrics_lib
+from jaxrec import sharding as sharding_lib
+from jaxrec.data import sampler
+from jaxrec.data.dataset import Dataset
+from jaxrec.graphs import bipartite_graph
+from jaxrec.graphs import pad_graph
+from jaxrec.graphs import round_up
+from jaxrec.models import get_model
+
+TrainState = train_state.TrainState
+LossFn = Callable[..., tuple[jnp.ndarray, dict]]
+
+
+# ----------------------------------------------------------------------------
+# Pure functions.
+
+
+def model_loss(params, batch: dict, rng: jax.Array, *, model) -> tuple:
+  """Default loss: the model's own `loss` method (BPR + L2 for most models).
+
+  Args:
+    params: model parameters.
+    batch: dict with 'graph' (GraphsTuple) and int32 'users', 'pos_items',
+      'neg_items', float32 'mask'. # [B]
+    rng: PRNG key for stochastic models (edge dropout, noise).
+    model: the Flax module.
+
+  Returns:
+    (scalar loss, dict of scalar metrics).
+  """
+  graph = batch["graph"]
+  rows = {k: v for k, v in batch.items() if k != "graph"}
+  return model.apply({"params": params}, graph, rows, method="loss",
+                     rngs={"dropout": rng})
+
+
+def train_step(state: TrainState, batch: dict, rng: jax.Array, *, model,
+               loss_fn: LossFn = model_loss) -> tuple[TrainState, dict]:
+  """One optimiser step on one batch. Pure; jit it with donate_argnums=0.
+
+  Args:
+    state: current train state.
+    batch: see `model_loss`.
+    rng: base PRNG key; folded with the step so resumed runs draw the same.
+    model: the Flax module.
+    loss_fn: `loss_fn(params, batch, rng, *, model) -> (loss, metrics)`.
+
+  Returns:
+    (new state, metrics of this step).
+  """
+  step_rng = jax.random.fold_in(rng, state.step)
+  grad_fn = jax.value_and_grad(
+      functools.partial(loss_fn, model=model), has_aux=True)
+  (_, metrics), grads = grad_fn(state.params, batch, step_rng)
+  return state.apply_gradients(grads=grads), metrics
+
+
+def train_steps(state: TrainState, graph: jraph.GraphsTuple, rows: dict,
+                rng: jax.Array, *, model, loss_fn: LossFn = model_loss):
+  """`train_step` scanned over a leading axis of stacked batches.
+
+  Args:
+    state: current train state.
+    graph: the training graph (shared by all steps).
+    rows: dict of stacked batch arrays, each [S, B] (or [S, B, k]).
+    rng: base PRNG key.
+    model, loss_fn: as in `train_step`.
+
+  Returns:
+    (new state, metrics stacked over the S steps).
+  """
+  def body(carry, row):
+    batch = dict(row, graph=graph)
+    return train_step(carry, batch, rng, model=model, loss_fn=loss_fn)
+  return jax.lax.scan(body, state, rows)
+
+
+def embed(params, graph: jraph.GraphsTuple, *, model):
+  """Inference representations (users [U, d], items [I, d])."""
+  return model.apply({"params": params}, graph, method="embed")
+
+
+def make_score_fn(model) -> Callable:
+  """Pure `(score_params, users) -> [B, I]` for `metrics.evaluate_ranking`.
+
+  score_params = (params, user_emb, item_emb) so models with a learned
+  interaction function (MLP scorers) can use their parameters.
+  """
+  def score_fn(score_params, users):
+    params, user_emb, item_emb = score_params
+    return model.apply({"params": params}, user_emb, item_emb, users,
+                       method="score")
+  return score_fn
+
+
+# ----------------------------------------------------------------------------
+# Set-up helpers.
+
+
+def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """Optax optimiser from `config.optimizer` (name, learning_rate, ...)."""
+  opt = config.optimizer
+  name = opt.get("name", "adam")
+  lr = opt.learning_rate
+  if name == "adam":
+    tx = optax.adam(lr)
+  elif name == "adamw":
+    tx = optax.adamw(lr, weight_decay=opt.get("weight_decay", 0.0))
+  elif name == "sgd":
+    tx = optax.sgd(lr, momentum=opt.get("momentum", None))
+  elif name == "adagrad":
+    tx = optax.adagrad(lr)
+  else:
+    raise ValueError(f"config.optimizer.name: unknown optimiser {name!r}; "
+                     "valid: adam, adamw, sgd, adagrad")
+  if opt.get("grad_clip", None):
+    tx = optax.chain(optax.clip_by_global_norm(opt.grad_clip), tx)
+  return tx
+
+
+def load_data(config: ml_collections.ConfigDict) -> Dataset:
+  """Loads the dataset named by `config.dataset`."""
+  from jaxrec.data import registry  # pylint: disable=g-import-not-at-top
+  ds = config.dataset
+  kwargs = dict(ds.get("kwargs", {}) or {})
+  return registry.load_dataset(ds.name, data_root=ds.get("data_root", None),
+                               seed=config.seed, **kwargs)
+
+
+def build_graph(config: ml_collections.ConfigDict,
+                dataset: Dataset) -> jraph.GraphsTuple:
+  """Training graph, with text features as node features when configured.
+
+  `config.graph.text_features` puts the dataset's semantic embeddings (users
+  first, then items) into `graph.nodes['text']`; `config.graph.pad_multiple`
+  pads nodes and edges up to a multiple so related datasets share shapes.
+  """
+  gcfg = config.get("graph", ml_collections.ConfigDict())
+  features = None
+  if gcfg.get("text_features", False):
+    if dataset.item_embeddings is None:
+      raise ValueError(f"config.graph.text_features needs item embeddings, "
+                       f"but dataset {dataset.name!r} has none")
+    user_emb = dataset.user_embeddings
+    if user_emb is None:  # users without text: mean of their train items.
+      user_emb = _mean_item_embedding(dataset)
+    features = {"text": np.concatenate([user_emb, dataset.item_embeddings]
+                                       ).astype(np.float32)}
+  graph = bipartite_graph(dataset.train, dataset.num_users, dataset.num_items,
+                          norm=gcfg.get("norm", "sym"), node_features=features)
+  multiple = gcfg.get("pad_multiple", 0)
+  if multiple:
+    nodes = round_up(int(graph.n_node[0]) + 1, multiple)
+    edges = round_up(int(graph.n_edge[0]), multiple)
+    graph = pad_graph(graph, nodes, edges)
+  return graph
+
+
+def _mean_item_embedding(dataset: Dataset) -> np.ndarray:
+  """Per-user mean of the train items' semantic embeddings. # [U, d_text]"""
+  csr = dataset.csr("train")
+  counts = np.maximum(np.asarray(csr.sum(axis=1)).ravel(), 1.0)
+  return np.asarray(csr @ dataset.item_embeddings) / counts[:, None]
+
+
+def stack_batches(triples: dict, batch_size: int) -> dict:
+  """Pads an epoch of triples to whole batches and stacks them. # [S, B]"""
+  n = len(triples["users"])
+  steps = max(1, math.ceil(n / batch_size))
+  total = steps * batch_size
+  out = {}
+  for key, value in triples.items():
+    pad = np.zeros((total - n,) + value.shape[1:], value.dtype)
+    padded = np.concatenate([value, pad])
+    out[key] = padded.reshape((steps, batch_size) + value.shape[1:])
+  mask = np.zeros(total, np.float32)
+  mask[:n] = 1.0
+  out["mask"] = mask.reshape(steps, batch_size)
+  return out
+
+
+class Evaluator:
+  """Jitted embedding + full-ranking evaluation of one model on one dataset."""
+
+  def __init__(self, model, graph, dataset: Dataset, config):
+    self.model = model
+    self.graph = graph
+    self.dataset = dataset
+    self.ks = tuple(config.get("eval_ks", (20,)))
+    self.memory_budget = config.get("eval_memory_bytes", None)
+    self.train_csr = dataset.csr("train")
+    self.valid_csr = dataset.csr("valid")
+    self.test_csr = dataset.csr("test")
+    self.popularity = np.bincount(dataset.train.items,
+                                  minlength=dataset.num_items)
+    self._embed = jax.jit(functools.partial(embed, model=model))
+    self._score_fn = make_score_fn(model)
+
+  def embeddings(self, params):
+    return self._embed(params, self.graph)
+
+  def __call__(self, params, split: str) -> dict:
+    """Metrics on 'valid' (train masked) or 'test' (train + valid masked)."""
+    user_emb, item_emb = self.embeddings(params)
+    if split == "valid":
+      target, exclude = self.valid_csr, [self.train_csr]
+    elif split == "test":
+      target, exclude = self.test_csr, [self.train_csr, self.valid_csr]
+    else:
+      raise ValueError(f"split must be 'valid' or 'test', got {split!r}")
+    return metrics_lib.evaluate_ranking(
+        self._score_fn, (params, user_emb, item_emb), target, exclude,
+        ks=self.ks, memory_budget_bytes=self.memory_budget,
+        item_popularity=self.popularity)
+
+
+def _write_json_atomic(path: str, payload: Any) -> None:
+  tmp = f"{path}.tmp{os.getpid()}"
+  with open(tmp, "w") as f:
+    json.dump(payload, f, indent=2, sort_keys=True)
+  os.replace(tmp, path)
+
+
+def _write_history(path: str, history: list[dict]) -> None:
+  tmp = f"{path}.tmp{os.getpid()}"
+  with open(tmp, "w") as f:
+    for record in history:
+      f.write(json.dumps(record, sort_keys=True) + "\n")
+  os.replace(tmp, path)
+
+
+def _to_float(tree) -> dict:
+  return {k: float(v) for k, v in tree.items()}
+
+
+# ----------------------------------------------------------------------------
+# The loop.
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       dataset: Optional[Dataset] = None) -> dict:
+  """Trains `config.model_name` on `config.dataset`, selecting on validation.
+
+  Args:
+    config: experiment configuration (see configs/default.py).
+    workdir: output directory: checkpoints/, metrics.jsonl, results.json.
+    dataset: optional pre-loaded dataset (skips `config.dataset`).
+
+  Returns:
+    dict with 'best_epoch', 'valid' (metrics at the best epoch), 'test'
+    (reported once for the selected parameters), timings.
+  """
+  os.makedirs(workdir, exist_ok=True)
+  dataset = dataset if dataset is not None else load_data(config)
+  if len(dataset.valid) == 0:
+    raise ValueError(f"dataset {dataset.name!r} has no validation split: "
+                     "early stopping and model selection need one (set "
+                     "config.dataset.kwargs.valid_ratio > 0)")
+  logging.info("%s", dataset.summary())
+  graph = jax.tree.map(jnp.asarray, build_graph(config, dataset))
+  model = get_model(config.model_name, dataset.num_users, dataset.num_items,
+                    **config.model.to_dict())
+  tx = make_optimizer(config)
+  mesh = sharding_lib.make_mesh(config)
+
+  init_rng, train_rng = jax.random.split(jax.random.key(config.seed))
+  batch_size = config.batch_size
+  dummy = stack_batches(sampler.epoch_triples(
+      dataset.train.subset(np.arange(min(batch_size, len(dataset.train)))),
+      dataset.num_users, dataset.num_items, seed=0, epoch=0,
+      num_negatives=config.get("num_negatives", 1)), batch_size)
+  dummy = {k: v[0] for k, v in dummy.items()}
+  params = model.init({"params": init_rng, "dropout": init_rng}, graph, dummy,
+                      method="loss")["params"]
+  state = TrainState.create(apply_fn=model.apply, params=params, tx=tx)
+  # best_params must not alias state.params: the train step donates state.
+  bundle = {"state": state, "best_params": jax.tree.map(jnp.copy, params)}
+
+  ckpt = checkpoint_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
+                                     config.get("max_checkpoints", 2))
+  meta = {"epoch": 0, "best_epoch": -1, "best_value": -math.inf,
+          "bad_evals": 0, "history": [], "train_seconds": 0.0,
+          "epoch_times": []}
+  restored = ckpt.restore(bundle)
+  if restored is not None:
+    _, bundle, meta = restored
+    logging.info("resumed from epoch %d", meta["epoch"])
+  history_path = os.path.join(workdir, "metrics.jsonl")
+  _write_history(history_path, meta["history"])
+
+  step_fn = sharding_lib.jit_train_steps(
+      functools.partial(train_steps, model=model,
+                        loss_fn=config.get("loss_fn", None) or model_loss),
+      mesh)
+  evaluator = Evaluator(model, graph, dataset, config)
+  keys = sampler.positive_keys(dataset.train, dataset.num_items)
+  steps_per_call = max(1, config.get("steps_per_call", 16))
+  select = config.selection_metric
+  patience = config.get("patience", 10)
+  eval_every = config.get("eval_every", 1)
+
+  epochs = range(meta["epoch"], config.num_epochs)
+  bar = tqdm.tqdm(epochs, desc=f"{config.model_name}/{dataset.name}",
+                  disable=not config.get("progress", True), dynamic_ncols=True)
+  stopped = False
+  for epoch in bar:
+    if stopped:
+      break
+    start = time.perf_counter()
+    triples = sampler.epoch_triples(
+        dataset.train, dataset.num_users, dataset.num_items, seed=config.seed,
+        epoch=epoch, num_negatives=config.get("num_negatives", 1), keys=keys)
+    rows = stack_batches(triples, batch_size)
+    state, losses = bundle["state"], []
+    num_steps = rows["users"].shape[0]
+    for lo in range(0, num_steps, steps_per_call):
+      chunk = {k: v[lo:lo + steps_per_call] for k, v in rows.items()}
+      state, step_metrics = step_fn(state, graph, chunk, train_rng)
+      losses.append(step_metrics["loss"])
+    epoch_loss = float(jnp.mean(jnp.concatenate(losses)))
+    epoch_seconds = time.perf_counter() - start
+    if not np.isfinite(epoch_loss):
+      raise FloatingPointError(
+          f"training loss became {epoch_loss} in epoch {epoch}; stopping. The "
+          f"last good checkpoint (epoch {meta['epoch']}) is kept in "
+          f"{ckpt.directory}; lower the learning rate or check the inputs.")
+    bundle["state"] = state
+    meta["train_seconds"] += epoch_seconds
+    meta["epoch_times"].append(epoch_seconds)
+    record = {"epoch": epoch + 1, "loss": epoch_loss,
+              "epoch_seconds": epoch_seconds}
+    if (epoch + 1) % eval_every == 0 or epoch + 1 == config.num_epochs:
+      eval_start = time.perf_counter()
+      valid = evaluator(state.params, "valid")
+      record["eval_seconds"] = time.perf_counter() - eval_start
+      record.update({f"valid/{k}": v for k, v in valid.items()})
+      value = valid[select]
+      if value > meta["best_value"]:
+        meta.update(best_value=value, best_epoch=epoch + 1, bad_evals=0)
+        bundle["best_params"] = jax.tree.map(jnp.copy, state.params)
+      else:
+        meta["bad_evals"] += 1
+      stopped = meta["bad_evals"] >= patience
+      meta["epoch"] = epoch + 1
+      meta["history"].append(record)
+      ckpt.save(epoch + 1, bundle, meta)
+      _write_history(history_path, meta["history"])
+      bar.set_postfix(loss=f"{epoch_loss:.4f}", **{select: f"{value:.4f}"})
+    else:
+      bar.set_postfix(loss=f"{epoch_loss:.4f}")
+  bar.close()
+
+  valid = evaluator(bundle["best_params"], "valid")
+  eval_start = time.perf_counter()
+  test = evaluator(bundle["best_params"], "test")
+  test_seconds = time.perf_counter() - eval_start
+  results = {
+      "model": config.model_name, "dataset": dataset.name,
+      "best_epoch": meta["best_epoch"], "epochs_run": meta["epoch"],
+      "selection_metric": select, "valid": valid, "test": test,
+      "train_seconds": meta["train_seconds"],
+      # The first epoch of a process includes XLA compilation: report the
+      # median, which ignores it once a few epochs have run.
+      "seconds_per_epoch": float(np.median(meta["epoch_times"]))
+                           if meta["epoch_times"] else float("nan"),
+      "test_eval_seconds": test_seconds,
+  }
+  _write_json_atomic(os.path.join(workdir, "results.json"), results)
+  ckpt.close()
+  logging.info("best epoch %d: valid %s=%.4f, test %s", meta["best_epoch"],
+               select, valid[select], {k: round(v, 4) for k, v in test.items()
+                                       if "@" in k})
+  return results
