@@ -36,7 +36,7 @@ from jaxrec import checkpoint as checkpoint_lib
 from jaxrec import metrics as metrics_lib
 from jaxrec import sharding as sharding_lib
 from jaxrec.data import sampler
-from jaxrec.data.dataset import Dataset
+from jaxrec.data.dataset import Dataset  # pylint: disable=unused-import
 from jaxrec.graphs import bipartite_graph
 from jaxrec.graphs import pad_graph
 from jaxrec.graphs import round_up
@@ -191,6 +191,23 @@ def build_graph(config: ml_collections.ConfigDict,
   return graph
 
 
+def dummy_batch(batch_size: int, num_negatives: int = 1) -> dict:
+  """An all-zero batch with the train batches' shapes (for `model.init`)."""
+  neg_shape = (batch_size,) if num_negatives == 1 else (batch_size, num_negatives)
+  return {"users": np.zeros(batch_size, np.int32),
+          "pos_items": np.zeros(batch_size, np.int32),
+          "neg_items": np.zeros(neg_shape, np.int32),
+          "mask": np.ones(batch_size, np.float32)}
+
+
+def init_params(model, graph: jraph.GraphsTuple, batch_size: int,
+                rng: jax.Array, num_negatives: int = 1):
+  """Initialises all model parameters by tracing the `loss` method."""
+  batch = dummy_batch(batch_size, num_negatives)
+  return model.init({"params": rng, "dropout": rng}, graph, batch,
+                    method="loss")["params"]
+
+
 def _mean_item_embedding(dataset: Dataset) -> np.ndarray:
   """Per-user mean of the train items' semantic embeddings. # [U, d_text]"""
   csr = dataset.csr("train")
@@ -300,13 +317,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   init_rng, train_rng = jax.random.split(jax.random.key(config.seed))
   batch_size = config.batch_size
-  dummy = stack_batches(sampler.epoch_triples(
-      dataset.train.subset(np.arange(min(batch_size, len(dataset.train)))),
-      dataset.num_users, dataset.num_items, seed=0, epoch=0,
-      num_negatives=config.get("num_negatives", 1)), batch_size)
-  dummy = {k: v[0] for k, v in dummy.items()}
-  params = model.init({"params": init_rng, "dropout": init_rng}, graph, dummy,
-                      method="loss")["params"]
+  params = init_params(model, graph, batch_size, init_rng,
+                       config.get("num_negatives", 1))
   state = TrainState.create(apply_fn=model.apply, params=params, tx=tx)
   # best_params must not alias state.params: the train step donates state.
   bundle = {"state": state, "best_params": jax.tree.map(jnp.copy, params)}

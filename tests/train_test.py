@@ -1,0 +1,103 @@
+"""Tests of the training loop: learning, selection on validation, exact resume."""
+
+import json
+import os
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxrec import train
+from jaxrec.data.synthetic import make_synthetic
+from tests import config_loader
+
+
+@pytest.fixture(scope="module")
+def dataset():
+  return make_synthetic(num_users=150, num_items=200, num_interactions=3000,
+                        seed=1)
+
+
+def _config(model="lightgcn", epochs=4):
+  config = config_loader.load("test.py", model)
+  config.num_epochs = epochs
+  config.patience = 100
+  return config
+
+
+def test_train_step_reduces_loss(dataset):
+  config = _config()
+  graph = jax.tree.map(jnp.asarray, train.build_graph(config, dataset))
+  model = train.get_model("lightgcn", dataset.num_users, dataset.num_items,
+                          **config.model.to_dict())
+  params = train.init_params(model, graph, 64, jax.random.key(0))
+  state = train.TrainState.create(apply_fn=model.apply, params=params,
+                                  tx=train.make_optimizer(config))
+  rows = train.stack_batches(train.sampler.epoch_triples(
+      dataset.train, dataset.num_users, dataset.num_items, 0, 0), 64)
+  batch = dict({k: v[0] for k, v in rows.items()}, graph=graph)
+  step = jax.jit(lambda s, b, r: train.train_step(s, b, r, model=model),
+                 donate_argnums=0)
+  losses = []
+  for _ in range(20):
+    state, metrics = step(state, batch, jax.random.key(1))
+    losses.append(float(metrics["loss"]))
+  assert losses[-1] < losses[0]
+  assert int(state.step) == 20
+
+
+def test_best_epoch_is_chosen_on_validation(dataset, tmp_path):
+  result = train.train_and_evaluate(_config(epochs=5), str(tmp_path), dataset)
+  with open(tmp_path / "metrics.jsonl") as f:
+    history = [json.loads(line) for line in f]
+  assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5]
+  valid = [h["valid/recall@20"] for h in history]
+  assert result["best_epoch"] == 1 + int(np.argmax(valid))
+  assert not any(k.startswith("test/") for h in history for k in h)
+  assert result["valid"]["recall@20"] == pytest.approx(max(valid))
+  with open(tmp_path / "results.json") as f:
+    assert json.load(f)["test"] == result["test"]
+
+
+@pytest.mark.parametrize("model", ["mf", "lightgcn"])
+def test_resume_is_exact(dataset, tmp_path, model):
+  full = train.train_and_evaluate(_config(model, 4), str(tmp_path / "full"),
+                                  dataset)
+  part = str(tmp_path / "part")
+  train.train_and_evaluate(_config(model, 2), part, dataset)
+  resumed = train.train_and_evaluate(_config(model, 4), part, dataset)
+  assert resumed["best_epoch"] == full["best_epoch"]
+  chex.assert_trees_all_close(resumed["test"], full["test"], rtol=1e-6)
+  read = lambda d: [json.loads(l) for l in open(os.path.join(d, "metrics.jsonl"))]
+  h_full, h_part = read(tmp_path / "full"), read(part)
+  assert [h["loss"] for h in h_full] == pytest.approx([h["loss"] for h in h_part],
+                                                       rel=1e-6)
+
+
+def test_early_stopping(dataset, tmp_path):
+  config = _config(epochs=50)
+  config.patience = 2
+  config.optimizer.learning_rate = 0.0  # no progress: stops after patience
+  result = train.train_and_evaluate(config, str(tmp_path), dataset)
+  assert result["epochs_run"] == 3 and result["best_epoch"] == 1
+
+
+def test_nan_loss_stops_and_keeps_checkpoint(dataset, tmp_path):
+  config = _config(epochs=2)
+  train.train_and_evaluate(config, str(tmp_path), dataset)
+  config.num_epochs = 4
+  config.optimizer.learning_rate = float("nan")
+  with pytest.raises(FloatingPointError, match="last good checkpoint"):
+    train.train_and_evaluate(config, str(tmp_path), dataset)
+  steps = train.checkpoint_lib.Checkpointer(str(tmp_path / "checkpoints")).all_steps()
+  assert max(steps) == 2
+
+
+def test_missing_validation_split_is_an_error(dataset, tmp_path):
+  empty = dataset.valid.subset(np.zeros(len(dataset.valid), bool))
+  bad = train.Dataset(dataset.name, dataset.num_users, dataset.num_items,
+                      dataset.train, empty, dataset.test)
+  with pytest.raises(ValueError, match="no validation split"):
+    train.train_and_evaluate(_config(), str(tmp_path), bad)
