@@ -11,10 +11,10 @@ import ml_collections
 # Per-dataset defaults: loader kwargs and training-protocol settings.
 DATASETS = {
     "synthetic": dict(kwargs=dict(num_users=2000, num_items=3000,
-                                  num_interactions=60000, seed=0),
+                                  num_interactions=60000),
                       batch_size=2048, eval_every=2),
     "synthetic_small": dict(kwargs=dict(num_users=200, num_items=300,
-                                        num_interactions=4000, seed=0),
+                                        num_interactions=4000),
                             batch_size=256, eval_every=1),
     "lastfm": dict(kwargs=dict(valid_ratio=0.1), batch_size=2048, eval_every=5),
     "amazon_beauty": dict(kwargs=dict(valid_ratio=0.1), batch_size=2048,
@@ -59,7 +59,16 @@ def base_config(dataset: str = "synthetic") -> ml_collections.ConfigDict:
   config.patience = 10
   config.eval_memory_bytes = 1 << 30
   config.graph = dict(norm="sym", text_features=False, pad_multiple=0)
-  config.sharding = dict(data_devices=1)
+  # Devices and layouts (jaxrec/sharding.py): a ('data',) or ('data', 'model')
+  # mesh; tables 'rows' | 'columns' | 'replicated' over 'model'; edge-parallel
+  # propagation; multi-host jax.distributed.initialize (off by default).
+  config.sharding = dict(
+      data_devices=1, model_devices=1, table_sharding="rows",
+      shard_edges=False,
+      distributed=dict(enabled=False, coordinator_address="",
+                       num_processes=0, process_id=-1))
   config.max_checkpoints = 2
   config.progress = True
+  # TensorBoard event files (tensorboardX) in workdir/tensorboard.
+  config.tensorboard = False
   return config

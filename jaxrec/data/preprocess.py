@@ -1,0 +1,247 @@
+"""Interaction preprocessing: deduplication, k-core filtering, id remapping.
+
+All functions are vectorised (no Python loop over interactions) and work on
+both `Interactions` (contiguous int32 ids) and `RawInteractions` (original ids
+of any sortable dtype: int64 or str, as read from files). Rows that are dropped
+are reported with a `DataWarning` (and a `logging` record) that states how
+many rows were affected, so silent data loss cannot happen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import warnings
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from jaxrec.data.dataset import DataError, IdMap, Interactions
+
+logger = logging.getLogger(__name__)
+
+
+class DataWarning(UserWarning):
+  """Rows were dropped or altered while loading/preprocessing data."""
+
+
+def warn(message: str) -> None:
+  """Emits `message` both as a `DataWarning` and as a logging warning."""
+  logger.info(message)
+  warnings.warn(message, DataWarning, stacklevel=3)
+
+
+@dataclasses.dataclass(frozen=True)
+class RawInteractions:
+  """Interactions with original (not yet contiguous) ids, as read from a file.
+
+  Attributes:
+    users: original user ids (int64 or str). # [n]
+    items: original item ids (int64 or str). # [n]
+    ratings: optional float32 ratings. # [n]
+    timestamps: optional int64/float64 timestamps. # [n]
+    lines: optional 1-based source line (or row) of each interaction. # [n]
+    source: file the rows came from (for messages).
+  """
+  users: np.ndarray
+  items: np.ndarray
+  ratings: Optional[np.ndarray] = None
+  timestamps: Optional[np.ndarray] = None
+  lines: Optional[np.ndarray] = None
+  source: str = ""
+
+  def __len__(self) -> int:
+    return int(np.shape(self.users)[0])
+
+  def subset(self, index: np.ndarray) -> "RawInteractions":
+    """Rows selected by a boolean mask or integer index array."""
+    pick = lambda a: None if a is None else a[index]
+    return RawInteractions(self.users[index], self.items[index],
+                           pick(self.ratings), pick(self.timestamps),
+                           pick(self.lines), self.source)
+
+
+AnyInteractions = Union[Interactions, RawInteractions]
+
+
+def _factorize(values: np.ndarray) -> tuple[np.ndarray, int]:
+  """Dense codes 0..k-1 of `values` (sorted order) and k."""
+  uniq, inverse = np.unique(values, return_inverse=True)
+  return inverse.reshape(-1).astype(np.int64), len(uniq)
+
+
+def pair_codes(users: np.ndarray, items: np.ndarray) -> np.ndarray:
+  """A unique int64 code per distinct (user, item) pair. # [n]"""
+  u, _ = _factorize(users)
+  i, num_items = _factorize(items)
+  return u * max(num_items, 1) + i
+
+
+def deduplicate(inter: AnyInteractions, name: str = "") -> AnyInteractions:
+  """Drops repeated (user, item) pairs, keeping the first occurrence.
+
+  Args:
+    inter: interactions (contiguous or original ids).
+    name: label used in the warning (e.g. the file name).
+
+  Returns:
+    The same type with duplicates removed; original row order is preserved.
+    A `DataWarning` reports the number of dropped rows.
+  """
+  if len(inter) == 0:
+    return inter
+  codes = pair_codes(inter.users, inter.items)
+  _, first = np.unique(codes, return_index=True)
+  dropped = len(inter) - len(first)
+  if dropped == 0:
+    return inter
+  warn(f"{name or 'interactions'}: dropped {dropped} duplicate (user, item) "
+       f"rows (kept the first occurrence)")
+  return inter.subset(np.sort(first))
+
+
+def kcore_filter(inter: AnyInteractions, min_user_degree: int = 1,
+                 min_item_degree: int = 1, max_iters: int = 10_000
+                 ) -> AnyInteractions:
+  """Iterative k-core: repeatedly drops users/items below a minimum degree.
+
+  Degrees count rows, so deduplicate first if repeated pairs should count
+  once. The loop runs over filtering rounds, never over interactions.
+
+  Args:
+    inter: interactions (contiguous or original ids).
+    min_user_degree: minimum number of interactions each kept user has.
+    min_item_degree: minimum number of interactions each kept item has.
+    max_iters: safety bound on the number of rounds.
+
+  Returns:
+    The rows of the largest sub-graph where every user has at least
+    `min_user_degree` and every item at least `min_item_degree` rows. Ids are
+    NOT remapped (use `remap_ids`).
+  """
+  if len(inter) == 0:
+    return inter
+  u, num_users = _factorize(inter.users)
+  i, num_items = _factorize(inter.items)
+  alive = np.ones(len(inter), bool)
+  for _ in range(max_iters):
+    deg_u = np.bincount(u[alive], minlength=num_users)  # [U]
+    deg_i = np.bincount(i[alive], minlength=num_items)  # [I]
+    bad = alive & ((deg_u[u] < min_user_degree) | (deg_i[i] < min_item_degree))
+    if not bad.any():
+      break
+    alive &= ~bad
+  else:
+    raise DataError(f"kcore_filter: no convergence after {max_iters} rounds")
+  return inter.subset(alive)
+
+
+def lookup_ids(sorted_ids: np.ndarray, values: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+  """Vectorised lookup of `values` in a sorted unique id array.
+
+  Args:
+    sorted_ids: sorted unique original ids. # [k]
+    values: original ids to map. # [n]
+
+  Returns:
+    (positions int64 [n] (undefined where unknown), known bool [n]).
+  """
+  values = np.asarray(values)
+  if len(sorted_ids) == 0:
+    return np.zeros(len(values), np.int64), np.zeros(len(values), bool)
+  pos = np.searchsorted(sorted_ids, values)
+  pos_c = np.minimum(pos, len(sorted_ids) - 1)
+  known = (pos < len(sorted_ids)) & (sorted_ids[pos_c] == values)
+  return pos_c.astype(np.int64), known
+
+
+def _map_split(raw: AnyInteractions, users: np.ndarray, items: np.ndarray
+               ) -> tuple[Interactions, int]:
+  u, ku = lookup_ids(users, raw.users)
+  i, ki = lookup_ids(items, raw.items)
+  keep = ku & ki
+  pick = lambda a: None if a is None else a[keep]
+  return Interactions(u[keep], i[keep], pick(raw.ratings),
+                      pick(raw.timestamps)), int((~keep).sum())
+
+
+def remap_ids(train: AnyInteractions, *others: AnyInteractions,
+              drop_unseen: bool = True, names: Sequence[str] = ()
+              ) -> tuple[Interactions, list[Interactions], IdMap, IdMap]:
+  """Maps original ids to contiguous 0-based ids (sorted original order).
+
+  Args:
+    train: the training rows; defines the id space when `drop_unseen`.
+    *others: further splits (e.g. valid, test) remapped with the SAME maps.
+    drop_unseen: if True, ids come from `train` only and rows of `others`
+      whose user or item never occurs in train are dropped (a `DataWarning`
+      gives the count per split). If False, ids come from the union of all
+      splits and nothing is dropped.
+    names: split names for warnings, parallel to `others`.
+
+  Returns:
+    (train, [others...], user_map, item_map), with
+    `user_map.original[new_id] == original_id` (reversible).
+  """
+  sources = [train] if drop_unseen else [train, *others]
+  users = np.unique(np.concatenate([np.asarray(s.users) for s in sources]))
+  items = np.unique(np.concatenate([np.asarray(s.items) for s in sources]))
+  new_train, _ = _map_split(train, users, items)
+  mapped = []
+  for k, other in enumerate(others):
+    new, dropped = _map_split(other, users, items)
+    if dropped:
+      label = names[k] if k < len(names) else f"split {k + 1}"
+      warn(f"{label}: dropped {dropped} of {len(other)} rows whose user or "
+           f"item does not occur in train")
+    mapped.append(new)
+  return new_train, mapped, IdMap(users), IdMap(items)
+
+
+def filter_to_train(train: Interactions, other: Interactions,
+                    num_users: int, num_items: int, name: str = "test"
+                    ) -> Interactions:
+  """Keeps rows of `other` whose user AND item have >= 1 train interaction.
+
+  Args:
+    train: training interactions (contiguous ids).
+    other: a validation/test split (contiguous ids).
+    num_users: number of users.
+    num_items: number of items.
+    name: split name used in the warning.
+
+  Returns:
+    The filtered split; a `DataWarning` reports how many rows were dropped.
+  """
+  seen_u = np.bincount(train.users, minlength=num_users) > 0  # [U]
+  seen_i = np.bincount(train.items, minlength=num_items) > 0  # [I]
+  keep = seen_u[other.users] & seen_i[other.items]
+  dropped = int((~keep).sum())
+  if dropped:
+    warn(f"{name}: dropped {dropped} of {len(other)} rows whose user or item "
+         f"has no train interaction")
+    return other.subset(keep)
+  return other
+
+
+def remove_overlap(train: Interactions, other: Interactions,
+                   num_items: int, name: str = "test") -> Interactions:
+  """Drops rows of `other` whose (user, item) pair also occurs in train.
+
+  Args:
+    train: training interactions.
+    other: split to clean.
+    num_items: number of items (for pair keys).
+    name: split name used in the warning.
+
+  Returns:
+    `other` without the pairs present in train (warned with a count).
+  """
+  keys = np.unique(train.users.astype(np.int64) * num_items + train.items)
+  query = other.users.astype(np.int64) * num_items + other.items
+  _, known = lookup_ids(keys, query)
+  if known.any():
+    warn(f"{name}: dropped {int(known.sum())} rows that also occur in train")
+    return other.subset(~known)
+  return other

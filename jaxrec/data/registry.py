@@ -1,0 +1,155 @@
+"""Dataset registry: `load_dataset(name, data_root=None, **kwargs)`.
+
+Data root resolution (`resolve_data_root`): the explicit argument, else the
+environment variable `JAXREC_DATA_ROOT`, else `<repo root>/../shared/data`
+if it exists. Expected layout under the root:
+
+  lightgcn/{gowalla,yelp2018,amazon-book}/train.txt + test.txt
+  lightgcn/gowalla/s_adj_mat.npz + test.txt (LightGCN-PyTorch cache)
+  lightgcn/lastfm/data1.txt + test1.txt
+  selfrec/amazon-beauty/train.txt + test.txt
+  rlmrec/{amazon,yelp,steam}/trn_mat.pkl, val_mat.pkl, tst_mat.pkl, ...
+
+Datasets without a validation split get one carved from train with
+`splits.carve_validation(valid_ratio, seed)` (default 0.1; test untouched);
+RLMRec sets keep their own `val_mat.pkl`. `csv` and `movielens` hold all
+rows in one table and are first split per user (`split`, `test_ratio`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Optional, Union
+
+from jaxrec.data import loaders, splits, synthetic
+from jaxrec.data.dataset import DataError, Dataset
+
+ENV_VAR = "JAXREC_DATA_ROOT"
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+_LIGHTGCN_DIRS = {"gowalla": "gowalla", "yelp2018": "yelp2018",
+                  "amazon_book": "amazon-book"}
+_RLMREC_DIRS = {"rlmrec_amazon": "amazon", "rlmrec_yelp": "yelp",
+                "rlmrec_steam": "steam"}
+_SOURCES = {
+    "lastfm": "https://github.com/gusye1234/LightGCN-PyTorch (data/lastfm)",
+    "amazon_beauty": "https://github.com/Coder-Yu/SELFRec "
+                     "(dataset/amazon-beauty)",
+    "gowalla": "https://github.com/gusye1234/LightGCN-PyTorch (data/gowalla)",
+    "yelp2018": "https://github.com/kuandeng/LightGCN (Data/yelp2018)",
+    "amazon_book": "https://github.com/kuandeng/LightGCN (Data/amazon-book)",
+    "rlmrec": "https://github.com/HKUDS/RLMRec (data.zip)",
+}
+
+DATASETS = ("synthetic", "lastfm", "amazon_beauty", "gowalla", "yelp2018",
+            "amazon_book", "rlmrec_amazon", "rlmrec_yelp", "rlmrec_steam",
+            "csv", "movielens")
+
+
+def resolve_data_root(data_root: Union[str, Path, None] = None
+                      ) -> Optional[Path]:
+  """The data root: argument, else $JAXREC_DATA_ROOT, else ../shared/data.
+
+  Args:
+    data_root: explicit root, used as given.
+
+  Returns:
+    The root as a Path, or None when nothing is configured and the default
+    `<repo root>/../shared/data` does not exist.
+  """
+  if data_root is not None:
+    return Path(data_root)
+  env = os.environ.get(ENV_VAR)
+  if env:
+    return Path(env)
+  default = _REPO_ROOT.parent / "shared" / "data"
+  return default if default.is_dir() else None
+
+
+def _folder(name: str, data_root, *parts: str) -> Path:
+  root = resolve_data_root(data_root)
+  source = _SOURCES.get("rlmrec" if name.startswith("rlmrec") else name, "")
+  hint = (f"set {ENV_VAR} (or pass data_root) to a folder containing "
+          f"{'/'.join(parts)}/" + (f"; download from {source}" if source
+                                   else ""))
+  if root is None:
+    raise DataError(f"{name}: no data root configured (looked for "
+                    f"{_REPO_ROOT.parent / 'shared' / 'data'}); {hint}")
+  path = root.joinpath(*parts)
+  if not path.is_dir():
+    raise DataError(f"{name}: directory {path} not found; {hint}")
+  return path
+
+
+def _gowalla_like(name: str, data_root) -> Dataset:
+  d = _folder(name, data_root, "lightgcn", _LIGHTGCN_DIRS[name])
+  if (d / "train.txt").is_file() or not (d / "s_adj_mat.npz").is_file():
+    return loaders.load_lightgcn(d, name=name)
+  return loaders.load_lightgcn_adj(d, name=name)
+
+
+def _needs_path(name: str, kwargs: dict) -> Path:
+  if "path" not in kwargs:
+    raise DataError(f"{name}: keyword argument 'path' (the ratings file) is "
+                    f"required")
+  return Path(kwargs.pop("path"))
+
+
+_LOADERS: dict[str, Callable[..., Dataset]] = {
+    "lastfm": lambda root, kw: loaders.load_lastfm(
+        _folder("lastfm", root, "lightgcn", "lastfm")),
+    "amazon_beauty": lambda root, kw: loaders.load_selfrec(
+        _folder("amazon_beauty", root, "selfrec", "amazon-beauty"),
+        name="amazon_beauty"),
+    **{n: (lambda root, kw, n=n: _gowalla_like(n, root))
+       for n in _LIGHTGCN_DIRS},
+    **{n: (lambda root, kw, n=n: loaders.load_rlmrec(
+        _folder(n, root, "rlmrec", d), name=n))
+       for n, d in _RLMREC_DIRS.items()},
+    "csv": lambda root, kw: loaders.load_csv(_needs_path("csv", kw), **kw),
+    "movielens": lambda root, kw: loaders.load_movielens(
+        _needs_path("movielens", kw), **kw),
+}
+
+
+def load_dataset(name: str, data_root: Union[str, Path, None] = None,
+                 **kwargs) -> Dataset:
+  """Loads a registered dataset with train/valid/test splits.
+
+  Args:
+    name: one of `DATASETS`.
+    data_root: data folder (see `resolve_data_root`).
+    **kwargs: `valid_ratio` (default 0.1; 0 = no validation split) and
+      `seed` (default 0) for `carve_validation`; for csv/movielens also
+      `split` ('random' | 'temporal' | 'leave_one_out', default 'random')
+      and `test_ratio` (default 0.2), the rest going to the loader (`path`,
+      column names, ...); for `synthetic` everything goes to
+      `make_synthetic` (which has its own 80/10/10 split; `valid_ratio` /
+      `test_ratio` there set its `ratios`).
+
+  Returns:
+    The Dataset.
+  """
+  if name not in DATASETS:
+    raise DataError(f"unknown dataset {name!r}; expected one of "
+                    f"{', '.join(DATASETS)}")
+  if name == "synthetic":
+    if "valid_ratio" in kwargs or "test_ratio" in kwargs:
+      valid = kwargs.pop("valid_ratio", 0.1)
+      test = kwargs.pop("test_ratio", 0.1)
+      kwargs["ratios"] = (1.0 - valid - test, valid, test)
+    return synthetic.make_synthetic(**kwargs)
+  valid_ratio = kwargs.pop("valid_ratio", 0.1)
+  seed = kwargs.pop("seed", 0)
+  method = kwargs.pop("split", "random")
+  test_ratio = kwargs.pop("test_ratio", 0.2)
+  if name not in ("csv", "movielens") and kwargs:
+    raise DataError(f"{name}: unexpected keyword arguments {sorted(kwargs)}")
+  dataset = _LOADERS[name](data_root, kwargs)
+  if name in ("csv", "movielens") and not len(dataset.test):
+    dataset = splits.split_dataset(dataset, method, test_ratio, 0.0,
+                                    seed + 1)
+  if len(dataset.valid) == 0:
+    dataset = splits.carve_validation(dataset, valid_ratio, seed)
+  return dataset

@@ -1,0 +1,204 @@
+"""Vectorised negative sampling and fixed-shape batching for BPR-style training.
+
+Membership of (user, item) in the train set is tested with `np.searchsorted`
+on the sorted int64 keys `user * num_items + item`. Negatives are drawn
+uniformly over the items the user has NOT interacted with in train: draw
+uniformly over all items, then re-draw only the collisions, round after
+round. Samples still colliding after `max_rounds` rounds (users with a very
+large history) are drawn exactly from the complement by inverse-rank lookup,
+which keeps the distribution uniform over non-positives.
+
+`epoch_triples(..., seed, epoch)` depends only on (seed, epoch), so a run
+resumed from a checkpoint at epoch e sees exactly the same batches.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Union
+
+import numpy as np
+import scipy.sparse as sp
+
+from jaxrec.data.dataset import DataError, Interactions
+
+Positives = Union[np.ndarray, sp.spmatrix, Interactions]
+
+
+def positive_keys(positives: Positives, num_items: int) -> np.ndarray:
+  """Sorted unique int64 keys `user * num_items + item` of the positives.
+
+  Args:
+    positives: a user x item sparse matrix, an `Interactions`, or already
+      sorted int64 keys (returned unchanged).
+    num_items: number of items.
+
+  Returns:
+    Sorted unique keys. # [nnz]
+  """
+  if isinstance(positives, Interactions):
+    keys = positives.users.astype(np.int64) * num_items + positives.items
+    return np.unique(keys)
+  if sp.issparse(positives):
+    coo = sp.coo_matrix(positives)
+    keep = coo.data != 0
+    keys = coo.row[keep].astype(np.int64) * num_items + coo.col[keep]
+    return np.unique(keys)
+  keys = np.asarray(positives)
+  if keys.dtype != np.int64 or keys.ndim != 1:
+    raise DataError(f"positives: expected sorted int64 keys [n], got "
+                    f"{keys.dtype} {keys.shape}")
+  return keys
+
+
+def _contains(keys: np.ndarray, query: np.ndarray) -> np.ndarray:
+  if len(keys) == 0:
+    return np.zeros(query.shape, bool)
+  pos = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
+  return keys[pos] == query
+
+
+def _exact_complement(rng: np.random.Generator, keys: np.ndarray,
+                      users: np.ndarray, num_items: int) -> np.ndarray:
+  """Uniform draw from each user's non-positive items, without rejection.
+
+  With the user's sorted positives p_0 < p_1 < ..., q_j = p_j - j counts the
+  non-positives below p_j; the r-th non-positive (0-based) is r + #{j: q_j <=
+  r}. Both are found for all queries at once with a global searchsorted on
+  `user * (num_items + 1) + q_j` (non-decreasing).
+  """
+  key_users = keys // num_items
+  key_items = keys % num_items
+  first = np.searchsorted(key_users, key_users)  # start of each user's run
+  q = key_items - (np.arange(len(keys)) - first)  # [nnz]
+  combined = key_users * (num_items + 1) + q  # non-decreasing
+  lo = np.searchsorted(key_users, users, "left")
+  hi = np.searchsorted(key_users, users, "right")
+  free = num_items - (hi - lo)  # [m]
+  if (free <= 0).any():
+    u = int(users[np.argmax(free <= 0)])
+    raise DataError(f"sample_negatives: user {u} has interacted with all "
+                    f"{num_items} items; no negative exists")
+  r = np.floor(rng.random(len(users)) * free).astype(np.int64)
+  below = np.searchsorted(combined, users * (num_items + 1) + r, "right") - lo
+  return r + below
+
+
+def sample_negatives(rng: np.random.Generator, users: np.ndarray,
+                     positives: Positives, num_items: int,
+                     num_negatives: int = 1, max_rounds: int = 16
+                     ) -> np.ndarray:
+  """Uniform negatives: items the user has no train interaction with.
+
+  Args:
+    rng: NumPy generator (consumed deterministically).
+    users: user of each query. # [n]
+    positives: train positives: sparse user x item matrix, `Interactions`, or
+      sorted int64 keys from `positive_keys` (fastest when reused).
+    num_items: number of items.
+    num_negatives: negatives per user (k).
+    max_rounds: rejection rounds before switching to exact sampling.
+
+  Returns:
+    int32 item ids, shape [n] if num_negatives == 1 else [n, k]. Negatives of
+    one query are drawn independently (with replacement).
+  """
+  keys = positive_keys(positives, num_items)
+  users = np.asarray(users, np.int64)
+  flat_users = np.repeat(users, num_negatives)  # [n * k]
+  items = rng.integers(0, num_items, size=len(flat_users), dtype=np.int64)
+  base = flat_users * num_items
+  todo = np.flatnonzero(_contains(keys, base + items))
+  for _ in range(max_rounds):
+    if len(todo) == 0:
+      break
+    items[todo] = rng.integers(0, num_items, size=len(todo), dtype=np.int64)
+    todo = todo[_contains(keys, base[todo] + items[todo])]
+  if len(todo):
+    items[todo] = _exact_complement(rng, keys, flat_users[todo], num_items)
+  items = items.astype(np.int32)
+  return items if num_negatives == 1 else items.reshape(-1, num_negatives)
+
+
+def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
+  """The generator of one epoch, a pure function of (seed, epoch)."""
+  return np.random.default_rng(np.random.SeedSequence([seed, epoch]))
+
+
+def epoch_triples(train: Interactions, num_users: int, num_items: int,
+                  seed: int, epoch: int, num_negatives: int = 1,
+                  keys: np.ndarray | None = None) -> dict[str, np.ndarray]:
+  """All train interactions of one epoch, shuffled, with sampled negatives.
+
+  LightGCN protocol: one (user, positive, negative) triple per train
+  interaction. The result depends only on (train, seed, epoch), which makes
+  resuming from a checkpoint exact.
+
+  Args:
+    train: train interactions.
+    num_users: number of users (for validation).
+    num_items: number of items.
+    seed: run seed.
+    epoch: epoch index.
+    num_negatives: negatives per triple (k).
+    keys: optional precomputed `positive_keys(train, num_items)`.
+
+  Returns:
+    dict with int32 `users` [n], `pos_items` [n], `neg_items` [n] (or [n, k]).
+  """
+  if len(train) == 0:
+    raise DataError("epoch_triples: field 'train' is empty")
+  if train.users.max() >= num_users or train.items.max() >= num_items:
+    raise DataError(f"epoch_triples: train ids exceed num_users={num_users} "
+                    f"or num_items={num_items}")
+  if keys is None:
+    keys = positive_keys(train, num_items)
+  rng = epoch_rng(seed, epoch)
+  perm = rng.permutation(len(train))  # [n]
+  users = train.users[perm]
+  neg = sample_negatives(rng, users, keys, num_items, num_negatives)
+  return {"users": users.astype(np.int32),
+          "pos_items": train.items[perm].astype(np.int32),
+          "neg_items": neg}
+
+
+def num_batches(num_examples: int, batch_size: int,
+                drop_last: bool = False) -> int:
+  """Number of batches `batches` yields."""
+  if drop_last:
+    return num_examples // batch_size
+  return -(-num_examples // batch_size)
+
+
+def batches(triples: dict[str, np.ndarray], batch_size: int,
+            drop_last: bool = False) -> Iterator[dict[str, np.ndarray]]:
+  """Fixed-shape batches (the last one padded) for `jax.jit`.
+
+  Args:
+    triples: dict of equally long arrays (e.g. from `epoch_triples`).
+    batch_size: rows per batch B.
+    drop_last: drop the final partial batch instead of padding it.
+
+  Yields:
+    dicts with the same keys, each array [B, ...], plus float32 `mask` [B]
+    (1 for real rows, 0 for padding; padded rows repeat id 0).
+  """
+  if batch_size <= 0:
+    raise DataError(f"batches: expected batch_size > 0, got {batch_size}")
+  lengths = {k: len(v) for k, v in triples.items()}
+  if len(set(lengths.values())) > 1:
+    raise DataError(f"batches: arrays must have equal length, got {lengths}")
+  n = next(iter(lengths.values()), 0)
+  for b in range(num_batches(n, batch_size, drop_last)):
+    lo, hi = b * batch_size, min((b + 1) * batch_size, n)
+    pad = batch_size - (hi - lo)
+    out = {}
+    for k, v in triples.items():
+      part = v[lo:hi]
+      if pad:
+        part = np.concatenate(
+            [part, np.zeros((pad,) + v.shape[1:], v.dtype)])
+      out[k] = part
+    mask = np.zeros(batch_size, np.float32)
+    mask[:hi - lo] = 1.0
+    out["mask"] = mask
+    yield out

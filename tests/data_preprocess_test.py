@@ -1,0 +1,97 @@
+"""Tests for jaxrec.data.preprocess."""
+
+import hypothesis
+import hypothesis.strategies as st
+import numpy as np
+import pytest
+
+from jaxrec.data import preprocess
+from jaxrec.data.dataset import Interactions
+from jaxrec.data.preprocess import DataWarning, RawInteractions
+
+
+def brute_force_kcore(rows, ku, ki):
+  """Reference k-core with Python sets: indices of the kept rows."""
+  alive = set(range(len(rows)))
+  while True:
+    deg_u, deg_i = {}, {}
+    for r in alive:
+      u, i = rows[r]
+      deg_u[u] = deg_u.get(u, 0) + 1
+      deg_i[i] = deg_i.get(i, 0) + 1
+    bad = {r for r in alive
+           if deg_u[rows[r][0]] < ku or deg_i[rows[r][1]] < ki}
+    if not bad:
+      return sorted(alive)
+    alive -= bad
+
+
+@hypothesis.settings(max_examples=60, deadline=None)
+@hypothesis.given(seed=st.integers(0, 10**6), ku=st.integers(1, 4),
+                  ki=st.integers(1, 4), n=st.integers(0, 120))
+def test_kcore_matches_brute_force(seed, ku, ki, n):
+  rng = np.random.default_rng(seed)
+  users = rng.integers(0, 15, n) * 7 + 3  # non-contiguous ids
+  items = rng.integers(0, 12, n)
+  # Tag rows with their index so we can identify the kept ones.
+  inter = RawInteractions(users, items, ratings=np.arange(n, dtype=float))
+  kept = preprocess.kcore_filter(inter, ku, ki)
+  rows = list(zip(users.tolist(), items.tolist()))
+  assert kept.ratings.astype(int).tolist() == brute_force_kcore(rows, ku, ki)
+  if len(kept):
+    assert np.bincount(np.unique(kept.users, return_inverse=True)[1]).min() >= ku
+    assert np.bincount(np.unique(kept.items, return_inverse=True)[1]).min() >= ki
+
+
+def test_kcore_on_interactions_keeps_type():
+  inter = Interactions(np.array([0, 0, 1, 1, 2]), np.array([0, 1, 0, 1, 2]))
+  kept = preprocess.kcore_filter(inter, 2, 2)
+  assert isinstance(kept, Interactions)
+  assert sorted(zip(kept.users, kept.items)) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+
+
+def test_deduplicate_keeps_first_and_warns():
+  inter = Interactions(np.array([1, 0, 1, 1, 0]), np.array([2, 3, 2, 4, 3]),
+                       ratings=np.arange(5, dtype=np.float32))
+  with pytest.warns(DataWarning, match="dropped 2 duplicate"):
+    out = preprocess.deduplicate(inter, "x")
+  np.testing.assert_array_equal(out.ratings, [0, 1, 3])
+  raw = RawInteractions(np.array(["a", "b", "a"]), np.array(["x", "x", "x"]))
+  with pytest.warns(DataWarning, match="dropped 1 duplicate"):
+    assert len(preprocess.deduplicate(raw)) == 2
+
+
+def test_remap_ids_reversible_and_drops_unseen():
+  train = RawInteractions(np.array([50, 7, 50]), np.array([9, 3, 3]))
+  test = RawInteractions(np.array([7, 8, 50]), np.array([9, 3, 4]),
+                         ratings=np.array([1.0, 2.0, 3.0]))
+  with pytest.warns(DataWarning, match="test: dropped 2 of 3"):
+    tr, (te,), umap, imap = preprocess.remap_ids(train, test, names=["test"])
+  np.testing.assert_array_equal(umap.original, [7, 50])
+  np.testing.assert_array_equal(imap.original, [3, 9])
+  np.testing.assert_array_equal(umap.to_original(tr.users), train.users)
+  np.testing.assert_array_equal(imap.to_original(tr.items), train.items)
+  assert (te.users.tolist(), te.items.tolist(), te.ratings.tolist()) == (
+      [0], [1], [1.0])
+  tr, (te,), umap, imap = preprocess.remap_ids(train, test, drop_unseen=False)
+  assert len(te) == 3 and len(umap) == 3 and len(imap) == 3
+
+
+def test_remap_string_ids():
+  raw = RawInteractions(np.array(["bob", "al", "bob"]),
+                        np.array(["z", "y", "y"]))
+  tr, _, umap, imap = preprocess.remap_ids(raw)
+  assert list(umap.original) == ["al", "bob"]
+  assert tr.users.tolist() == [1, 0, 1] and tr.items.tolist() == [1, 0, 0]
+
+
+def test_filter_to_train_and_remove_overlap():
+  train = Interactions(np.array([0, 1]), np.array([0, 1]))
+  test = Interactions(np.array([0, 2, 1, 0]), np.array([1, 0, 2, 0]))
+  with pytest.warns(DataWarning, match="dropped 2 of 4"):
+    out = preprocess.filter_to_train(train, test, 3, 3)
+  assert sorted(zip(out.users.tolist(), out.items.tolist())) == [(0, 0),
+                                                                 (0, 1)]
+  with pytest.warns(DataWarning, match="dropped 1 rows"):
+    out = preprocess.remove_overlap(train, test, 3)
+  assert len(out) == 3
