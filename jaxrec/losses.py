@@ -88,6 +88,8 @@ def info_nce(anchors: jnp.ndarray, positives: jnp.ndarray,
   if mask is not None:
     logits = jnp.where(mask[None, :] > 0, logits, -jnp.inf)
   per_row = -jnp.diagonal(jax.nn.log_softmax(logits, axis=-1))  # [B]
+  if mask is not None:  # masked rows have a -inf diagonal: drop them here.
+    per_row = jnp.where(mask > 0, per_row, 0.0)
   return _masked_mean(per_row, mask)
 
 
@@ -110,3 +112,86 @@ def sampled_softmax(pos_scores: jnp.ndarray, neg_scores: jnp.ndarray,
   logits = jnp.concatenate([pos_scores[:, None], neg_scores], axis=1)  # [B, 1+K]
   per_row = -jax.nn.log_softmax(logits / temperature, axis=-1)[:, 0]  # [B]
   return _masked_mean(per_row, mask)
+
+
+def info_nce_pool(anchors: jnp.ndarray, positives: jnp.ndarray,
+                  pool: jnp.ndarray, temperature: float = 0.2,
+                  mask: Optional[jnp.ndarray] = None,
+                  pool_mask: Optional[jnp.ndarray] = None,
+                  normalise: bool = True) -> jnp.ndarray:
+  """InfoNCE whose negatives are a separate candidate pool (SGL 'v2' form).
+
+  loss_i = -log( exp(s(a_i, p_i)/t) / (exp(s(a_i, p_i)/t)
+                                       + sum_j exp(s(a_i, c_j)/t)) ),
+  e.g. with the pool = all users of the second view. A pool row equal to the
+  positive is NOT removed (it counts as one more negative, as in SGL's code).
+
+  Args:
+    anchors: first view. # [B, d]
+    positives: second view, row-aligned with anchors. # [B, d]
+    pool: candidate negatives. # [P, d]
+    temperature: softmax temperature t > 0.
+    mask: optional row mask of the anchors. # [B]
+    pool_mask: optional mask of the pool rows (0 = not a negative). # [P]
+    normalise: cosine similarity instead of dot product.
+
+  Returns:
+    Scalar loss.
+  """
+  if normalise:
+    anchors, positives, pool = (
+        x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+        for x in (anchors, positives, pool))
+  pos = jnp.sum(anchors * positives, axis=-1) / temperature  # [B]
+  neg = anchors @ pool.T / temperature  # [B, P]
+  if pool_mask is not None:
+    neg = jnp.where(pool_mask[None, :] > 0, neg, -jnp.inf)
+  logits = jnp.concatenate([pos[:, None], neg], axis=1)  # [B, 1+P]
+  per_row = -jax.nn.log_softmax(logits, axis=-1)[:, 0]  # [B]
+  return _masked_mean(per_row, mask)
+
+
+def bce_link_loss(pos_logits: jnp.ndarray, neg_logits: jnp.ndarray,
+                  mask: Optional[jnp.ndarray] = None) -> jnp.ndarray:
+  """Link-reconstruction binary cross-entropy (graph autoencoders).
+
+  loss_i = -log sigmoid(p_i) - mean_k log(1 - sigmoid(n_ik)): an observed
+  edge is labelled 1, its sampled non-edges 0; rows are averaged.
+
+  Args:
+    pos_logits: decoder logits of observed edges. # [B]
+    neg_logits: logits of sampled non-edges. # [B] or [B, K]
+    mask: optional row mask. # [B]
+
+  Returns:
+    Scalar loss.
+  """
+  neg_term = -jax.nn.log_sigmoid(-neg_logits)  # -log(1 - sigmoid(n))
+  if neg_term.ndim == pos_logits.ndim + 1:
+    neg_term = jnp.mean(neg_term, axis=-1)  # [B]
+  per_row = -jax.nn.log_sigmoid(pos_logits) + neg_term  # [B]
+  return _masked_mean(per_row, mask)
+
+
+def first_occurrence_mask(ids: jnp.ndarray,
+                          mask: Optional[jnp.ndarray] = None) -> jnp.ndarray:
+  """1.0 on the first real row of each distinct id, else 0.0 (jit-safe).
+
+  Contrastive losses over a batch's users/items use it so a repeated id is
+  not its own negative (the static-shape analogue of `unique`).
+
+  Args:
+    ids: int ids. # [B]
+    mask: optional row mask; masked rows never count. # [B]
+
+  Returns:
+    float32 mask. # [B]
+  """
+  real = jnp.ones(ids.shape, bool) if mask is None else mask > 0
+  key = jnp.where(real, ids, -1)  # [B]
+  order = jnp.argsort(key, stable=True)  # [B]
+  sorted_key = key[order]
+  first_sorted = jnp.concatenate(
+      [jnp.ones((1,), bool), sorted_key[1:] != sorted_key[:-1]])
+  first = jnp.zeros(ids.shape, bool).at[order].set(first_sorted)
+  return (first & real).astype(jnp.float32)

@@ -1,10 +1,24 @@
 """Message passing over the normalised adjacency: out = A_hat @ x.
 
-Two kernels compute the same product:
+Five kernels compute the same product:
   * 'segment_sum': gather x[senders] * w, scatter-add into receivers.
+  * 'segment_sum_sorted': the same with `indices_are_sorted=True`; needs the
+    edges sorted by receiver (`bipartite_graph` sorts them and `pad_graph`
+    keeps the order: padding edges point at the first padding node, after
+    every real node).
   * 'bcoo': `jax.experimental.sparse` BCOO matrix times dense matrix.
-`benchmarks/propagation.py` times both (forward + backward); DEFAULT_METHOD is
-the faster one on CPU and every propagation model uses `propagate`.
+  * 'bcsr': `jax.experimental.sparse` BCSR (row pointers from the sorted
+    receivers) times dense matrix; needs edges sorted by receiver.
+  * 'symmetric': sorted segment_sum with a `jax.custom_vjp` whose backward
+    pass reuses the forward kernel, since A_hat^T g = A_hat g when A_hat is
+    symmetric (w(s->r) == w(r->s) for every edge, true for the 'sym'
+    normalisation, SGL's renormalised dropout views and any symmetric edge
+    mask). It returns WRONG input gradients for non-symmetric weights
+    ('left'/'right' normalisation, attention), so it is opt-in and never the
+    default.
+`benchmarks/propagation.py` times them (forward + backward of 3 LightGCN
+layers on Gowalla); DEFAULT_METHOD is the fastest general kernel and every
+propagation model uses `propagate`.
 """
 
 from __future__ import annotations
@@ -14,8 +28,58 @@ import jax.numpy as jnp
 import jraph
 from jax.experimental import sparse as jsparse
 
-METHODS = ("segment_sum", "bcoo")
+METHODS = ("segment_sum", "segment_sum_sorted", "bcoo", "bcsr", "symmetric")
+# Kernels that are correct for any edge weights (eligible as the default).
+GENERAL_METHODS = ("segment_sum", "segment_sum_sorted", "bcoo", "bcsr")
 DEFAULT_METHOD = "segment_sum"
+
+
+def _segment_sum(x, weights, senders, receivers, sorted_: bool):
+  messages = x[senders] * weights[:, None].astype(x.dtype)  # [E, d]
+  return jax.ops.segment_sum(messages, receivers, num_segments=x.shape[0],
+                             indices_are_sorted=sorted_)
+
+
+@jax.custom_vjp
+def symmetric_propagate(x: jnp.ndarray, weights: jnp.ndarray,
+                        senders: jnp.ndarray,
+                        receivers: jnp.ndarray) -> jnp.ndarray:
+  """A_hat @ x for a SYMMETRIC A_hat; the backward reuses the forward kernel.
+
+  Args:
+    x: node features. # [N, d]
+    weights: edge weights, symmetric (w(s->r) == w(r->s)). # [E]
+    senders: int32 source nodes. # [E]
+    receivers: int32 target nodes, sorted ascending. # [E]
+
+  Returns:
+    A_hat @ x. # [N, d]
+  """
+  return _segment_sum(x, weights, senders, receivers, True)
+
+
+def _symmetric_fwd(x, weights, senders, receivers):
+  out = _segment_sum(x, weights, senders, receivers, True)
+  return out, (x, weights, senders, receivers)
+
+
+def _symmetric_bwd(res, g):
+  x, weights, senders, receivers = res
+  # d/dx: A_hat^T g = A_hat g (symmetry), again a sorted scatter-add.
+  dx = _segment_sum(g, weights, senders, receivers, True)  # [N, d]
+  # d/dw_e = <g[r_e], x[s_e]>; dead code (removed by XLA) when unused.
+  dw = jnp.sum(g[receivers] * x[senders], axis=-1).astype(weights.dtype)
+  return dx, dw, None, None
+
+
+symmetric_propagate.defvjp(_symmetric_fwd, _symmetric_bwd)
+
+
+def _row_pointers(receivers: jnp.ndarray, num_nodes: int) -> jnp.ndarray:
+  """CSR row pointers of receiver-sorted edges. # [N + 1]"""
+  return jnp.searchsorted(receivers, jnp.arange(num_nodes + 1,
+                                                dtype=receivers.dtype),
+                          side="left").astype(jnp.int32)
 
 
 def propagate(graph: jraph.GraphsTuple, x: jnp.ndarray,
@@ -28,7 +92,9 @@ def propagate(graph: jraph.GraphsTuple, x: jnp.ndarray,
     x: node features. # [N, d]
     edge_weights: optional weights overriding `graph.edges` (edge dropout,
       attention). # [E]
-    method: 'segment_sum' or 'bcoo' (default DEFAULT_METHOD).
+    method: one of METHODS (default DEFAULT_METHOD). 'segment_sum_sorted',
+      'bcsr' and 'symmetric' need edges sorted by receiver; 'symmetric'
+      also needs symmetric weights (see the module docstring).
 
   Returns:
     Aggregated node features. # [N, d]
@@ -37,12 +103,20 @@ def propagate(graph: jraph.GraphsTuple, x: jnp.ndarray,
   method = method or DEFAULT_METHOD
   num_nodes = x.shape[0]
   if method == "segment_sum":
-    messages = x[graph.senders] * weights[:, None].astype(x.dtype)  # [E, d]
-    return jax.ops.segment_sum(messages, graph.receivers,
-                               num_segments=num_nodes)
+    return _segment_sum(x, weights, graph.senders, graph.receivers, False)
+  if method == "segment_sum_sorted":
+    return _segment_sum(x, weights, graph.senders, graph.receivers, True)
+  if method == "symmetric":
+    return symmetric_propagate(x, weights.astype(x.dtype), graph.senders,
+                               graph.receivers)
   if method == "bcoo":
     indices = jnp.stack([graph.receivers, graph.senders], axis=1)  # [E, 2]
     adj = jsparse.BCOO((weights.astype(x.dtype), indices),
+                       shape=(num_nodes, num_nodes))
+    return adj @ x
+  if method == "bcsr":
+    indptr = _row_pointers(graph.receivers, num_nodes)  # [N + 1]
+    adj = jsparse.BCSR((weights.astype(x.dtype), graph.senders, indptr),
                        shape=(num_nodes, num_nodes))
     return adj @ x
   raise ValueError(f"propagation method must be one of {METHODS}, "

@@ -8,10 +8,26 @@ import dataclasses
 from jaxrec.models.base import Recommender
 from jaxrec.models.lightgcn import LightGCN
 from jaxrec.models.mf import MF
+from jaxrec.models.gae import GAE
+from jaxrec.models.gat import GAT
+from jaxrec.models.gcn import GCN
+from jaxrec.models.ngcf import NGCF
+from jaxrec.models.sage import GraphSAGE
+from jaxrec.models.sgl import SGL
+from jaxrec.models.simgcl import SimGCL
+from jaxrec.models.xsimgcl import XSimGCL
 
 MODELS: dict[str, type[Recommender]] = {
     "mf": MF,
     "lightgcn": LightGCN,
+    "ngcf": NGCF,
+    "gcn": GCN,
+    "sage": GraphSAGE,
+    "gat": GAT,
+    "gae": GAE,
+    "sgl": SGL,
+    "simgcl": SimGCL,
+    "xsimgcl": XSimGCL,
 }
 
 

@@ -1,0 +1,21 @@
+"""GAT recommender, 2 layers, 1 head of 64, tanh, self loops.
+
+  python -m jaxrec.main --config configs/gat.py:synthetic --workdir workdirs/gat_synthetic
+
+Attention over each node's neighbours + itself (`jraph.segment_softmax`),
+layer-mean combination, lr 1e-3, L2 1e-4. No published numbers on the
+LightGCN benchmarks; expected to beat MF on the synthetic data. Measured
+numbers: benchmarks/results_models.md.
+"""
+
+from jaxrec import config_utils
+
+
+def get_config(arg=None):
+  """Args: arg: dataset preset name (default synthetic)."""
+  config = config_utils.base_config(arg or "synthetic")
+  config.model_name = "gat"
+  config.model = dict(embed_dim=64, num_layers=2, num_heads=1, l2_reg=1e-4,
+                      activation="tanh", combine="mean",
+                      attention_dropout=0.0)
+  return config

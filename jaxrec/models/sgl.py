@@ -1,0 +1,81 @@
+"""SGL: Self-supervised Graph Learning (Wu et al., SIGIR 2021).
+
+LightGCN backbone trained with BPR + L2 on the full graph plus lambda x
+InfoNCE between two stochastic views of the graph:
+  * 'ed' edge dropout: each interaction (both directed edges) dropped w.p. rho,
+    one mask for all layers;
+  * 'nd' node dropout: each node dropped w.p. rho with all its edges;
+  * 'rw' random walk: edge dropout re-drawn for every layer.
+Views are re-sampled every step from the 'dropout' RNG stream. Shapes stay
+static: a dropped edge keeps its slot with weight 0 and degrees are
+recomputed from the kept edges with a segment_sum (D_k^-1/2 A_k D_k^-1/2,
+`layers.sym_renormalise`). The contrastive term is InfoNCE (cosine,
+temperature tau, in-batch negatives) between the two views' layer-mean
+embeddings of the batch's distinct users, plus the same for its distinct
+positive items. Ranking uses the un-augmented LightGCN embeddings.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import jraph
+
+from jaxrec.graphs import propagate
+from jaxrec.models import layers as layers_lib
+from jaxrec.models.lightgcn import LightGCN
+
+AUG_TYPES = ("ed", "nd", "rw")
+
+
+class SGL(LightGCN):
+  """SGL-ED / -ND / -RW on a LightGCN backbone.
+
+  Attributes (besides LightGCN's num_layers, propagation):
+    aug_type: 'ed', 'nd' or 'rw'.
+    drop_rate: rho, the dropout ratio of edges / nodes.
+    ssl_weight: lambda, weight of the contrastive loss.
+    ssl_temperature: tau.
+  """
+  aug_type: str = "ed"
+  drop_rate: float = 0.1
+  ssl_weight: float = 0.1
+  ssl_temperature: float = 0.2
+
+  def view_weights(self, graph: jraph.GraphsTuple,
+                   rng: jax.Array) -> list[jnp.ndarray]:
+    """Per-layer renormalised edge weights of one augmented view, each [E]."""
+    if self.aug_type not in AUG_TYPES:
+      raise ValueError(f"SGL: aug_type must be one of {AUG_TYPES}, got "
+                       f"{self.aug_type!r}")
+    if self.aug_type == "rw":
+      keys = jax.random.split(rng, self.num_layers)
+      return [layers_lib.sym_renormalise(
+          graph, layers_lib.edge_dropout_keep(k, graph, self.drop_rate))
+              for k in keys]
+    if self.aug_type == "ed":
+      keep = layers_lib.edge_dropout_keep(rng, graph, self.drop_rate)
+    else:
+      keep = layers_lib.node_dropout_keep(rng, graph, self.drop_rate)
+    return [layers_lib.sym_renormalise(graph, keep)] * self.num_layers
+
+  def view(self, graph: jraph.GraphsTuple, ego: jnp.ndarray,
+           rng: jax.Array) -> jnp.ndarray:
+    """Layer-mean node embeddings of one augmented view. # [N, d]"""
+    h, outs = ego, [ego]
+    for weights in self.view_weights(graph, rng):
+      h = propagate(graph, h, weights, self.propagation)
+      outs.append(h)
+    return jnp.mean(jnp.stack(outs), axis=0)
+
+  def loss(self, graph: jraph.GraphsTuple, batch: dict):
+    """BPR + l2_reg * L2(ego) + ssl_weight * (InfoNCE_users + InfoNCE_items)."""
+    out = self.propagate_all(graph, train=True)
+    bpr, reg = self.bpr_terms(out, batch)
+    ego = layers_lib.ego_nodes(graph, out["user_ego"], out["item_ego"])
+    rng1, rng2 = jax.random.split(self.make_rng("dropout"))
+    ssl = layers_lib.batch_contrast(
+        self.view(graph, ego, rng1), self.view(graph, ego, rng2), batch,
+        self.num_users, self.num_items, self.ssl_temperature)
+    loss = bpr + self.l2_reg * reg + self.ssl_weight * ssl
+    return loss, {"loss": loss, "bpr": bpr, "reg": reg, "ssl": ssl}
