@@ -2,20 +2,119 @@
 
 A checkpoint holds the whole training state pytree (params, optimiser state,
 step, best params) plus a JSON `meta` record (epoch, early-stopping counters,
-metric history). Orbax finalises a checkpoint by renaming a temporary
-directory, so a process killed mid-write leaves no checkpoint that looks
-complete; a finished checkpoint that later fails to restore (truncated or
-corrupted file) is reported and the next older one is used.
+metric history).
+
+Fault model:
+  * Killed mid-write: Orbax writes into `<step>.orbax-checkpoint-tmp*` and
+    finalises by an atomic rename, so a killed write never looks complete.
+    Left-over temporary directories are reported (warning) and removed when
+    the next `Checkpointer` opens the directory.
+  * Corrupted after the write (truncated, garbled or deleted file): after
+    each save a manifest `jaxrec_manifest.json` (size + SHA-256 of every file,
+    written atomically) is stored in the step directory. `restore` verifies it
+    and also catches any Orbax read error; a bad checkpoint is reported with a
+    warning naming the file, moved to `<directory>.corrupt/` (so the step can
+    be written again) and the next older checkpoint is used.
+
+Test hook: the environment variable `JAXREC_TEST_SAVE_DELAY=<seconds>` makes
+every save sleep inside the Orbax write (state written, meta not yet, the
+temporary directory not yet renamed), so tests can SIGKILL a process during a
+checkpoint write. It is never set outside tests.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
+import shutil
+import time
 from typing import Any, Optional
 
 import jax
 import orbax.checkpoint as ocp
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "jaxrec_manifest.json"
+TMP_MARKER = ".orbax-checkpoint-tmp"
+SAVE_DELAY_ENV = "JAXREC_TEST_SAVE_DELAY"
+
+
+class _SlowJsonHandler(ocp.JsonCheckpointHandler):
+  """JSON handler that sleeps before writing (test hook, see module doc)."""
+
+  def __init__(self, delay: float):
+    super().__init__()
+    self._delay = delay
+
+  async def _save_fn(self, x, directory):
+    time.sleep(self._delay)
+    await super()._save_fn(x, directory)
+
+
+def _file_digest(path: str) -> str:
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def _list_files(root: str) -> list[str]:
+  out = []
+  for base, _, files in os.walk(root):
+    for name in files:
+      rel = os.path.relpath(os.path.join(base, name), root)
+      if rel != MANIFEST:
+        out.append(rel)
+  return sorted(out)
+
+
+def write_manifest(step_dir: str) -> None:
+  """Records size and SHA-256 of every file of a finished checkpoint."""
+  files = {rel: [os.path.getsize(os.path.join(step_dir, rel)),
+                 _file_digest(os.path.join(step_dir, rel))]
+           for rel in _list_files(step_dir)}
+  path = os.path.join(step_dir, MANIFEST)
+  tmp = f"{path}.tmp{os.getpid()}"
+  with open(tmp, "w") as f:
+    json.dump({"version": 1, "files": files}, f, indent=1, sort_keys=True)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, path)
+
+
+def verify_manifest(step_dir: str) -> Optional[str]:
+  """Checks a checkpoint directory against its manifest.
+
+  Args:
+    step_dir: one checkpoint's directory.
+
+  Returns:
+    None if every file matches (or there is no manifest: a process killed
+    between Orbax's final rename and the manifest write leaves a complete
+    but unverified checkpoint), else a message naming the first bad file.
+  """
+  path = os.path.join(step_dir, MANIFEST)
+  if not os.path.exists(path):
+    return None
+  try:
+    with open(path) as f:
+      files = json.load(f)["files"]
+  except (OSError, ValueError, KeyError, TypeError) as err:
+    return f"{path}: unreadable manifest ({type(err).__name__}: {err})"
+  for rel, (size, digest) in sorted(files.items()):
+    full = os.path.join(step_dir, rel)
+    if not os.path.exists(full):
+      return f"{full}: file missing"
+    actual = os.path.getsize(full)
+    if actual != size:
+      return f"{full}: size {actual} bytes, expected {size} (truncated?)"
+    if _file_digest(full) != digest:
+      return f"{full}: SHA-256 mismatch (garbled contents)"
+  return None
 
 
 class Checkpointer:
@@ -24,17 +123,50 @@ class Checkpointer:
   Args:
     directory: checkpoint root (created if missing).
     max_to_keep: number of most recent checkpoints kept on disk.
+    read_only: only restore; never create, clean up or move anything (for
+      inference while a run may still be writing).
   """
 
-  def __init__(self, directory: str, max_to_keep: int = 2):
+  def __init__(self, directory: str, max_to_keep: int = 2,
+               read_only: bool = False):
     self.directory = os.path.abspath(directory)
+    self.quarantine = self.directory + ".corrupt"
+    self.read_only = read_only
+    if not read_only:
+      self._report_unfinished()
+    delay = float(os.environ.get(SAVE_DELAY_ENV, "0") or 0)
+    registry = None
+    if delay > 0:
+      registry = ocp.handlers.DefaultCheckpointHandlerRegistry()
+      state_handler = ocp.StandardCheckpointHandler()
+      meta_handler = _SlowJsonHandler(delay)
+      for args in (ocp.args.StandardSave, ocp.args.StandardRestore):
+        registry.add("state", args, state_handler)
+      for args in (ocp.args.JsonSave, ocp.args.JsonRestore):
+        registry.add("meta", args, meta_handler)
     self._manager = ocp.CheckpointManager(
         self.directory,
-        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
-                                             create=True))
+        options=ocp.CheckpointManagerOptions(
+            max_to_keep=None if read_only else max_to_keep,
+            save_interval_steps=0 if read_only else 1, create=not read_only,
+            cleanup_tmp_directories=not read_only, read_only=read_only),
+        handler_registry=registry)
+
+  def _report_unfinished(self) -> None:
+    if not os.path.isdir(self.directory):
+      return
+    for name in sorted(os.listdir(self.directory)):
+      if TMP_MARKER in name:
+        logger.warning(
+            "checkpoint write %s was never finished (process killed while "
+            "saving?); it is ignored and removed, resuming from the last "
+            "complete checkpoint", os.path.join(self.directory, name))
 
   def all_steps(self) -> list[int]:
     return sorted(self._manager.all_steps())
+
+  def step_dir(self, step: int) -> str:
+    return os.path.join(self.directory, str(step))
 
   def save(self, step: int, state: Any, meta: dict) -> None:
     """Writes a checkpoint synchronously (returns once it is final on disk)."""
@@ -42,6 +174,19 @@ class Checkpointer:
         state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
                        force=True)
     self._manager.wait_until_finished()
+    if os.path.isdir(self.step_dir(step)):
+      write_manifest(self.step_dir(step))
+
+  def _quarantine(self, step: int) -> str:
+    """Moves a bad checkpoint out of the managed directory; returns its path."""
+    os.makedirs(self.quarantine, exist_ok=True)
+    dest = os.path.join(self.quarantine, str(step))
+    n = 1
+    while os.path.exists(dest):
+      dest = os.path.join(self.quarantine, f"{step}.{n}")
+      n += 1
+    shutil.move(self.step_dir(step), dest)
+    return dest
 
   def restore(self, target: Any) -> Optional[tuple[int, Any, dict]]:
     """Restores the newest readable checkpoint.
@@ -52,31 +197,53 @@ class Checkpointer:
         restored against such a target.
 
     Returns:
-      (step, state, meta) or None when no checkpoint exists. Corrupt
-      checkpoints are logged and skipped in favour of older ones.
+      (step, state, meta) or None when no usable checkpoint exists. Corrupt
+      checkpoints are reported (warning naming the file), moved to
+      `<directory>.corrupt/` and skipped in favour of older ones.
 
     Raises:
-      RuntimeError: checkpoints exist but none can be restored.
+      RuntimeError: checkpoints exist but none can be restored and at least
+        one failure is not proven corruption (e.g. a config change that
+        altered parameter shapes): nothing is moved in that case.
     """
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
     steps = self.all_steps()
-    errors = []
+    bad: list[tuple[int, str, bool]] = []  # (step, message, proven corrupt)
     for step in reversed(steps):
-      try:
-        restored = self._manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract),
-            meta=ocp.args.JsonRestore()))
+      problem = verify_manifest(self.step_dir(step))
+      if problem is None:
+        try:
+          restored = self._manager.restore(step, args=ocp.args.Composite(
+              state=ocp.args.StandardRestore(abstract),
+              meta=ocp.args.JsonRestore()))
+        except Exception as err:  # pylint: disable=broad-except
+          bad.append((step, f"{type(err).__name__}: {str(err)[:300]}", False))
+          logger.warning("checkpoint %s is unreadable (%s); trying the "
+                         "previous one", self.step_dir(step), bad[-1][1])
+          continue
+        self._set_aside(bad)
         return step, restored["state"], dict(restored["meta"])
-      except Exception as err:  # pylint: disable=broad-except
-        message = (f"checkpoint {step} in {self.directory} is unreadable "
-                   f"({type(err).__name__}: {str(err)[:200]}); "
-                   "falling back to the previous one")
-        logging.warning(message)
-        errors.append(message)
-    if steps:
-      raise RuntimeError("no readable checkpoint in "
-                         f"{self.directory}: " + " | ".join(errors))
+      bad.append((step, problem, True))
+      logger.warning("checkpoint %s is corrupt: %s; trying the previous one",
+                     self.step_dir(step), problem)
+    if bad and not all(proven for _, _, proven in bad):
+      raise RuntimeError(
+          f"no readable checkpoint in {self.directory}: " + " | ".join(
+              f"step {s}: {m}" for s, m, _ in bad) + ". If the config changed "
+          "(model size, optimiser), use a new workdir.")
+    self._set_aside(bad)
     return None
+
+  def _set_aside(self, bad: list[tuple[int, str, bool]]) -> None:
+    """Moves skipped (newer) checkpoints away so their steps can be rewritten."""
+    if self.read_only:
+      return
+    for step, message, _ in bad:
+      dest = self._quarantine(step)
+      logger.warning("checkpoint %d (%s) moved to %s; resuming from an older "
+                     "checkpoint", step, message, dest)
+    if bad:
+      self._manager.reload()
 
   def close(self) -> None:
     self._manager.close()

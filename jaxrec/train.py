@@ -158,8 +158,9 @@ def load_data(config: ml_collections.ConfigDict) -> Dataset:
   from jaxrec.data import registry  # pylint: disable=g-import-not-at-top
   ds = config.dataset
   kwargs = dict(ds.get("kwargs", {}) or {})
+  kwargs.setdefault("seed", config.seed)  # a preset's own data seed wins
   return registry.load_dataset(ds.name, data_root=ds.get("data_root", None),
-                               seed=config.seed, **kwargs)
+                               **kwargs)
 
 
 def build_graph(config: ml_collections.ConfigDict,
@@ -281,6 +282,25 @@ def _write_history(path: str, history: list[dict]) -> None:
   os.replace(tmp, path)
 
 
+def _tensorboard_writer(config, workdir: str, start_epoch: int):
+  """tensorboardX writer in workdir/tensorboard if `config.tensorboard`."""
+  if not config.get("tensorboard", False):
+    return None
+  from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+  # purge_step drops events of epochs after the restored checkpoint (re-run).
+  return SummaryWriter(os.path.join(workdir, "tensorboard"),
+                       purge_step=start_epoch + 1)
+
+
+def _log_scalars(writer, record: dict, step: int) -> None:
+  if writer is None:
+    return
+  for key, value in record.items():
+    if key != "epoch":
+      writer.add_scalar(key if "/" in key else f"train/{key}", value, step)
+  writer.flush()
+
+
 def _to_float(tree) -> dict:
   return {k: float(v) for k, v in tree.items()}
 
@@ -302,6 +322,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     dict with 'best_epoch', 'valid' (metrics at the best epoch), 'test'
     (reported once for the selected parameters), timings.
   """
+  sharding_lib.initialize_distributed(config)  # before any JAX computation
   os.makedirs(workdir, exist_ok=True)
   dataset = dataset if dataset is not None else load_data(config)
   if len(dataset.valid) == 0:
@@ -314,26 +335,32 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                     **config.model.to_dict())
   tx = make_optimizer(config)
   mesh = sharding_lib.make_mesh(config)
+  graph = sharding_lib.place_graph(graph, mesh, config)  # once, not per call
 
   init_rng, train_rng = jax.random.split(jax.random.key(config.seed))
   batch_size = config.batch_size
   params = init_params(model, graph, batch_size, init_rng,
                        config.get("num_negatives", 1))
   state = TrainState.create(apply_fn=model.apply, params=params, tx=tx)
+  state = sharding_lib.shard_state(state, mesh, config)
   # best_params must not alias state.params: the train step donates state.
-  bundle = {"state": state, "best_params": jax.tree.map(jnp.copy, params)}
+  bundle = {"state": state,
+            "best_params": jax.tree.map(jnp.copy, state.params)}  # same shardings
 
+  from jaxrec import recommend as recommend_lib  # pylint: disable=g-import-not-at-top
+  recommend_lib.save_artifacts(workdir, config, dataset)  # for inference
   ckpt = checkpoint_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
                                      config.get("max_checkpoints", 2))
   meta = {"epoch": 0, "best_epoch": -1, "best_value": -math.inf,
           "bad_evals": 0, "history": [], "train_seconds": 0.0,
-          "epoch_times": []}
+          "epoch_times": [], "epoch_losses": []}
   restored = ckpt.restore(bundle)
   if restored is not None:
     _, bundle, meta = restored
     logging.info("resumed from epoch %d", meta["epoch"])
   history_path = os.path.join(workdir, "metrics.jsonl")
   _write_history(history_path, meta["history"])
+  tb_writer = _tensorboard_writer(config, workdir, meta["epoch"])
 
   step_fn = sharding_lib.jit_train_steps(
       functools.partial(train_steps, model=model,
@@ -374,6 +401,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     bundle["state"] = state
     meta["train_seconds"] += epoch_seconds
     meta["epoch_times"].append(epoch_seconds)
+    meta.setdefault("epoch_losses", []).append(epoch_loss)
     record = {"epoch": epoch + 1, "loss": epoch_loss,
               "epoch_seconds": epoch_seconds}
     if (epoch + 1) % eval_every == 0 or epoch + 1 == config.num_epochs:
@@ -395,6 +423,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       bar.set_postfix(loss=f"{epoch_loss:.4f}", **{select: f"{value:.4f}"})
     else:
       bar.set_postfix(loss=f"{epoch_loss:.4f}")
+    _log_scalars(tb_writer, record, epoch + 1)
   bar.close()
 
   valid = evaluator(bundle["best_params"], "valid")
@@ -411,7 +440,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       "seconds_per_epoch": float(np.median(meta["epoch_times"]))
                            if meta["epoch_times"] else float("nan"),
       "test_eval_seconds": test_seconds,
+      "epoch_losses": meta.get("epoch_losses", []),
   }
+  _log_scalars(tb_writer, {f"test/{k}": v for k, v in test.items()},
+               meta["best_epoch"])
+  if tb_writer is not None:
+    tb_writer.close()
   _write_json_atomic(os.path.join(workdir, "results.json"), results)
   ckpt.close()
   logging.info("best epoch %d: valid %s=%.4f, test %s", meta["best_epoch"],
