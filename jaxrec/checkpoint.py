@@ -16,10 +16,12 @@ Fault model:
     warning naming the file, moved to `<directory>.corrupt/` (so the step can
     be written again) and the next older checkpoint is used.
 
-Test hook: the environment variable `JAXREC_TEST_SAVE_DELAY=<seconds>` makes
-every save sleep inside the Orbax write (state written, meta not yet, the
-temporary directory not yet renamed), so tests can SIGKILL a process during a
-checkpoint write. It is never set outside tests.
+Test hook: the environment variable `JAXREC_TEST_SAVE_DELAY=<seconds>[@<step>]`
+makes every save (or only the save of `<step>`) print a marker line
+`jaxrec-test: checkpoint <step> write paused` to stderr and sleep inside the
+Orbax write (state written, meta not yet, the temporary directory not yet
+renamed), so tests can SIGKILL a process during a checkpoint write
+(tests/faults_test.py). It is never set outside tests.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import time
 from typing import Any, Optional
 
@@ -42,16 +45,35 @@ TMP_MARKER = ".orbax-checkpoint-tmp"
 SAVE_DELAY_ENV = "JAXREC_TEST_SAVE_DELAY"
 
 
+class CheckpointError(RuntimeError):
+  """Checkpoints exist but none can be restored (and not proven corrupt)."""
+
+
 class _SlowJsonHandler(ocp.JsonCheckpointHandler):
   """JSON handler that sleeps before writing (test hook, see module doc)."""
 
-  def __init__(self, delay: float):
+  def __init__(self, delay: float, at_step: Optional[int]):
     super().__init__()
     self._delay = delay
+    self._at_step = at_step
+    self.step = -1  # set by Checkpointer.save before each write
 
   async def _save_fn(self, x, directory):
-    time.sleep(self._delay)
+    if self._at_step is None or self.step == self._at_step:
+      print(f"jaxrec-test: checkpoint {self.step} write paused in {directory}",
+            file=sys.stderr, flush=True)
+      time.sleep(self._delay)
     await super()._save_fn(x, directory)
+
+
+def _parse_save_delay(value: str) -> tuple[float, Optional[int]]:
+  """'<seconds>[@<step>]' -> (seconds, step or None)."""
+  delay, _, step = (value or "0").partition("@")
+  try:
+    return float(delay or 0), (int(step) if step else None)
+  except ValueError as err:
+    raise ValueError(f"${SAVE_DELAY_ENV}={value!r}: expected "
+                     "'<seconds>[@<step>]'") from err
 
 
 def _file_digest(path: str) -> str:
@@ -134,12 +156,13 @@ class Checkpointer:
     self.read_only = read_only
     if not read_only:
       self._report_unfinished()
-    delay = float(os.environ.get(SAVE_DELAY_ENV, "0") or 0)
+    delay, at_step = _parse_save_delay(os.environ.get(SAVE_DELAY_ENV, ""))
     registry = None
-    if delay > 0:
+    self._slow = None
+    if delay > 0 and not read_only:
       registry = ocp.handlers.DefaultCheckpointHandlerRegistry()
       state_handler = ocp.StandardCheckpointHandler()
-      meta_handler = _SlowJsonHandler(delay)
+      meta_handler = self._slow = _SlowJsonHandler(delay, at_step)
       for args in (ocp.args.StandardSave, ocp.args.StandardRestore):
         registry.add("state", args, state_handler)
       for args in (ocp.args.JsonSave, ocp.args.JsonRestore):
@@ -170,6 +193,8 @@ class Checkpointer:
 
   def save(self, step: int, state: Any, meta: dict) -> None:
     """Writes a checkpoint synchronously (returns once it is final on disk)."""
+    if self._slow is not None:
+      self._slow.step = step
     self._manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
                        force=True)
@@ -202,9 +227,9 @@ class Checkpointer:
       `<directory>.corrupt/` and skipped in favour of older ones.
 
     Raises:
-      RuntimeError: checkpoints exist but none can be restored and at least
-        one failure is not proven corruption (e.g. a config change that
-        altered parameter shapes): nothing is moved in that case.
+      CheckpointError: (a RuntimeError) checkpoints exist but none can be
+        restored and at least one failure is not proven corruption (e.g. a
+        config change that altered parameter shapes): nothing is moved.
     """
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
     steps = self.all_steps()
@@ -227,7 +252,7 @@ class Checkpointer:
       logger.warning("checkpoint %s is corrupt: %s; trying the previous one",
                      self.step_dir(step), problem)
     if bad and not all(proven for _, _, proven in bad):
-      raise RuntimeError(
+      raise CheckpointError(
           f"no readable checkpoint in {self.directory}: " + " | ".join(
               f"step {s}: {m}" for s, m, _ in bad) + ". If the config changed "
           "(model size, optimiser), use a new workdir.")

@@ -12,7 +12,7 @@ Writes into OUT (default DIR/report):
                            of the best parameters, coloured by degree /
                            popularity (or by category when the dataset has one)
   degree_distribution.png  log-log degree distribution of the training graph
-  report.md                the numbers and the plots
+  report.md                the numbers and the plots (name: --markdown)
 
 Inputs per workdir: results.json, metrics.jsonl, and for the embedding /
 degree plots config.json + dataset.npz + a checkpoint (see jaxrec.recommend);
@@ -45,6 +45,7 @@ BEYOND_TEXT = {
                       "(popularity bias: higher = more popular items)",
 }
 _MAX_POINTS = 20000  # scatter points per panel
+DPI = 100  # small PNGs, fit to commit
 
 
 # ----------------------------------------------------------------------------
@@ -94,7 +95,7 @@ class Run:
 
 def _save(fig, path: str) -> str:
   tmp = f"{path}.tmp{os.getpid()}.png"
-  fig.savefig(tmp, dpi=110, bbox_inches="tight")
+  fig.savefig(tmp, dpi=DPI, bbox_inches="tight")
   plt.close(fig)
   os.replace(tmp, path)
   return path
@@ -197,18 +198,20 @@ def plot_embeddings(user_emb: np.ndarray, item_emb: np.ndarray, dataset,
   fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
   iu = pick(len(users))
   sc = axes[0].scatter(users[iu, 0], users[iu, 1], s=4,
-                       c=np.log10(1 + user_deg[iu]), cmap="viridis")
+                       c=np.log10(1 + user_deg[iu]), cmap="viridis",
+                       linewidths=0)
   fig.colorbar(sc, ax=axes[0], label="log10(1 + user train degree)")
   axes[0].set_title("users", fontsize=9)
   ii = pick(len(items))
   cats = dataset.item_categories
   if cats is not None:
     sc = axes[1].scatter(items[ii, 0], items[ii, 1], s=4, c=cats[ii],
-                         cmap="tab20")
+                         cmap="tab20", linewidths=0)
     fig.colorbar(sc, ax=axes[1], label="item category")
   else:
     sc = axes[1].scatter(items[ii, 0], items[ii, 1], s=4,
-                         c=np.log10(1 + item_deg[ii]), cmap="magma")
+                         c=np.log10(1 + item_deg[ii]), cmap="magma",
+                         linewidths=0)
     fig.colorbar(sc, ax=axes[1], label="log10(1 + item popularity)")
   axes[1].set_title("items", fontsize=9)
   for ax in axes:
@@ -304,14 +307,19 @@ def markdown(runs: Sequence[Run], plots: dict, notes: Sequence[str],
 
 
 def make_report(workdir: str, compare: Sequence[str] = (),
-                output: Optional[str] = None, k: int = 20) -> dict:
-  """Writes the plots and report.md; returns {name: path}.
+                output: Optional[str] = None, k: int = 20,
+                markdown_name: str = "report.md") -> dict:
+  """Writes the plots and the Markdown report; returns {name: path}.
 
   Args:
     workdir: the main run.
     compare: further runs for the comparison plots / tables.
     output: output folder (default workdir/report).
     k: cut-off of the comparison bars (falls back to the largest K).
+    markdown_name: file name of the Markdown report inside `output`.
+
+  Returns:
+    {plot title: PNG path, ..., 'report': Markdown path}.
   """
   runs = [Run(workdir)] + [Run(d) for d in compare]
   output = output or os.path.join(runs[0].workdir, "report")
@@ -339,7 +347,7 @@ def make_report(workdir: str, compare: Sequence[str] = (),
   except (FileNotFoundError, ValueError, RuntimeError) as err:
     notes.append(f"embedding / degree plots skipped: {err}")
   text = markdown(runs, plots, notes, summary)
-  md_path = os.path.join(output, "report.md")
+  md_path = os.path.join(output, markdown_name)
   tmp = f"{md_path}.tmp{os.getpid()}"
   with open(tmp, "w") as f:
     f.write(text)
@@ -357,12 +365,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   parser.add_argument("--output", help="output folder (default WORKDIR/report)")
   parser.add_argument("--k", type=int, default=20,
                       help="cut-off for the comparison bars")
+  parser.add_argument("--markdown", default="report.md",
+                      help="file name of the Markdown report in the output "
+                           "folder")
   args = parser.parse_args(argv)
   logging.getLogger("absl").addFilter(
       lambda r: "read only" not in r.getMessage()
       and "read_only=True" not in r.getMessage())
   try:
-    out = make_report(args.workdir, args.compare, args.output, args.k)
+    out = make_report(args.workdir, args.compare, args.output, args.k,
+                      args.markdown)
   except (FileNotFoundError, ValueError, RuntimeError) as err:
     print(f"error: {err}", file=sys.stderr)
     return 2

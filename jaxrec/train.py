@@ -14,11 +14,13 @@ metric history), so a killed run resumes to the same result.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
 import math
 import os
+import sys
 import time
 from typing import Any, Callable, Optional
 
@@ -44,6 +46,11 @@ from jaxrec.models import get_model
 
 TrainState = train_state.TrainState
 LossFn = Callable[..., tuple[jnp.ndarray, dict]]
+# Test hook (tests/faults_test.py only): JAXREC_TEST_STEP_DELAY=<s>[@<epoch>]
+# prints `jaxrec-test: epoch E chunk C trained` to stderr and sleeps <s>
+# seconds after each dispatch of train steps (of 1-based epoch <epoch> only),
+# so a test can SIGKILL the process at a known point in the middle of an epoch.
+STEP_DELAY_ENV = "JAXREC_TEST_STEP_DELAY"
 
 
 # ----------------------------------------------------------------------------
@@ -130,6 +137,61 @@ def make_score_fn(model) -> Callable:
 
 # ----------------------------------------------------------------------------
 # Set-up helpers.
+
+
+class ConfigError(ValueError):
+  """Invalid experiment config; the message names the key and valid values."""
+
+
+# Top-level keys read by the trainer / jaxrec.main beyond those of
+# `config_utils.base_config()` (every base_config key is always valid).
+EXTRA_CONFIG_KEYS = ("compare", "loss_fn", "search")
+OPTIMIZER_KEYS = ("name", "learning_rate", "weight_decay", "momentum",
+                  "grad_clip")
+_METRIC_NAMES = ("recall", "ndcg", "precision", "hit_rate", "mrr", "map",
+                 "coverage", "novelty", "avg_popularity")
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+  """Rejects unknown config keys, model names and model kwargs up front.
+
+  Runs before anything is written, so a typo costs no half-made workdir.
+
+  Args:
+    config: experiment configuration.
+
+  Raises:
+    ConfigError: naming the bad key / value and listing the valid ones.
+  """
+  from jaxrec import config_utils  # pylint: disable=g-import-not-at-top
+  from jaxrec.models import MODELS  # pylint: disable=g-import-not-at-top
+  valid = sorted(set(config_utils.base_config().keys()) |
+                 set(EXTRA_CONFIG_KEYS))
+  unknown = sorted(set(config.keys()) - set(valid))
+  if unknown:
+    raise ConfigError(f"config: unknown top-level key(s) {unknown}; valid "
+                      f"keys: {valid}")
+  name = config.model_name
+  if name not in MODELS:
+    raise ConfigError(f"config.model_name: unknown model {name!r}; "
+                      f"registered models: {sorted(MODELS)}")
+  fields = ({f.name for f in dataclasses.fields(MODELS[name])} -
+            {"parent", "name", "num_users", "num_items"})
+  bad = sorted(set(config.model.keys()) - fields)
+  if bad:
+    raise ConfigError(f"config.model: unknown key(s) {bad} for model "
+                      f"{name!r}; valid keys: {sorted(fields)}")
+  bad = sorted(set(config.optimizer.keys()) - set(OPTIMIZER_KEYS))
+  if bad:
+    raise ConfigError(f"config.optimizer: unknown key(s) {bad}; valid keys: "
+                      f"{list(OPTIMIZER_KEYS)}")
+  metric, _, k = str(config.selection_metric).partition("@")
+  ks = [int(v) for v in config.get("eval_ks", (20,))]
+  if metric not in _METRIC_NAMES or not k.isdigit() or int(k) not in ks:
+    raise ConfigError(
+        f"config.selection_metric: {config.selection_metric!r} is not "
+        f"computed; expected '<metric>@<K>' with metric in "
+        f"{list(_METRIC_NAMES)} and K in config.eval_ks = {ks}")
 
 
 def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
@@ -323,7 +385,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     (reported once for the selected parameters), timings.
   """
   sharding_lib.initialize_distributed(config)  # before any JAX computation
-  os.makedirs(workdir, exist_ok=True)
+  validate_config(config)  # before anything is loaded or written
   dataset = dataset if dataset is not None else load_data(config)
   if len(dataset.valid) == 0:
     raise ValueError(f"dataset {dataset.name!r} has no validation split: "
@@ -348,6 +410,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
             "best_params": jax.tree.map(jnp.copy, state.params)}  # same shardings
 
   from jaxrec import recommend as recommend_lib  # pylint: disable=g-import-not-at-top
+  os.makedirs(workdir, exist_ok=True)  # only once data + model are valid
   recommend_lib.save_artifacts(workdir, config, dataset)  # for inference
   ckpt = checkpoint_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
                                      config.get("max_checkpoints", 2))
@@ -372,11 +435,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   select = config.selection_metric
   patience = config.get("patience", 10)
   eval_every = config.get("eval_every", 1)
+  delay_s, _, delay_epoch = (os.environ.get(STEP_DELAY_ENV) or "0").partition("@")
 
   epochs = range(meta["epoch"], config.num_epochs)
   bar = tqdm.tqdm(epochs, desc=f"{config.model_name}/{dataset.name}",
                   disable=not config.get("progress", True), dynamic_ncols=True)
-  stopped = False
+  # A run that already stopped early resumes as finished (re-running is a no-op).
+  stopped = meta["bad_evals"] >= patience
   for epoch in bar:
     if stopped:
       break
@@ -391,11 +456,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       chunk = {k: v[lo:lo + steps_per_call] for k, v in rows.items()}
       state, step_metrics = step_fn(state, graph, chunk, train_rng)
       losses.append(step_metrics["loss"])
+      if float(delay_s) and delay_epoch in ("", str(epoch + 1)):  # test hook
+        jax.block_until_ready(state)
+        print(f"jaxrec-test: epoch {epoch + 1} chunk {lo // steps_per_call} "
+              "trained", file=sys.stderr, flush=True)
+        time.sleep(float(delay_s))
     epoch_loss = float(jnp.mean(jnp.concatenate(losses)))
     epoch_seconds = time.perf_counter() - start
     if not np.isfinite(epoch_loss):
       raise FloatingPointError(
-          f"training loss became {epoch_loss} in epoch {epoch}; stopping. The "
+          f"training loss became {epoch_loss} in epoch {epoch + 1}; stopping. The "
           f"last good checkpoint (epoch {meta['epoch']}) is kept in "
           f"{ckpt.directory}; lower the learning rate or check the inputs.")
     bundle["state"] = state

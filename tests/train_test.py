@@ -82,6 +82,10 @@ def test_early_stopping(dataset, tmp_path):
   config.optimizer.learning_rate = 0.0  # no progress: stops after patience
   result = train.train_and_evaluate(config, str(tmp_path), dataset)
   assert result["epochs_run"] == 3 and result["best_epoch"] == 1
+  # Re-running a run that stopped early trains nothing more.
+  again = train.train_and_evaluate(config, str(tmp_path), dataset)
+  assert again["epochs_run"] == 3
+  chex.assert_trees_all_close(again["test"], result["test"])
 
 
 def test_nan_loss_stops_and_keeps_checkpoint(dataset, tmp_path):

@@ -12,9 +12,10 @@ Supported formats:
     LightGCN-PyTorch does, the listen count becomes `ratings`).
   * SELFRec: `user:item item ...` per line, arbitrary non-negative integer
     ids, remapped contiguously from train (`load_selfrec`).
-  * RLMRec pickles (`load_rlmrec`), plain CSV/TSV/parquet (`load_csv`),
-    MovieLens `u.data`/`ratings.dat`/`ratings.csv` (`load_movielens`) and
-    RecBole atomic `.inter` files (`load_recbole`).
+  * RLMRec pickles (`load_rlmrec`, in `jaxrec.data.rlmrec`), plain
+    CSV/TSV/parquet (`load_csv`), MovieLens `u.data`/`ratings.dat`/
+    `ratings.csv` (`load_movielens`) and RecBole atomic `.inter` files
+    (`load_recbole`), in `jaxrec.data.tables`.
 
 Whitespace-delimited integer formats are parsed with a vectorised NumPy byte
 tokenizer; bad input raises `DataError` naming the file, the 1-based line and
@@ -22,45 +23,40 @@ what was expected. Test/valid rows whose user or item is absent from train
 are KEPT by the LightGCN-style loaders (to match published protocols) and
 DROPPED with a `DataWarning` count by the remapping loaders (SELFRec, CSV,
 MovieLens, RecBole) since such ids have no contiguous id.
+
+The tabular formats live in `jaxrec.data.tables`, RLMRec in
+`jaxrec.data.rlmrec`; both are re-exported here so `loaders.load_X` works for
+every format.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import io
-import pickle
-import re
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Optional
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from jaxrec.data import preprocess
 from jaxrec.data.dataset import DataError, Dataset, Interactions
+from jaxrec.data.files import (PathLike, dataset_from_raw, require_dir,
+                               require_file)
 from jaxrec.data.preprocess import RawInteractions
+from jaxrec.data.rlmrec import load_rlmrec
+from jaxrec.data.tables import (load_csv, load_movielens, load_recbole,
+                                read_recbole, read_table)
 
-PathLike = Union[str, Path]
+__all__ = [
+    "PathLike", "UserLines", "load_csv", "load_lastfm", "load_lightgcn",
+    "load_lightgcn_adj", "load_movielens", "load_recbole", "load_rlmrec",
+    "load_selfrec", "read_recbole", "read_table", "read_triplets",
+    "read_user_lines", "require_dir", "require_file",
+]
+_dataset_from_raw = dataset_from_raw  # backwards-compatible private alias
+
 _MAX_ID = 2**31 - 2  # ids + 1 must fit in int32
 _POW10 = 10 ** np.arange(19, dtype=np.int64)
-
-
-def require_dir(path: PathLike, what: str) -> Path:
-  """Returns `path` as a Path or raises DataError if it is not a directory."""
-  path = Path(path)
-  if not path.is_dir():
-    raise DataError(f"{path}: directory not found (expected {what})")
-  return path
-
-
-def require_file(path: PathLike, what: str) -> Path:
-  """Returns `path` as a Path or raises DataError if it is not a file."""
-  path = Path(path)
-  if not path.is_file():
-    raise DataError(f"{path}: file not found (expected {what})")
-  return path
-
 
 # ----------------------------------------------------------------------------
 # Vectorised byte tokenizer for whitespace-separated integer formats.
@@ -281,21 +277,6 @@ def load_lightgcn_adj(directory: PathLike, adj_file: str = "s_adj_mat.npz",
   return Dataset(name or d.name, num_users, num_items, train, test=test)
 
 
-def _dataset_from_raw(name: str, train: RawInteractions,
-                      test: Optional[RawInteractions] = None,
-                      valid: Optional[RawInteractions] = None) -> Dataset:
-  """Deduplicates and contiguously remaps raw splits into a Dataset."""
-  splits = {"valid": valid, "test": test}
-  others = {k: preprocess.deduplicate(v, f"{v.source or name} ({k})")
-            for k, v in splits.items() if v is not None}
-  train = preprocess.deduplicate(train, f"{train.source or name} (train)")
-  names = [f"{v.source or name} ({k})" for k, v in others.items()]
-  tr, mapped, umap, imap = preprocess.remap_ids(
-      train, *others.values(), names=names)
-  return Dataset(name, len(umap), len(imap), tr, user_ids=umap,
-                 item_ids=imap, **dict(zip(others, mapped)))
-
-
 def load_selfrec(directory: PathLike, train_file: str = "train.txt",
                  test_file: str = "test.txt", name: Optional[str] = None
                  ) -> Dataset:
@@ -321,7 +302,7 @@ def load_selfrec(directory: PathLike, train_file: str = "train.txt",
     ul = read_user_lines(d / f, colon=True)
     raws.append(RawInteractions(ul.users, ul.items, lines=ul.lines,
                                 source=str(d / f)))
-  return _dataset_from_raw(name or d.name, raws[0], test=raws[1])
+  return dataset_from_raw(name or d.name, raws[0], test=raws[1])
 
 
 def read_triplets(path: PathLike, one_based: bool = False,
@@ -346,6 +327,13 @@ def read_triplets(path: PathLike, one_based: bool = False,
       raise DataError(f"{path}:{int(raw.lines[k])}: expected 1-based ids "
                       f">= 1, got 0")
     raw = dataclasses.replace(raw, users=raw.users - 1, items=raw.items - 1)
+  for field, ids in (("user", raw.users), ("item", raw.items)):
+    big = ids > _MAX_ID  # ids are used as they are (no remapping)
+    if big.any():
+      k = int(np.argmax(big))
+      raise DataError(f"{path}:{int(raw.lines[k])}: field {field!r}: expected "
+                      f"ids <= {_MAX_ID + int(one_based)}, got "
+                      f"{int(ids[k]) + int(one_based)}")
   return raw
 
 
@@ -376,402 +364,3 @@ def load_lastfm(directory: PathLike, train_file: str = "data1.txt",
   conv = lambda r: preprocess.deduplicate(
       Interactions(r.users, r.items, r.ratings), r.source)
   return Dataset(name, num_users, num_items, conv(tr), test=conv(te))
-
-
-# ----------------------------------------------------------------------------
-# Tabular formats (pandas).
-
-_DEFAULT_NAMES = ("user", "item", "rating", "timestamp")
-
-
-def _read_csv_strings(path: Path, source, sep: str, header: bool,
-                      encoding: str) -> pd.DataFrame:
-  try:
-    return pd.read_csv(source, sep=sep, header=0 if header else None,
-                       dtype=str, keep_default_na=False,
-                       skip_blank_lines=False, encoding=encoding,
-                       engine="c")
-  except pd.errors.EmptyDataError as e:
-    raise DataError(f"{path}: empty file (expected delimited rows)") from e
-  except pd.errors.ParserError as e:
-    m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(e))
-    if m:
-      raise DataError(f"{path}:{m.group(2)}: expected {m.group(1)} fields "
-                      f"separated by {sep!r}, saw {m.group(3)}") from e
-    raise DataError(f"{path}: malformed delimited file ({e})") from e
-  except UnicodeDecodeError as e:
-    raw = path.read_bytes() if source is path else source.getvalue()
-    try:
-      raw.decode(encoding)
-      line = "?"
-    except UnicodeDecodeError as e2:
-      line = raw.count(b"\n", 0, e2.start) + 1
-    raise DataError(f"{path}:{line}: expected {encoding} text") from e
-
-
-def _parse_ids(values: pd.Series, path: Path, lines: np.ndarray, field: str,
-               id_type: str) -> np.ndarray:
-  """Validates an id column; returns int64 ('int') or str ('str') ids."""
-  if pd.api.types.is_integer_dtype(values.dtype):
-    ids = values.to_numpy(np.int64)
-    if (ids < 0).any():
-      k = int(np.argmax(ids < 0))
-      raise DataError(f"{path}:{int(lines[k])}: field {field!r}: expected a "
-                      f"non-negative integer id, got {ids[k]}")
-    return ids
-  s = values.astype(str).str.strip()
-  empty = (s == "").to_numpy()
-  if empty.any():
-    k = int(np.argmax(empty))
-    raise DataError(f"{path}:{int(lines[k])}: field {field!r}: missing id")
-  is_int = s.str.fullmatch(r"\d{1,18}").to_numpy(bool)
-  if id_type == "str" or (id_type == "auto" and not is_int.all()):
-    return s.to_numpy(dtype=str)
-  if not is_int.all():
-    k = int(np.argmax(~is_int))
-    kind = "negative" if s.iloc[k].startswith("-") else "non-integer"
-    raise DataError(f"{path}:{int(lines[k])}: field {field!r}: expected a "
-                    f"non-negative integer id, got {kind} {s.iloc[k]!r}")
-  return s.astype(np.int64).to_numpy()
-
-
-def _parse_numbers(values: pd.Series, path: Path, lines: np.ndarray,
-                   field: str) -> np.ndarray:
-  num = pd.to_numeric(values, errors="coerce").to_numpy(np.float64)
-  bad = ~np.isfinite(num)
-  if bad.any():
-    k = int(np.argmax(bad))
-    raise DataError(f"{path}:{int(lines[k])}: field {field!r}: expected a "
-                    f"finite number, got {values.iloc[k]!r}")
-  return num
-
-
-def read_table(path: PathLike, *, user_col: Union[str, int] = "user",
-               item_col: Union[str, int] = "item",
-               rating_col: Union[str, int, None] = None,
-               timestamp_col: Union[str, int, None] = None,
-               sep: Optional[str] = None, header: bool = True,
-               names: Optional[Sequence[str]] = None, id_type: str = "int",
-               encoding: str = "utf-8", content: Optional[bytes] = None,
-               optional_cols: bool = False) -> RawInteractions:
-  """Reads a CSV/TSV/parquet interaction table.
-
-  Args:
-    path: the file; `.parquet` is read with pyarrow, anything else as text.
-    user_col / item_col / rating_col / timestamp_col: column names (or
-      0-based positions). Without a header and without `names`, columns are
-      named user, item, rating, timestamp in order.
-    sep: field separator (default: tab for .tsv/.tab/.inter/.data, else ',').
-    header: whether the first line holds column names.
-    names: explicit column names (replace the header if any).
-    id_type: 'int' (non-negative integers, else DataError), 'str' (any
-      token) or 'auto' (int if every id is an integer, else str).
-    encoding: text encoding.
-    content: file bytes to parse instead of reading `path` (messages still
-      name `path`).
-    optional_cols: skip rating/timestamp columns that do not exist.
-
-  Returns:
-    RawInteractions with 1-based source `lines` (rows for parquet).
-  """
-  path = Path(path)
-  if content is None:
-    require_file(path, "an interaction table (csv/tsv/parquet)")
-  if path.suffix == ".parquet":
-    try:
-      df = pd.read_parquet(path)
-    except Exception as e:  # noqa: BLE001 - unreadable parquet
-      raise DataError(f"{path}: cannot read parquet ({e})") from e
-    first = 1
-  else:
-    if sep is None:
-      sep = "\t" if path.suffix in (".tsv", ".tab", ".inter", ".data") else ","
-    source = io.BytesIO(content) if content is not None else path
-    df = _read_csv_strings(path, source, sep, header, encoding)
-    first = 2 if header else 1
-  if names is not None:
-    if len(names) != df.shape[1]:
-      raise DataError(f"{path}: expected {len(names)} columns {list(names)}, "
-                      f"found {df.shape[1]}")
-    df.columns = list(names)
-  elif not header and path.suffix != ".parquet" and df.shape[1] <= 4:
-    df.columns = list(_DEFAULT_NAMES[:df.shape[1]])
-  lines = np.arange(len(df)) + first
-  if path.suffix != ".parquet" and len(df):
-    blank = (df.astype(str).apply(lambda c: c.str.strip()) == "").all(axis=1)
-    blank = blank.to_numpy(bool)
-    df, lines = df[~blank], lines[~blank]
-  if len(df) == 0:
-    raise DataError(f"{path}: empty split: no interaction rows")
-
-  def column(col):
-    if isinstance(col, int) and col not in df.columns:
-      if not 0 <= col < df.shape[1]:
-        raise DataError(f"{path}: column index {col} out of range "
-                        f"({df.shape[1]} columns)")
-      return df.iloc[:, col], str(col)
-    if col not in df.columns:
-      raise DataError(f"{path}: missing column {col!r}; expected one of "
-                      f"{[str(c) for c in df.columns]}")
-    return df[col], str(col)
-
-  users = _parse_ids(column(user_col)[0], path, lines, str(user_col),
-                     id_type)
-  items = _parse_ids(column(item_col)[0], path, lines, str(item_col),
-                     id_type)
-  ratings = timestamps = None
-  if optional_cols:
-    has = lambda c: c in df.columns or (isinstance(c, int) and c < df.shape[1])
-    rating_col = rating_col if has(rating_col) else None
-    timestamp_col = timestamp_col if has(timestamp_col) else None
-  if rating_col is not None:
-    ratings = _parse_numbers(column(rating_col)[0], path, lines,
-                             str(rating_col)).astype(np.float32)
-  if timestamp_col is not None:
-    ts = _parse_numbers(column(timestamp_col)[0], path, lines,
-                        str(timestamp_col))
-    timestamps = ts.astype(np.int64) if np.all(ts == np.floor(ts)) else ts
-  return RawInteractions(users, items, ratings, timestamps, lines, str(path))
-
-
-def load_csv(path: PathLike, *, name: Optional[str] = None,
-             test_path: Optional[PathLike] = None, **kwargs) -> Dataset:
-  """Loads a CSV/TSV/parquet table of `user,item[,rating,timestamp]`.
-
-  Args:
-    path: the interaction table (all rows go to `train` unless `test_path`).
-    name: dataset name (default: file stem).
-    test_path: optional separate test table with the same layout.
-    **kwargs: forwarded to `read_table` (columns, sep, header, id_type, ...).
-
-  Returns:
-    A deduplicated Dataset with contiguous ids and IdMaps (test rows with
-    ids unseen in train are dropped with a warning).
-  """
-  train = read_table(path, **kwargs)
-  test = read_table(test_path, **kwargs) if test_path is not None else None
-  return _dataset_from_raw(name or Path(path).stem, train, test=test)
-
-
-def load_movielens(path: PathLike, name: Optional[str] = None) -> Dataset:
-  """Loads MovieLens ratings: ml-100k `u.data`, ml-1m `ratings.dat` or
-  ml-latest `ratings.csv` (a file or a folder containing one of them).
-
-  Args:
-    path: the ratings file or its folder.
-    name: dataset name (default: the folder name).
-
-  Returns:
-    A Dataset with all ratings in `train` (split it with `jaxrec.data.splits`),
-    ratings and timestamps kept, contiguous ids with IdMaps to the 1-based
-    MovieLens ids.
-  """
-  path = Path(path)
-  if path.is_dir():
-    found = [path / f for f in ("ratings.dat", "u.data", "ratings.csv")
-             if (path / f).is_file()]
-    if not found:
-      raise DataError(f"{path}: no MovieLens ratings file (expected "
-                      f"ratings.dat, u.data or ratings.csv)")
-    path = found[0]
-  require_file(path, "a MovieLens ratings file")
-  cols = dict(user_col="user", item_col="item", rating_col="rating",
-              timestamp_col="timestamp", header=False, encoding="latin-1")
-  if path.name.endswith(".csv"):
-    raw = read_table(path, user_col="userId", item_col="movieId",
-                     rating_col="rating", timestamp_col="timestamp")
-  elif path.suffix == ".dat":
-    raw = read_table(path, sep="\t", names=_DEFAULT_NAMES,
-                     content=path.read_bytes().replace(b"::", b"\t"), **cols)
-  else:
-    raw = read_table(path, sep="\t", names=_DEFAULT_NAMES, **cols)
-  return _dataset_from_raw(name or path.parent.name, raw)
-
-
-_RECBOLE_TYPES = ("token", "token_seq", "float", "float_seq")
-
-
-def _recbole_header(path: Path) -> list[tuple[str, str]]:
-  with open(path, "rb") as f:
-    first = f.readline().decode("utf-8", "replace").rstrip("\r\n")
-  fields = []
-  for spec in first.split("\t"):
-    name, _, kind = spec.partition(":")
-    if not name or kind not in _RECBOLE_TYPES:
-      raise DataError(f"{path}:1: expected a RecBole header of 'name:type' "
-                      f"fields (type in {_RECBOLE_TYPES}), got {spec!r}")
-    fields.append((name, kind))
-  return fields
-
-
-def read_recbole(path: PathLike, user_field: str = "user_id",
-                 item_field: str = "item_id", rating_field: str = "rating",
-                 timestamp_field: str = "timestamp") -> RawInteractions:
-  """Reads one RecBole atomic `.inter` file (tab separated, typed header).
-
-  Args:
-    path: the `.inter` file.
-    user_field / item_field: token fields holding the ids (kept as ints if
-      all are integers, else as strings).
-    rating_field / timestamp_field: float fields used when present.
-
-  Returns:
-    RawInteractions.
-  """
-  path = require_file(path, "a RecBole .inter file")
-  fields = _recbole_header(path)
-  names = [n for n, _ in fields]
-  for f in (user_field, item_field):
-    if f not in names:
-      raise DataError(f"{path}:1: missing field {f!r} in header {names}")
-  return read_table(
-      path, sep="\t", names=names, id_type="auto", user_col=user_field,
-      item_col=item_field,
-      rating_col=rating_field if rating_field in names else None,
-      timestamp_col=timestamp_field if timestamp_field in names else None)
-
-
-def load_recbole(path: PathLike, name: Optional[str] = None, **fields
-                 ) -> Dataset:
-  """Loads RecBole atomic files.
-
-  Args:
-    path: a `.inter` file (all rows -> train), or a folder with either one
-      `<name>.inter` file or benchmark splits `<name>.train.inter`,
-      `<name>.test.inter` and optionally `<name>.valid.inter`.
-    name: dataset name (default: the file/folder name).
-    **fields: user_field / item_field / rating_field / timestamp_field.
-
-  Returns:
-    A remapped Dataset (ids from train).
-  """
-  path = Path(path)
-  if path.is_dir():
-    trains = sorted(path.glob("*.train.inter"))
-    if trains:
-      stem = trains[0].name[:-len(".train.inter")]
-      read = lambda s: read_recbole(path / f"{stem}.{s}.inter", **fields)
-      valid = (read("valid") if (path / f"{stem}.valid.inter").is_file()
-               else None)
-      return _dataset_from_raw(name or stem, read("train"),
-                               test=read("test"), valid=valid)
-    inters = sorted(path.glob("*.inter"))
-    if len(inters) != 1:
-      raise DataError(f"{path}: expected exactly one .inter file or "
-                      f"*.train.inter/*.test.inter splits, found "
-                      f"{[p.name for p in inters]}")
-    path = inters[0]
-  raw = read_recbole(path, **fields)
-  return _dataset_from_raw(name or path.name.split(".")[0], raw)
-
-# ----------------------------------------------------------------------------
-# RLMRec pickles.
-
-
-def _unpickle(path: Path):
-  # Only load pickles from sources you trust: unpickling can run code.
-  try:
-    with open(path, "rb") as f:
-      return pickle.load(f)
-  except Exception as e:  # noqa: BLE001 - any unreadable pickle
-    raise DataError(f"{path}: cannot unpickle ({type(e).__name__}: {e})") from e
-
-
-def _rlmrec_matrix(path: Path) -> sp.csr_matrix:
-  obj = _unpickle(path)
-  if not (sp.issparse(obj) or isinstance(obj, np.ndarray)) or obj.ndim != 2:
-    raise DataError(f"{path}: expected a pickled 2-D user x item scipy sparse "
-                    f"matrix, got {type(obj).__name__}")
-  mat = sp.csr_matrix(obj)
-  mat.eliminate_zeros()
-  return mat
-
-
-def _rlmrec_texts(path: Path, n: int) -> list[str]:
-  """Profiles: dict id -> {'profile': str, ...} or id -> str, or a list."""
-  obj = _unpickle(path)
-  if isinstance(obj, (list, tuple, np.ndarray)):
-    obj = dict(enumerate(obj))
-  if not isinstance(obj, dict):
-    raise DataError(f"{path}: expected a dict id -> profile, got "
-                    f"{type(obj).__name__}")
-  texts = [""] * n
-  for key, value in obj.items():  # one entry per user/item, not interaction
-    try:
-      k = int(key)
-    except (TypeError, ValueError):
-      k = -1
-    if not 0 <= k < n or (isinstance(key, float) and key != k):
-      raise DataError(f"{path}: key {key!r}: expected an integer id in "
-                      f"[0, {n})")
-    if isinstance(value, dict):
-      value = value.get("profile")
-    if not isinstance(value, str):
-      raise DataError(f"{path}: key {key!r}: expected a str or a dict with a "
-                      f"'profile' str, got {type(value).__name__}")
-    texts[k] = value
-  missing = n - len(obj)
-  if missing > 0:
-    preprocess.warn(f"{path}: {missing} of {n} ids have no profile (using '')")
-  return texts
-
-
-def _rlmrec_embeddings(path: Path, n: int) -> np.ndarray:
-  obj = _unpickle(path)
-  try:
-    emb = np.asarray(obj, np.float32)
-  except (TypeError, ValueError) as e:
-    raise DataError(f"{path}: expected a float array [n, d] ({e})") from e
-  if emb.ndim != 2 or emb.shape[0] != n:
-    raise DataError(f"{path}: expected embeddings of shape [{n}, d] (one row "
-                    f"per id), got {emb.shape}")
-  finite = np.isfinite(emb).all(1)
-  if not finite.all():
-    raise DataError(f"{path}: row {int(np.argmax(~finite))}: expected finite "
-                    f"values, found NaN or inf")
-  return emb
-
-
-def load_rlmrec(directory: PathLike, name: Optional[str] = None) -> Dataset:
-  """Loads an RLMRec dataset folder (amazon/yelp/steam of RLMRec's data.zip).
-
-  Files: `trn_mat.pkl`, `tst_mat.pkl` (required) and `val_mat.pkl` (optional):
-  pickled user x item scipy sparse matrices of one shape. Optional side
-  information: `usr_prf.pkl`/`itm_prf.pkl` profiles (dict id -> {'profile':
-  str, ...} as in RLMRec, or dict id -> str, or a list of str; ids without a
-  profile get '' with a warning) and `usr_emb_np.pkl`/`itm_emb_np.pkl`
-  float arrays [n, d] (row count must equal the number of users/items;
-  NaN/inf rejected). Only unpickle files from a trusted source.
-
-  Args:
-    directory: the dataset folder.
-    name: dataset name (default: 'rlmrec_<folder>').
-
-  Returns:
-    Dataset with texts/embeddings set where the files exist.
-  """
-  d = require_dir(directory, "an RLMRec folder with trn_mat.pkl/tst_mat.pkl")
-  mats = {}
-  for split, f in (("train", "trn_mat.pkl"), ("valid", "val_mat.pkl"),
-                   ("test", "tst_mat.pkl")):
-    if split == "valid" and not (d / f).exists():
-      continue
-    mats[split] = _rlmrec_matrix(require_file(d / f, "a pickled sparse matrix"))
-    shape = mats[split].shape
-    if shape != mats["train"].shape:
-      raise DataError(f"{d / f}: expected shape {mats['train'].shape} like "
-                      f"trn_mat.pkl, got {shape}")
-    if split != "valid" and mats[split].nnz == 0:
-      raise DataError(f"{d / f}: empty split: no interaction")
-  num_users, num_items = mats["train"].shape
-  splits = {k: Interactions.from_csr(v) for k, v in mats.items()}
-  side = {}
-  for field, f, n, fn in (
-      ("user_texts", "usr_prf.pkl", num_users, _rlmrec_texts),
-      ("item_texts", "itm_prf.pkl", num_items, _rlmrec_texts),
-      ("user_embeddings", "usr_emb_np.pkl", num_users, _rlmrec_embeddings),
-      ("item_embeddings", "itm_emb_np.pkl", num_items, _rlmrec_embeddings)):
-    if (d / f).exists():
-      side[field] = fn(d / f, n)
-  return Dataset(name or f"rlmrec_{d.name}", num_users, num_items, **splits,
-                 **side)

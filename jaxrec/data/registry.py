@@ -14,15 +14,22 @@ Datasets without a validation split get one carved from train with
 `splits.carve_validation(valid_ratio, seed)` (default 0.1; test untouched);
 RLMRec sets keep their own `val_mat.pkl`. `csv` and `movielens` hold all
 rows in one table and are first split per user (`split`, `test_ratio`).
+
+Unknown keyword arguments raise `DataError` listing the valid ones. Users or
+items without any train interaction (isolated nodes: they keep their initial
+embedding) are reported with a `DataWarning` giving the counts.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 from typing import Callable, Optional, Union
 
-from jaxrec.data import loaders, splits, synthetic
+import numpy as np
+
+from jaxrec.data import loaders, preprocess, splits, synthetic
 from jaxrec.data.dataset import DataError, Dataset
 
 ENV_VAR = "JAXREC_DATA_ROOT"
@@ -135,6 +142,9 @@ def load_dataset(name: str, data_root: Union[str, Path, None] = None,
     raise DataError(f"unknown dataset {name!r}; expected one of "
                     f"{', '.join(DATASETS)}")
   if name == "synthetic":
+    valid_keys = set(inspect.signature(synthetic.make_synthetic).parameters) - {
+        "return_factors"}
+    _check_kwargs(name, kwargs, valid_keys | {"valid_ratio", "test_ratio"})
     if "valid_ratio" in kwargs or "test_ratio" in kwargs:
       valid = kwargs.pop("valid_ratio", 0.1)
       test = kwargs.pop("test_ratio", 0.1)
@@ -144,12 +154,52 @@ def load_dataset(name: str, data_root: Union[str, Path, None] = None,
   seed = kwargs.pop("seed", 0)
   method = kwargs.pop("split", "random")
   test_ratio = kwargs.pop("test_ratio", 0.2)
-  if name not in ("csv", "movielens") and kwargs:
-    raise DataError(f"{name}: unexpected keyword arguments {sorted(kwargs)}")
+  if name not in ("csv", "movielens"):
+    _check_kwargs(name, kwargs, set())
+  elif name == "movielens":
+    _check_kwargs(name, kwargs, {"path", "name"})
+  else:
+    table = set(inspect.signature(loaders.read_table).parameters)
+    _check_kwargs(name, kwargs, (table - {"content"}) | {"name", "test_path"})
   dataset = _LOADERS[name](data_root, kwargs)
   if name in ("csv", "movielens") and not len(dataset.test):
     dataset = splits.split_dataset(dataset, method, test_ratio, 0.0,
                                     seed + 1)
   if len(dataset.valid) == 0:
     dataset = splits.carve_validation(dataset, valid_ratio, seed)
+  report_isolated(dataset)
   return dataset
+
+
+def _check_kwargs(name: str, kwargs: dict, valid: set) -> None:
+  unknown = sorted(set(kwargs) - valid)
+  if unknown:
+    common = {"valid_ratio", "seed"} | ({"split", "test_ratio"} if name in (
+        "csv", "movielens") else set())
+    raise DataError(f"{name}: unexpected keyword argument(s) {unknown} "
+                    f"(config.dataset.kwargs); valid: "
+                    f"{sorted(valid | common)}")
+
+
+def report_isolated(dataset: Dataset) -> tuple[int, int]:
+  """Warns about users / items with no train interaction; returns counts.
+
+  Such nodes are isolated in the training graph: they are never a positive
+  of the loss and keep their initial embedding. LightGCN-format data keeps
+  them on purpose (ids up to the maximum id, as the published protocols do).
+
+  Args:
+    dataset: the loaded dataset.
+
+  Returns:
+    (users without train interactions, items without train interactions).
+  """
+  users = dataset.num_users - len(np.unique(dataset.train.users))
+  items = dataset.num_items - len(np.unique(dataset.train.items))
+  if users or items:
+    preprocess.warn(
+        f"{dataset.name}: {users} of {dataset.num_users} users and {items} of "
+        f"{dataset.num_items} items have no train interaction (isolated "
+        "nodes: they keep their initial embedding; remove them or check the "
+        "id mapping if unexpected)")
+  return users, items
