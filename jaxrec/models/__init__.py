@@ -16,6 +16,7 @@ from jaxrec.models.sage import GraphSAGE
 from jaxrec.models.sgl import SGL
 from jaxrec.models.simgcl import SimGCL
 from jaxrec.models.xsimgcl import XSimGCL
+from jaxrec.models.designgnn import DesignGNN
 
 MODELS: dict[str, type[Recommender]] = {
     "mf": MF,
@@ -28,6 +29,7 @@ MODELS: dict[str, type[Recommender]] = {
     "sgl": SGL,
     "simgcl": SimGCL,
     "xsimgcl": XSimGCL,
+    "designgnn": DesignGNN,
 }
 
 

@@ -1,0 +1,50 @@
+"""Architecture search over the GNN-CF design space (`jaxrec.search`).
+
+  python -m jaxrec.search --config configs/search.py:lastfm --budget-trials 12 \
+      --budget-seconds 1500 --strategy halving --workdir workdirs/search_lastfm
+
+The config is a training config of the 'designgnn' model (dataset, seed,
+batch size, evaluation protocol shared by every trial; the model section is
+the LightGCN point of the space, so `jaxrec.main` can also train it) plus a
+`search` section: strategy, budgets, epochs per trial, halving and evolution
+settings, and optional per-dimension value lists that restrict
+`jaxrec.search.space.DEFAULT_SPACE`. Datasets: synthetic_small, synthetic,
+lastfm, amazon_beauty (and the other presets).
+"""
+
+from jaxrec import config_utils
+
+# Search settings per dataset: (epochs per random/evolution trial,
+# halving min_epochs, halving max_epochs). CPU-sized.
+_EPOCHS = {"synthetic_small": (4, 2, 8), "synthetic": (20, 4, 40),
+           "lastfm": (40, 10, 90), "amazon_beauty": (20, 5, 45)}
+
+
+def get_config(arg=None):
+  """Args: arg: dataset preset name (default synthetic)."""
+  dataset = arg or "synthetic"
+  config = config_utils.base_config(dataset)
+  config.model_name = "designgnn"
+  config.model = dict(embed_dim=64, l2_reg=1e-4, aggregation="lightgcn",
+                      message="identity", num_layers=3, combine="mean",
+                      interaction="dot")
+  config.patience = 5
+  epochs, min_epochs, max_epochs = _EPOCHS.get(dataset, (40, 10, 90))
+  config.search = dict(
+      strategy="halving",   # random | evolution | halving
+      seed=0,               # sampling seed (the data/training seed is config.seed)
+      budget_trials=12,     # architectures (halving: rung-0 architectures)
+      budget_seconds=0.0,   # 0 = no time limit; no training starts after it
+      epochs=epochs,        # per trial (random, evolution)
+      population_size=6,    # regularised evolution P
+      sample_size=3,        # regularised evolution S
+      min_epochs=min_epochs,  # halving rung 0
+      max_epochs=max_epochs,  # halving cap
+      eta=3.0,              # halving: keep the top 1/eta per rung
+      # Restrictions of the declared space ({} = all of DEFAULT_SPACE).
+      space={},
+  )
+  if dataset in ("lastfm", "amazon_beauty"):
+    # CPU-sized: embedding size 128 costs 2x per epoch for little gain.
+    config.search.space = dict(embed_dim=[32, 64])
+  return config

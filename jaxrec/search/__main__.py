@@ -1,0 +1,135 @@
+"""Command line of the architecture search (argparse; no absl flags here).
+
+  python -m jaxrec.search --config configs/search.py:lastfm --budget-trials 12 \
+      [--budget-seconds 1500] [--strategy random|evolution|halving] \
+      [--seed 0] --workdir DIR
+
+Writes DIR/results.csv (one row per training: trial, rung, epochs,
+architecture, validation metric, seconds), DIR/results.md, DIR/summary.json
+and DIR/best_config.py, which re-trains the selected architecture with
+`python -m jaxrec.main --config DIR/best_config.py --workdir OUT`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import os
+import shlex
+import sys
+from typing import Optional, Sequence
+
+import ml_collections
+import numpy as np
+
+from jaxrec.search import runner as runner_lib
+from jaxrec.search import space as space_lib
+from jaxrec.search import strategies
+
+
+def load_config(spec: str) -> ml_collections.ConfigDict:
+  """Loads 'path/to/config.py[:arg]' the way `--config` of jaxrec.main does."""
+  path, _, arg = spec.partition(":")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"--config: no such file {path!r}")
+  module_spec = importlib.util.spec_from_file_location("search_config", path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(arg or None)
+
+
+def search(config: ml_collections.ConfigDict, workdir: str, dataset=None,
+           command: str = "") -> dict:
+  """Runs `config.search.strategy` and writes the results files.
+
+  Args:
+    config: search config (configs/search.py format).
+    workdir: output directory.
+    dataset: optional pre-loaded dataset.
+    command: command line recorded in results.md.
+
+  Returns:
+    The summary dict of `runner.write_outputs`.
+  """
+  s = config.search
+  space = space_lib.Space.from_overrides(s.get("space", {}) or {})
+  runner = runner_lib.Runner(space, config, workdir, s.budget_trials,
+                             s.get("budget_seconds", 0), dataset=dataset)
+  rng = np.random.default_rng(s.seed)
+  if s.strategy == "random":
+    strategies.random_search(runner, rng, s.epochs)
+    final_epochs = s.epochs
+  elif s.strategy == "evolution":
+    strategies.regularized_evolution(runner, rng, s.epochs,
+                                     s.population_size, s.sample_size)
+    final_epochs = s.epochs
+  elif s.strategy == "halving":
+    strategies.successive_halving(runner, rng, s.min_epochs, s.eta,
+                                  s.max_epochs)
+    final_epochs = None
+  else:
+    raise ValueError(f"config.search.strategy must be one of "
+                     f"{strategies.STRATEGIES}, got {s.strategy!r}")
+  best = runner.best()
+  return runner_lib.write_outputs(runner, s.strategy,
+                                  final_epochs or best.epochs, command)
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+  parser = argparse.ArgumentParser(
+      prog="python -m jaxrec.search",
+      description="Architecture search over the GNN-CF design space.")
+  parser.add_argument("--config", required=True,
+                      help="config file[:dataset], e.g. configs/search.py:lastfm")
+  parser.add_argument("--workdir", required=True, help="output directory")
+  parser.add_argument("--budget-trials", type=int, default=None,
+                      help="architectures to train (halving: rung-0 ones)")
+  parser.add_argument("--budget-seconds", type=float, default=None,
+                      help="no training starts after this many seconds")
+  parser.add_argument("--strategy", choices=strategies.STRATEGIES,
+                      default=None)
+  parser.add_argument("--seed", type=int, default=None,
+                      help="search sampling seed (config.search.seed)")
+  return parser.parse_args(argv)
+
+
+class _HideTrialTest(logging.Filter):
+  """Drops the trainer's per-run test log line: only the best is reported."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return not (record.pathname.endswith(os.path.join("jaxrec", "train.py"))
+                and str(record.msg).startswith("best epoch"))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+  args = parse_args(argv)
+  logging.basicConfig(level=logging.INFO)
+  logging.getLogger().setLevel(logging.INFO)
+  for handler in logging.getLogger().handlers:
+    handler.addFilter(_HideTrialTest())
+  config = load_config(args.config)
+  if "search" not in config:
+    raise ValueError(f"--config {args.config}: no `search` section")
+  with config.unlocked():
+    if args.budget_trials is not None:
+      config.search.budget_trials = args.budget_trials
+    if args.budget_seconds is not None:
+      config.search.budget_seconds = float(args.budget_seconds)
+    if args.strategy is not None:
+      config.search.strategy = args.strategy
+    if args.seed is not None:
+      config.search.seed = args.seed
+  command = "python -m jaxrec.search " + " ".join(
+      shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+  summary = search(config, args.workdir, command=command)
+  print(f"best trial {summary['best_trial']}: {summary['best_arch']}")
+  print(f"valid {config.selection_metric} = "
+        f"{summary['best_valid'][config.selection_metric]:.4f}; test "
+        + ", ".join(f"{k} = {v:.4f}" for k, v in summary["best_test"].items()
+                    if k.startswith(("recall@", "ndcg@"))))
+  print(f"wrote {args.workdir}/results.md, results.csv, best_config.py")
+
+
+if __name__ == "__main__":
+  main()
