@@ -16,6 +16,9 @@ from jaxrec.models.sage import GraphSAGE
 from jaxrec.models.sgl import SGL
 from jaxrec.models.simgcl import SimGCL
 from jaxrec.models.xsimgcl import XSimGCL
+from jaxrec.models.alpharec import AlphaRec
+from jaxrec.models.rlmrec import RLMRecCon, RLMRecGen
+from jaxrec.models.textgnn import TextGNN
 from jaxrec.models.designgnn import DesignGNN
 
 MODELS: dict[str, type[Recommender]] = {
@@ -30,6 +33,10 @@ MODELS: dict[str, type[Recommender]] = {
     "simgcl": SimGCL,
     "xsimgcl": XSimGCL,
     "designgnn": DesignGNN,
+    "textgnn": TextGNN,
+    "rlmrec_con": RLMRecCon,
+    "rlmrec_gen": RLMRecGen,
+    "alpharec": AlphaRec,
 }
 
 

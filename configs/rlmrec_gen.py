@@ -1,0 +1,22 @@
+"""RLMRec-Gen (Ren et al., WWW 2024): masked-node reconstruction of LLM embeddings.
+
+  python -m jaxrec.main --config configs/rlmrec_gen.py:rlmrec_yelp --workdir workdirs/gen
+
+Argument `dataset[,backbone]` as in configs/rlmrec_con.py. Defaults: mask
+ratio 0.2, kd_weight 1e-2, kd_temperature 0.2; the authors' LightGCN-Gen
+settings (lightgcn_gene.yml) per dataset: Amazon mask 0.15, weight 0.1,
+tau 0.5, 2 layers; Yelp 0.05 / 0.01 / 0.1 / 2 layers.
+"""
+
+import importlib.util
+import os
+
+
+def get_config(arg=None):
+  """Args: arg: 'dataset[,backbone]' (default 'rlmrec_amazon,lightgcn')."""
+  path = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                      "rlmrec_con.py")
+  spec = importlib.util.spec_from_file_location("config_rlmrec_con", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.make_config(arg, "gen")
