@@ -31,7 +31,7 @@ from jax.experimental import sparse as jsparse
 METHODS = ("segment_sum", "segment_sum_sorted", "bcoo", "bcsr", "symmetric")
 # Kernels that are correct for any edge weights (eligible as the default).
 GENERAL_METHODS = ("segment_sum", "segment_sum_sorted", "bcoo", "bcsr")
-DEFAULT_METHOD = "segment_sum"
+DEFAULT_METHOD = "bcsr"
 
 
 def _segment_sum(x, weights, senders, receivers, sorted_: bool):

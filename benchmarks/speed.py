@@ -1,0 +1,448 @@
+"""LightGCN training and evaluation speed vs graph size, with a roofline.
+
+Sizes are counted in DIRECTED graph edges E = 2 x (unique train
+interactions), the edges one propagation layer gathers and scatters. For
+each synthetic size (`jaxrec.data.synthetic.make_synthetic`, ~30
+interactions per user, I = min(U / 2, 40,000) items, 80/10/10 split, so
+train interactions = E / 2) and for the real Gowalla graph (preset 'gowalla':
+LightGCN-PyTorch train minus a 10% validation carve-out), a SEPARATE
+subprocess (so peak RSS figures do not mix) measures:
+  * seconds per training epoch of LightGCN (3 layers, d=64, batch 2048, BPR +
+    L2, Adam): sampling + the jitted `train.train_steps` scanned over
+    `steps_per_call`=16 steps, exactly as `train.train_and_evaluate` runs an
+    epoch, after compiling every chunk shape. Sizes with more than
+    --max_epoch_steps steps per epoch instead time --timed_calls calls of
+    --timed_steps steps each and extrapolate: epoch = sampling + steps per
+    epoch x median seconds per step (marked 'extrapolated').
+  * propagation throughput: directed edges x layers / s of the jitted 3-layer
+    forward (and of the training steps, counting forward layers only);
+  * full-ranking evaluation of every user with a test item
+    (`metrics.evaluate_ranking`, 1 GiB memory budget, train + valid masked,
+    K=20): first call (with compilation) and compiled call;
+  * peak RSS (VmHWM of /proc/self/status; `getrusage` ru_maxrss would
+    include the parent's peak, since it survives execve) after data
+    generation, after training and at the end.
+The parent process measures this machine's limits: memory bandwidth (NumPy
+copy of a 512 MiB array, 1 and 2 threads, bytes read + written) and peak
+float32 FLOP/s (jitted 4096 x 4096 jnp matmul), and derives the roofline:
+  propagation, per layer: bytes >= E*d*4 (gather x[senders]) + E*d*4
+    (scatter-add into receivers) + E*12 (senders, receivers, weights);
+    t_min = bytes / bandwidth;
+  evaluation: FLOPs = 2 * U_eval * I * d; t_min = FLOPs / peak FLOP/s.
+It fits the growth exponent of epoch time (and of step time) vs edges over
+the synthetic sizes by log-log least squares, checks the largest size's peak
+RSS against --rss_limit_gb and writes a markdown report.
+
+Usage:
+  python benchmarks/speed.py [--sizes 1e5,1e6,1e7] [--gowalla]
+      [--out benchmarks/results/speed.md] [--json /tmp/speed.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+DIM, LAYERS, BATCH, STEPS_PER_CALL, K = 64, 3, 2048, 16, 20
+INTERACTIONS_PER_USER, MAX_ITEMS = 30, 40_000
+EVAL_BUDGET = 1 << 30
+
+
+def _rss_bytes() -> int:
+  """Peak RSS of this process image: VmHWM (Linux), else ru_maxrss.
+
+  ru_maxrss survives execve on Linux, so a worker started by the parent
+  would report at least the parent's own peak; VmHWM belongs to the new
+  address space and does not.
+  """
+  try:
+    with open("/proc/self/status") as f:
+      for line in f:
+        if line.startswith("VmHWM:"):
+          return int(line.split()[1]) * 1024  # kB
+  except OSError:
+    pass
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB
+
+
+def _load() -> float:
+  return round(os.getloadavg()[0], 2)
+
+
+# ----------------------------------------------------------------------------
+# Machine limits (parent process).
+
+
+def memory_bandwidth(size_bytes: int = 512 << 20, repeats: int = 5) -> dict:
+  """Best NumPy copy bandwidth (read + write bytes / s), 1 and 2 threads."""
+  src = np.ones(size_bytes // 8, np.float64)
+  dst = np.empty_like(src)
+  np.copyto(dst, src)  # fault the pages in
+  out = {}
+  for threads in (1, 2):
+    parts = np.array_split(np.arange(len(src)), threads)
+    bounds = [(p[0], p[-1] + 1) for p in parts]
+
+    def copy(lo, hi):
+      np.copyto(dst[lo:hi], src[lo:hi])
+    best = math.inf
+    for _ in range(repeats):
+      workers = [threading.Thread(target=copy, args=b) for b in bounds]
+      start = time.perf_counter()
+      for w in workers:
+        w.start()
+      for w in workers:
+        w.join()
+      best = min(best, time.perf_counter() - start)
+    out[threads] = 2 * size_bytes / best
+  return {"copy_1thread": out[1], "copy_2threads": out[2],
+          "bandwidth": max(out.values()), "load": _load()}
+
+
+def peak_flops(n: int = 4096, repeats: int = 5) -> dict:
+  """Best float32 FLOP/s of a jitted n x n matmul (2 n^3 FLOPs)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  a = jnp.asarray(np.random.default_rng(0).normal(size=(n, n)), jnp.float32)
+  mm = jax.jit(lambda x, y: x @ y)
+  jax.block_until_ready(mm(a, a))
+  best = math.inf
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(mm(a, a))
+    best = min(best, time.perf_counter() - start)
+  return {"peak_flops": 2 * n ** 3 / best, "matmul_n": n, "load": _load()}
+
+
+# ----------------------------------------------------------------------------
+# One size (worker subprocess).
+
+
+def synthetic_sizes(edges: int) -> dict:
+  """make_synthetic arguments giving about `edges` directed train edges."""
+  total = int(round(edges / 2 / 0.8))  # train = 80% of the interactions
+  users = max(100, total // INTERACTIONS_PER_USER)
+  items = int(min(MAX_ITEMS, max(200, users // 2)))
+  return dict(num_users=users, num_items=items, num_interactions=total)
+
+
+def load(size: str, seed: int = 0):
+  """(config, dataset, seconds) for 'gowalla' or a synthetic edge count."""
+  from jaxrec import config_utils, train  # pylint: disable=g-import-not-at-top
+  from jaxrec.data import synthetic  # pylint: disable=g-import-not-at-top
+  start = time.perf_counter()
+  if size == "gowalla":
+    config = config_utils.base_config("gowalla")
+    dataset = train.load_data(config)
+  else:
+    config = config_utils.base_config("synthetic")
+    dataset = synthetic.make_synthetic(
+        **synthetic_sizes(int(float(size))), with_texts=False, seed=seed,
+        name=f"synthetic_{size}")
+  config.model_name = "lightgcn"
+  config.model = dict(embed_dim=DIM, num_layers=LAYERS, l2_reg=1e-4)
+  config.batch_size = BATCH
+  config.steps_per_call = STEPS_PER_CALL
+  return config, dataset, time.perf_counter() - start
+
+
+def _timed(fn, *args):
+  import jax  # pylint: disable=g-import-not-at-top
+  start = time.perf_counter()
+  out = jax.block_until_ready(fn(*args))
+  return time.perf_counter() - start, out
+
+
+def measure(size: str, max_epoch_steps: int, timed_steps: int,
+            timed_calls: int) -> dict:
+  """All measurements of one size (run in its own process)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from jaxrec import metrics, sharding, train  # pylint: disable=g-import-not-at-top
+  from jaxrec.data import sampler  # pylint: disable=g-import-not-at-top
+  from jaxrec.models.lightgcn import light_propagate  # pylint: disable=g-import-not-at-top
+
+  res = {"size": size}
+  config, ds, res["data_seconds"] = load(size)
+  res.update(dataset=ds.summary(), users=ds.num_users, items=ds.num_items,
+             train=len(ds.train), rss_after_data=_rss_bytes())
+  graph = jax.tree.map(jnp.asarray, train.build_graph(config, ds))
+  res["edges"] = int(graph.senders.shape[0])
+  res["nodes"] = int(graph.nodes["mask"].shape[0])
+  model = train.get_model("lightgcn", ds.num_users, ds.num_items,
+                          **config.model.to_dict())
+  params = train.init_params(model, graph, BATCH, jax.random.key(0))
+  state = train.TrainState.create(apply_fn=model.apply, params=params,
+                                  tx=train.make_optimizer(config))
+  step_fn = sharding.jit_train_steps(
+      functools.partial(train.train_steps, model=model), None)
+  rng = jax.random.key(1)
+  keys = sampler.positive_keys(ds.train, ds.num_items)
+
+  def epoch_rows(epoch):
+    triples = sampler.epoch_triples(ds.train, ds.num_users, ds.num_items,
+                                    seed=0, epoch=epoch, keys=keys)
+    return train.stack_batches(triples, BATCH)
+
+  start = time.perf_counter()
+  rows = epoch_rows(0)
+  res["sample_seconds"] = time.perf_counter() - start
+  num_steps = int(rows["users"].shape[0])
+  res["steps_per_epoch"] = num_steps
+  res["load_before_train"] = _load()
+  if num_steps <= max_epoch_steps:  # the full epoch, as train_and_evaluate
+    for s in sorted({min(STEPS_PER_CALL, num_steps), num_steps % STEPS_PER_CALL} - {0}):
+      start = time.perf_counter()  # compile every chunk shape first
+      state, m = step_fn(state, graph, {k: v[:s] for k, v in rows.items()}, rng)
+      jax.block_until_ready(m)
+      res.setdefault("compile_seconds", []).append(time.perf_counter() - start)
+    start = time.perf_counter()
+    rows, losses = epoch_rows(1), []
+    for lo in range(0, num_steps, STEPS_PER_CALL):
+      chunk = {k: v[lo:lo + STEPS_PER_CALL] for k, v in rows.items()}
+      state, m = step_fn(state, graph, chunk, rng)
+      losses.append(m["loss"])
+    res["epoch_loss"] = float(jnp.mean(jnp.concatenate(losses)))
+    res["epoch_seconds"] = time.perf_counter() - start
+    res["step_seconds"] = (res["epoch_seconds"] - res["sample_seconds"]) / num_steps
+    res["extrapolated"] = False
+  else:  # fixed number of steps, extrapolated to the epoch
+    s = min(timed_steps, num_steps)
+    chunk = lambda c: {k: v[c * s:(c + 1) * s] for k, v in rows.items()}
+    start = time.perf_counter()
+    state, m = step_fn(state, graph, chunk(0), rng)
+    jax.block_until_ready(m)
+    res["compile_seconds"] = [time.perf_counter() - start]
+    times = []
+    for c in range(1, timed_calls + 1):
+      start = time.perf_counter()
+      state, m = step_fn(state, graph, chunk(c), rng)
+      jax.block_until_ready(m)
+      times.append(time.perf_counter() - start)
+    res["timed_steps"] = s * timed_calls
+    res["step_seconds"] = statistics.median(times) / s
+    res["epoch_seconds"] = res["sample_seconds"] + num_steps * res["step_seconds"]
+    res["extrapolated"] = True
+  res["load_after_train"] = _load()
+  res["rss_after_train"] = _rss_bytes()
+
+  # Forward propagation alone (3 layers, default kernel).
+  fwd = jax.jit(lambda g, x: light_propagate(g, x, LAYERS)[-1])
+  x = jnp.asarray(np.random.default_rng(0).normal(
+      size=(res["nodes"], DIM)).astype(np.float32))
+  _timed(fwd, graph, x)
+  res["propagate_seconds"] = statistics.median(
+      _timed(fwd, graph, x)[0] for _ in range(3))
+  del x
+
+  # Full-ranking evaluation of every user with a test item.
+  user_emb, item_emb = jax.jit(functools.partial(train.embed, model=model))(
+      state.params, graph)
+  score_fn = train.make_score_fn(model)
+  target, exclude = ds.csr("test"), [ds.csr("train"), ds.csr("valid")]
+  evaluate = lambda: metrics.evaluate_ranking(
+      score_fn, (state.params, user_emb, item_emb), target, exclude, ks=(K,),
+      memory_budget_bytes=EVAL_BUDGET)
+  res["load_before_eval"] = _load()
+  start = time.perf_counter()
+  out = evaluate()
+  res["eval_first_seconds"] = time.perf_counter() - start
+  start = time.perf_counter()
+  out = evaluate()
+  res["eval_seconds"] = time.perf_counter() - start
+  res["eval_users"] = int(out["num_users_evaluated"])
+  res["eval_recall"] = out[f"recall@{K}"]
+  res["eval_batch"] = metrics.user_batch_size_for(ds.num_items, res["eval_users"],
+                                                  EVAL_BUDGET)
+  res["load_after_eval"] = _load()
+  res["peak_rss"] = _rss_bytes()
+  return res
+
+
+# ----------------------------------------------------------------------------
+# Report (parent process).
+
+
+def fit_exponent(edges, seconds) -> float:
+  """Least-squares slope of log(seconds) vs log(edges)."""
+  if len(edges) < 2:
+    return float("nan")
+  return float(np.polyfit(np.log(edges), np.log(seconds), 1)[0])
+
+
+def prop_bytes(edges: int, dim: int = DIM) -> int:
+  """Lower bound on bytes one propagation layer moves (see module doc)."""
+  return edges * dim * 4 * 2 + edges * 12
+
+
+def report(results: list[dict], machine: dict, command: str,
+           rss_limit: float) -> str:
+  bw, peak = machine["bandwidth"], machine["peak_flops"]
+  gb = lambda b: f"{b / 1e9:.2f}"
+  lines = [
+      "# LightGCN speed vs graph size (3 layers, d=64, batch 2048)", "",
+      f"Command: `{command}`", "",
+      f"Machine: {machine['cpus']} CPU cores, {machine['device']}; shared with "
+      "other agents while timing (1-min load average recorded per phase). "
+      f"Memory bandwidth (NumPy copy, 512 MiB, read+write bytes): "
+      f"{gb(machine['copy_1thread'])} GB/s 1 thread, "
+      f"{gb(machine['copy_2threads'])} GB/s 2 threads -> {gb(bw)} GB/s used "
+      f"(load {machine['bw_load']}); peak float32 matmul "
+      f"({machine['matmul_n']}^2, jitted): {peak / 1e9:.1f} GFLOP/s "
+      f"(load {machine['flops_load']}).", "",
+      "## Training", "",
+      "| data | users | items | train inter. | directed edges E | steps/epoch "
+      "| s/step | s/epoch | sampling s | load (train) | fwd propagation "
+      "edges*layers/s | training fwd edges*layers/s | layer bytes (GB) | "
+      "roofline s/layer | measured fwd s/layer | achieved | peak RSS GB |",
+      "|---" * 17 + "|",
+  ]
+  for r in results:
+    per_layer = r["propagate_seconds"] / LAYERS
+    t_min = prop_bytes(r["edges"]) / bw
+    epoch = f"{r['epoch_seconds']:.1f}" + (
+        f" (extrapolated from {r['timed_steps']} steps)" if r["extrapolated"]
+        else "")
+    lines.append(
+        f"| {r['size']} | {r['users']:,} | {r['items']:,} | {r['train']:,} | "
+        f"{r['edges']:,} | {r['steps_per_epoch']} | {r['step_seconds']:.3f} | "
+        f"{epoch} | {r['sample_seconds']:.2f} | {r['load_before_train']}-"
+        f"{r['load_after_train']} | {r['edges'] * LAYERS / r['propagate_seconds']:.3g} | "
+        f"{r['edges'] * LAYERS / r['step_seconds']:.3g} | "
+        f"{gb(prop_bytes(r['edges']))} | {t_min:.4f} | {per_layer:.4f} | "
+        f"{100 * t_min / per_layer:.0f}% | {gb(r['peak_rss'])} |")
+  syn = [r for r in results if r["size"] != "gowalla"]
+  exp_epoch = fit_exponent([r["edges"] for r in syn], [r["epoch_seconds"] for r in syn])
+  exp_step = fit_exponent([r["edges"] for r in syn], [r["step_seconds"] for r in syn])
+  lines += [
+      "",
+      f"Growth exponent (log-log least squares over the synthetic sizes): "
+      f"seconds per STEP ~ E^{exp_step:.2f} (target <= 1.1: "
+      f"{'PASS' if exp_step <= 1.1 else 'FAIL'}); seconds per EPOCH ~ "
+      f"E^{exp_epoch:.2f}. LightGCN propagates the whole graph in every step "
+      "and an epoch has train/2048 = E/4096 steps, so epoch time is ~E^2 "
+      "for full-graph propagation by construction; a <= 1.1 epoch exponent "
+      "needs a different algorithm (sampled subgraphs, or fewer full "
+      "propagations per epoch).", "",
+      "## Full-ranking evaluation (all users with a test item, K=20, train + "
+      "valid masked, 1 GiB budget)", "",
+      "| data | users evaluated | items | user batch | first call s (compile) "
+      "| compiled s | load | FLOPs 2*U*I*d | roofline s (peak FLOP/s) | achieved |",
+      "|---" * 10 + "|",
+  ]
+  for r in results:
+    flops = 2 * r["eval_users"] * r["items"] * DIM
+    t_min = flops / peak
+    lines.append(
+        f"| {r['size']} | {r['eval_users']:,} | {r['items']:,} | "
+        f"{r['eval_batch']} | {r['eval_first_seconds']:.2f} | "
+        f"{r['eval_seconds']:.2f} | {r['load_before_eval']}-"
+        f"{r['load_after_eval']} | {flops:.3g} | {t_min:.3f} | "
+        f"{100 * t_min / r['eval_seconds']:.1f}% |")
+  lines += ["", "## Peak RSS (separate process per size)", "",
+            "| data | after data GB | after training GB | peak GB |",
+            "|---|---|---|---|"]
+  for r in results:
+    lines.append(f"| {r['size']} | {gb(r['rss_after_data'])} | "
+                 f"{gb(r['rss_after_train'])} | {gb(r['peak_rss'])} |")
+  largest = max(syn, key=lambda r: r["edges"], default=None)
+  if largest is not None:
+    ok = largest["peak_rss"] < rss_limit * 1e9
+    lines += ["", f"RSS check: largest synthetic size ({largest['size']}) peak "
+              f"{gb(largest['peak_rss'])} GB {'<' if ok else '>='} "
+              f"{rss_limit} GB: {'PASS' if ok else 'FAIL'}."]
+  gow = [r for r in results if r["size"] == "gowalla"]
+  if gow:
+    ok = gow[0]["eval_seconds"] < 10
+    lines += [f"Gowalla full-ranking evaluation {gow[0]['eval_seconds']:.2f} s "
+              f"(target < 10 s: {'PASS' if ok else 'FAIL'}); LightGCN epoch "
+              f"{gow[0]['epoch_seconds']:.1f} s."]
+  return "\n".join(lines) + "\n"
+
+
+def run_worker(size: str, args) -> dict:
+  """Runs `measure(size)` in a fresh Python process; returns its results."""
+  cmd = [sys.executable, os.path.abspath(__file__), "--worker", size,
+         "--max_epoch_steps", str(args.max_epoch_steps),
+         "--timed_steps", str(args.timed_steps),
+         "--timed_calls", str(args.timed_calls)]
+  proc = subprocess.run(cmd, capture_output=True, text=True,
+                        timeout=args.worker_timeout, check=False)
+  sys.stderr.write(proc.stderr[-3000:])
+  if proc.returncode != 0:
+    raise RuntimeError(f"worker for size {size} failed ({proc.returncode})")
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--sizes", default="1e5,1e6,1e7")
+  parser.add_argument("--gowalla", action="store_true")
+  parser.add_argument("--max_epoch_steps", type=int, default=800)
+  parser.add_argument("--timed_steps", type=int, default=4)
+  parser.add_argument("--timed_calls", type=int, default=2)
+  parser.add_argument("--rss_limit_gb", type=float, default=8.0)
+  parser.add_argument("--worker_timeout", type=int, default=3000)
+  parser.add_argument("--out", default="")
+  parser.add_argument("--json", default="")
+  parser.add_argument("--worker", default="", help=argparse.SUPPRESS)
+  args = parser.parse_args(argv)
+  if args.worker:
+    res = measure(args.worker, args.max_epoch_steps, args.timed_steps,
+                  args.timed_calls)
+    print(json.dumps(res), flush=True)
+    return
+  import jax  # pylint: disable=g-import-not-at-top
+  machine = {"cpus": os.cpu_count(), "device": str(jax.devices()[0])}
+  bw = memory_bandwidth()
+  machine.update(bw, bw_load=bw["load"])
+  fl = peak_flops()
+  machine.update(fl, flops_load=fl["load"])
+  print(json.dumps(machine), flush=True)
+  sizes = [s for s in args.sizes.split(",") if s] + (["gowalla"] if args.gowalla else [])
+  command = "python benchmarks/speed.py " + " ".join(
+      sys.argv[1:] if argv is None else argv)
+  results, failed = [], []
+  for size in sizes:  # the report is rewritten after every size
+    try:
+      results.append(run_worker(size, args))
+    except (RuntimeError, subprocess.TimeoutExpired) as e:
+      failed.append(f"{size}: {e}")
+      print(f"size {size} failed: {e}", flush=True)
+      continue
+    print(json.dumps(results[-1]), flush=True)
+    text = report(results, machine, command.strip(), args.rss_limit_gb)
+    if failed:
+      text += "\nFailed sizes: " + "; ".join(failed) + "\n"
+    for path, payload in ((args.out, text),
+                          (args.json, json.dumps({"machine": machine,
+                                                  "results": results,
+                                                  "failed": failed}, indent=1))):
+      if path:
+        tmp = f"{path}.tmp{os.getpid()}"
+        with open(tmp, "w") as f:
+          f.write(payload)
+        os.replace(tmp, path)
+  if results:
+    print(report(results, machine, command.strip(), args.rss_limit_gb), flush=True)
+  syn = [r for r in results if r["size"] != "gowalla"]
+  if syn and max(syn, key=lambda r: r["edges"])["peak_rss"] >= args.rss_limit_gb * 1e9:
+    sys.exit(f"peak RSS of the largest size exceeds {args.rss_limit_gb} GB")
+
+
+if __name__ == "__main__":
+  main()
