@@ -58,7 +58,11 @@ def base_config(dataset: str = "synthetic") -> ml_collections.ConfigDict:
   config.selection_metric = "recall@20"
   config.patience = 10
   config.eval_memory_bytes = 1 << 30
-  config.graph = dict(norm="sym", text_features=False, pad_multiple=0)
+  # text_features: semantic embeddings as node features; datasets with texts
+  # but no embeddings are encoded with text_model ('' = bundled MiniLM) and
+  # cached in text_cache_dir ('' = ~/.cache/jaxrec/text).
+  config.graph = dict(norm="sym", text_features=False, pad_multiple=0,
+                      text_model="", text_cache_dir="")
   # Devices and layouts (jaxrec/sharding.py): a ('data',) or ('data', 'model')
   # mesh; tables 'rows' | 'columns' | 'replicated' over 'model'; edge-parallel
   # propagation; multi-host jax.distributed.initialize (off by default).

@@ -236,13 +236,17 @@ def build_graph(config: ml_collections.ConfigDict,
   gcfg = config.get("graph", ml_collections.ConfigDict())
   features = None
   if gcfg.get("text_features", False):
-    if dataset.item_embeddings is None:
-      raise ValueError(f"config.graph.text_features needs item embeddings, "
-                       f"but dataset {dataset.name!r} has none")
-    user_emb = dataset.user_embeddings
+    item_emb, user_emb = dataset.item_embeddings, dataset.user_embeddings
+    if item_emb is None and dataset.item_texts is not None:
+      item_emb = _encode_texts(gcfg, dataset.item_texts)
+      if user_emb is None and dataset.user_texts is not None:
+        user_emb = _encode_texts(gcfg, dataset.user_texts)
+    if item_emb is None:
+      raise ValueError(f"config.graph.text_features needs item embeddings or "
+                       f"item texts, but dataset {dataset.name!r} has neither")
     if user_emb is None:  # users without text: mean of their train items.
-      user_emb = _mean_item_embedding(dataset)
-    features = {"text": np.concatenate([user_emb, dataset.item_embeddings]
+      user_emb = _mean_item_embedding(dataset, item_emb)
+    features = {"text": np.concatenate([user_emb, item_emb]
                                        ).astype(np.float32)}
   graph = bipartite_graph(dataset.train, dataset.num_users, dataset.num_items,
                           norm=gcfg.get("norm", "sym"), node_features=features)
@@ -271,11 +275,26 @@ def init_params(model, graph: jraph.GraphsTuple, batch_size: int,
                     method="loss")["params"]
 
 
-def _mean_item_embedding(dataset: Dataset) -> np.ndarray:
+def _encode_texts(gcfg, texts) -> np.ndarray:
+  """Texts -> L2-normalised sentence embeddings, cached on disk by content.
+
+  Uses `config.graph.text_model` (default: the bundled all-MiniLM-L6-v2) and
+  `config.graph.text_cache_dir` (default ~/.cache/jaxrec/text).
+  """
+  from jaxrec import text  # pylint: disable=g-import-not-at-top
+  cache_dir = gcfg.get("text_cache_dir", "") or os.path.join(
+      os.path.expanduser("~"), ".cache", "jaxrec", "text")
+  return text.encode_cached(list(texts), cache_dir,
+                            model_name_or_path=gcfg.get("text_model", "") or None)
+
+
+def _mean_item_embedding(dataset: Dataset,
+                         item_emb: Optional[np.ndarray] = None) -> np.ndarray:
   """Per-user mean of the train items' semantic embeddings. # [U, d_text]"""
   csr = dataset.csr("train")
   counts = np.maximum(np.asarray(csr.sum(axis=1)).ravel(), 1.0)
-  return np.asarray(csr @ dataset.item_embeddings) / counts[:, None]
+  item_emb = dataset.item_embeddings if item_emb is None else item_emb
+  return np.asarray(csr @ item_emb) / counts[:, None]
 
 
 def stack_batches(triples: dict, batch_size: int) -> dict:
