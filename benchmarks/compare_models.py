@@ -17,7 +17,6 @@ and whether the model beats MF on both metrics.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -29,18 +28,14 @@ import numpy as np
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, _ROOT)
 
+from jaxrec import config_utils  # pylint: disable=wrong-import-position
 from jaxrec import train  # pylint: disable=wrong-import-position
 
 
 def load_config(model: str, dataset: str):
   """configs/<model>.py:get_config(dataset)."""
-  path = os.path.join(_ROOT, "configs", f"{model}.py")
-  if not os.path.exists(path):
-    raise SystemExit(f"no config file {path} for model {model!r}")
-  spec = importlib.util.spec_from_file_location(f"config_{model}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(dataset)
+  return config_utils.load_config_file(
+      os.path.join(_ROOT, "configs", f"{model}.py"), dataset)
 
 
 def median_eval_seconds(metrics_path: str) -> float:

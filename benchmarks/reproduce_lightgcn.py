@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.util
 import json
 import logging
 import os
@@ -46,6 +45,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from jaxrec import config_utils  # pylint: disable=g-import-not-at-top,wrong-import-position
 from jaxrec import train  # pylint: disable=g-import-not-at-top,wrong-import-position
 from jaxrec.data import registry  # pylint: disable=g-import-not-at-top,wrong-import-position
 
@@ -74,11 +74,8 @@ PAPER_PROTOCOL = dict(learning_rate=1e-3, batch_size=2048, embed_dim=64,
 
 def load_config(model: str, dataset: str):
   """configs/<model>.py:get_config(dataset), as `--config` would load it."""
-  path = os.path.join(REPO, "configs", f"{model}.py")
-  spec = importlib.util.spec_from_file_location(f"config_{model}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(dataset)
+  return config_utils.load_config_file(
+      os.path.join(REPO, "configs", f"{model}.py"), dataset)
 
 
 def make_config(model: str, dataset: str, args):

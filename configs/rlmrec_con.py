@@ -13,7 +13,6 @@ of the authors' configs (encoder/config/modelconf/*_plus.yml): kd_weight
 benchmarks/reproduce_rlmrec.py.
 """
 
-import importlib.util
 import os
 
 from jaxrec import config_utils
@@ -32,13 +31,7 @@ def backbone_model(backbone: str, dataset: str) -> dict:
   """configs/<backbone>.py:get_config(dataset).model as a plain dict."""
   path = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                       f"{backbone}.py")
-  if not os.path.exists(path):
-    raise ValueError(f"rlmrec config: no config file {path} for backbone "
-                     f"{backbone!r}")
-  spec = importlib.util.spec_from_file_location(f"config_{backbone}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return dict(module.get_config(dataset).model)
+  return dict(config_utils.load_config_file(path, dataset).model)
 
 
 def make_config(arg, mode: str):

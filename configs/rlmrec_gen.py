@@ -8,15 +8,14 @@ settings (lightgcn_gene.yml) per dataset: Amazon mask 0.15, weight 0.1,
 tau 0.5, 2 layers; Yelp 0.05 / 0.01 / 0.1 / 2 layers.
 """
 
-import importlib.util
 import os
+
+from jaxrec import config_utils
 
 
 def get_config(arg=None):
   """Args: arg: 'dataset[,backbone]' (default 'rlmrec_amazon,lightgcn')."""
   path = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                       "rlmrec_con.py")
-  spec = importlib.util.spec_from_file_location("config_rlmrec_con", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.make_config(arg, "gen")
+  return config_utils.load_config_file(path, arg, function="make_config",
+                                       mode="gen")

@@ -6,7 +6,6 @@ The argument names a model; its own config file configs/<model>.py supplies
 the model kwargs, shrunk here to a tiny synthetic dataset and 2 epochs.
 """
 
-import importlib.util
 import os
 
 from jaxrec import config_utils
@@ -16,13 +15,7 @@ def model_config(model_name: str):
   """Loads configs/<model_name>.py:get_config('synthetic_small')."""
   path = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                       f"{model_name}.py")
-  if not os.path.exists(path):
-    raise ValueError(f"configs/test.py: no config file {path} for model "
-                     f"{model_name!r}")
-  spec = importlib.util.spec_from_file_location(f"config_{model_name}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config("synthetic_small")
+  return config_utils.load_config_file(path, "synthetic_small")
 
 
 def get_config(arg=None):

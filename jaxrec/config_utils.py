@@ -6,7 +6,41 @@ dataset is named once (`--config configs/lightgcn.py:gowalla`).
 
 from __future__ import annotations
 
+import importlib.util
+import os
+
 import ml_collections
+
+# configs/ beside the package (repository checkout / editable install).
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "configs")
+
+
+def load_config_file(path: str, arg=None, function: str = "get_config",
+                     **kwargs) -> ml_collections.ConfigDict:
+  """`get_config(arg)` of a config file, as `--config path:arg` loads it.
+
+  Args:
+    path: a config file path, or a bare name resolved to configs/<name>.py.
+    arg: the argument passed to `get_config` (None for none).
+    function: the module function to call (another config builder).
+    **kwargs: extra keyword arguments of that function.
+
+  Returns:
+    The ConfigDict.
+
+  Raises:
+    ValueError: naming the missing file.
+  """
+  if os.sep not in path and not path.endswith(".py"):
+    path = os.path.join(CONFIG_DIR, f"{path}.py")
+  if not os.path.exists(path):
+    raise ValueError(f"no config file {path!r}")
+  name = "config_" + os.path.splitext(os.path.basename(path))[0]
+  spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return getattr(module, function)(arg, **kwargs)
 
 # Per-dataset defaults: loader kwargs and training-protocol settings.
 DATASETS = {

@@ -25,9 +25,8 @@ import jax.numpy as jnp
 import jraph
 
 from jaxrec import losses
-from jaxrec.graphs import split_nodes
 from jaxrec.models.base import Recommender
-from jaxrec.models.lightgcn import light_propagate
+from jaxrec.models.lightgcn import lightgcn_outputs
 from jaxrec.models.textgnn import TextMLP
 from jaxrec.models.textgnn import node_text
 from jaxrec.models.textgnn import safe_normalise
@@ -62,13 +61,8 @@ class AlphaRec(Recommender):
     del train
     mask = graph.nodes["mask"][:, None]
     ego = self.mlp(node_text(graph, self.text_key)) * mask  # [N, d]
-    layers = light_propagate(graph, ego, self.num_layers,
-                             method=self.propagation)
-    final = jnp.mean(jnp.stack(layers), axis=0)  # [N, d]
-    user, item = split_nodes(final, self.num_users, self.num_items)
-    user_ego, item_ego = split_nodes(ego, self.num_users, self.num_items)
-    return {"user": user, "item": item, "user_ego": user_ego,
-            "item_ego": item_ego}
+    return lightgcn_outputs(graph, ego, self.num_layers, self.num_users,
+                            self.num_items, self.propagation)
 
   def embed(self, graph: jraph.GraphsTuple):
     """L2-normalised (users [U, d], items [I, d])."""

@@ -28,6 +28,23 @@ def light_propagate(graph: jraph.GraphsTuple, ego: jnp.ndarray, num_layers: int,
   return layers
 
 
+def lightgcn_outputs(graph: jraph.GraphsTuple, ego: jnp.ndarray,
+                     num_layers: int, num_users: int, num_items: int,
+                     method: Optional[str] = None) -> dict:
+  """Layer-mean LightGCN propagation of node embeddings `ego` [N, d].
+
+  Returns:
+    The `Recommender.propagate_all` dict: user [U, d], item [I, d] (mean of
+    layers 0..K) and user_ego [U, d], item_ego [I, d] (layer 0).
+  """
+  layers = light_propagate(graph, ego, num_layers, method=method)
+  final = jnp.mean(jnp.stack(layers), axis=0)  # [N, d]
+  user, item = split_nodes(final, num_users, num_items)
+  user_ego, item_ego = split_nodes(ego, num_users, num_items)
+  return {"user": user, "item": item, "user_ego": user_ego,
+          "item_ego": item_ego}
+
+
 class LightGCN(Recommender):
   """LightGCN with K propagation layers and layer-mean combination.
 
@@ -42,8 +59,5 @@ class LightGCN(Recommender):
     del train
     users, items = self.ego_embeddings()
     ego = pad_rows(graph, jnp.concatenate([users, items]))  # [N, d]
-    layers = light_propagate(graph, ego, self.num_layers,
-                             method=self.propagation)
-    final = jnp.mean(jnp.stack(layers), axis=0)  # [N, d]
-    user, item = split_nodes(final, self.num_users, self.num_items)
-    return {"user": user, "item": item, "user_ego": users, "item_ego": items}
+    return lightgcn_outputs(graph, ego, self.num_layers, self.num_users,
+                            self.num_items, self.propagation)

@@ -22,9 +22,8 @@ import jax.numpy as jnp
 import jraph
 
 from jaxrec.graphs import pad_rows
-from jaxrec.graphs import split_nodes
 from jaxrec.models.base import Recommender
-from jaxrec.models.lightgcn import light_propagate
+from jaxrec.models.lightgcn import lightgcn_outputs
 
 
 def node_text(graph: jraph.GraphsTuple, key: str = "text") -> jnp.ndarray:
@@ -108,10 +107,5 @@ class TextGNN(Recommender):
   def propagate_all(self, graph: jraph.GraphsTuple, train: bool = False) -> dict:
     del train
     ego = self.node_features(graph)  # [N, d]
-    layers = light_propagate(graph, ego, self.num_layers,
-                             method=self.propagation)
-    final = jnp.mean(jnp.stack(layers), axis=0)  # [N, d]
-    user, item = split_nodes(final, self.num_users, self.num_items)
-    user_ego, item_ego = split_nodes(ego, self.num_users, self.num_items)
-    return {"user": user, "item": item, "user_ego": user_ego,
-            "item_ego": item_ego}
+    return lightgcn_outputs(graph, ego, self.num_layers, self.num_users,
+                            self.num_items, self.propagation)

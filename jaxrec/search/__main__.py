@@ -13,7 +13,6 @@ and DIR/best_config.py, which re-trains the selected architecture with
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import os
 import shlex
@@ -23,6 +22,7 @@ from typing import Optional, Sequence
 import ml_collections
 import numpy as np
 
+from jaxrec import config_utils
 from jaxrec.search import runner as runner_lib
 from jaxrec.search import space as space_lib
 from jaxrec.search import strategies
@@ -33,10 +33,7 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
   path, _, arg = spec.partition(":")
   if not os.path.exists(path):
     raise FileNotFoundError(f"--config: no such file {path!r}")
-  module_spec = importlib.util.spec_from_file_location("search_config", path)
-  module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
-  return module.get_config(arg or None)
+  return config_utils.load_config_file(path, arg or None)
 
 
 def search(config: ml_collections.ConfigDict, workdir: str, dataset=None,
