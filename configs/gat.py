@@ -5,7 +5,7 @@
 Attention over each node's neighbours + itself (`jraph.segment_softmax`),
 layer-mean combination, lr 1e-3, L2 1e-4. No published numbers on the
 LightGCN benchmarks; expected to beat MF on the synthetic data. Measured
-numbers: benchmarks/results_models.md.
+numbers: benchmarks/RESULTS.md.
 """
 
 from jaxrec import config_utils

@@ -5,7 +5,7 @@
 No published numbers on the LightGCN benchmarks (the LightGCN paper shows
 that nonlinear GCN layers hurt collaborative filtering); expected to beat MF
 on the synthetic data, below LightGCN. lr 1e-3, L2 1e-4, layer-mean
-combination. Measured numbers: benchmarks/results_models.md.
+combination. Measured numbers: benchmarks/RESULTS.md.
 """
 
 from jaxrec import config_utils

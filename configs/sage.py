@@ -5,7 +5,7 @@
 Full-neighbourhood mean aggregation (no sampling), layer-mean combination,
 lr 1e-3, L2 1e-4. No published numbers on the LightGCN benchmarks; expected
 to beat MF on the synthetic data. Measured numbers:
-benchmarks/results_models.md.
+benchmarks/RESULTS.md.
 """
 
 from jaxrec import config_utils

@@ -8,7 +8,7 @@ batch 2048. For datasets the paper does not cover (gowalla, lastfm,
 amazon_beauty, synthetic, rlmrec_*) we use lambda 0.1, the Yelp2018 value.
 Views are re-drawn every step (the paper re-draws every epoch).
 Published full-ranking Recall@20 / NDCG@20 (3 layers): Yelp2018 0.0675 /
-0.0555, Amazon-Book 0.0478 / 0.0379. Measured: benchmarks/results_models.md.
+0.0555, Amazon-Book 0.0478 / 0.0379. Measured: benchmarks/RESULTS.md.
 """
 
 from jaxrec import config_utils

@@ -8,7 +8,7 @@ as in the authors' code. lambda 0.5 is used for every dataset (gowalla,
 lastfm, amazon_beauty, synthetic included): per-dataset values for other
 datasets were not verified against the paper here; override with
 `--config.model.ssl_weight`. Published full-ranking Recall@20 / NDCG@20:
-Yelp2018 0.0721 / 0.0601. Measured: benchmarks/results_models.md.
+Yelp2018 0.0721 / 0.0601. Measured: benchmarks/RESULTS.md.
 """
 
 from jaxrec import config_utils

@@ -7,7 +7,7 @@ Published Yelp2018 settings: lambda 0.2, eps 0.2, contrast layer l* = 1, tau
 used for every dataset (gowalla, lastfm, amazon_beauty, synthetic
 included); override with `--config.model.ssl_weight` etc. Published
 full-ranking Recall@20 / NDCG@20: Yelp2018 0.0723 / 0.0604. Measured:
-benchmarks/results_models.md.
+benchmarks/RESULTS.md.
 """
 
 from jaxrec import config_utils
