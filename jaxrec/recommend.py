@@ -42,7 +42,6 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from jaxrec import checkpoint as checkpoint_lib
 from jaxrec.data.dataset import DataError, Dataset, IdMap, Interactions
 
 CONFIG_FILE = "config.json"
@@ -191,32 +190,11 @@ class TrainedModel:
     graph = jax.tree.map(jnp.asarray, train.build_graph(config, dataset))
     model = train.get_model(config.model_name, dataset.num_users,
                             dataset.num_items, **_model_kwargs(config))
-    tx = train.make_optimizer(config)
-
-    def bundle():
-      params = train.init_params(model, graph, config.batch_size,
-                                 jax.random.key(0),
-                                 config.get("num_negatives", 1))
-      state = train.TrainState.create(apply_fn=model.apply, params=params,
-                                      tx=tx)
-      return {"state": state, "best_params": params}
-
-    ckpt_dir = os.path.join(workdir, "checkpoints")
-    if not os.path.isdir(ckpt_dir):
-      raise FileNotFoundError(f"{ckpt_dir} not found: the run in {workdir} "
-                              "saved no checkpoint yet")
-    ckpt = checkpoint_lib.Checkpointer(ckpt_dir, read_only=True)
-    try:
-      restored = ckpt.restore(jax.eval_shape(bundle))
-    finally:
-      ckpt.close()
-    if restored is None:
-      raise FileNotFoundError(f"{ckpt_dir}: no checkpoint yet")
-    step, tree, meta = restored
+    step, params, meta = train.restore_best_params(workdir, config, model,
+                                                   graph)
     if not os.path.exists(os.path.join(workdir, "results.json")):
       logging.warning("%s: training has not finished; using the best "
                       "parameters of checkpoint %d", workdir, step)
-    params = tree["best_params"]
     user_emb, item_emb = jax.jit(
         lambda p, g: model.apply({"params": p}, g, method="embed"))(params,
                                                                     graph)

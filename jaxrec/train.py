@@ -348,6 +348,44 @@ class Evaluator:
         item_popularity=self.popularity)
 
 
+def restore_best_params(workdir: str, config: ml_collections.ConfigDict,
+                        model, graph: jraph.GraphsTuple) -> tuple:
+  """Validation-selected parameters of the run in `workdir` (read-only).
+
+  Args:
+    workdir: a `train_and_evaluate` workdir.
+    config: its config (shapes of the parameters and optimiser state).
+    model: the model built from it.
+    graph: its training graph.
+
+  Returns:
+    (checkpoint step, best_params, meta dict of the checkpoint).
+
+  Raises:
+    FileNotFoundError: the run saved no checkpoint.
+  """
+  def bundle():
+    params = init_params(model, graph, config.batch_size, jax.random.key(0),
+                         config.get("num_negatives", 1))
+    state = TrainState.create(apply_fn=model.apply, params=params,
+                              tx=make_optimizer(config))
+    return {"state": state, "best_params": params}
+
+  ckpt_dir = os.path.join(workdir, "checkpoints")
+  if not os.path.isdir(ckpt_dir):
+    raise FileNotFoundError(f"{ckpt_dir} not found: the run in {workdir} "
+                            "saved no checkpoint yet")
+  ckpt = checkpoint_lib.Checkpointer(ckpt_dir, read_only=True)
+  try:
+    restored = ckpt.restore(jax.eval_shape(bundle))
+  finally:
+    ckpt.close()
+  if restored is None:
+    raise FileNotFoundError(f"{ckpt_dir}: no checkpoint yet")
+  step, tree, meta = restored
+  return step, tree["best_params"], meta
+
+
 def _write_json_atomic(path: str, payload: Any) -> None:
   tmp = f"{path}.tmp{os.getpid()}"
   with open(tmp, "w") as f:

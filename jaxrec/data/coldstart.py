@@ -207,26 +207,8 @@ def graft_params(trained: Any, full_init: Any) -> Any:
 
 def restore_best_params(workdir: str, config, model, graph) -> Any:
   """Best (validation-selected) parameters of a finished run in `workdir`."""
-  from jaxrec import checkpoint as checkpoint_lib  # pylint: disable=g-import-not-at-top
   from jaxrec import train  # pylint: disable=g-import-not-at-top
-
-  def bundle():
-    params = train.init_params(model, graph, config.batch_size,
-                               jax.random.key(0),
-                               config.get("num_negatives", 1))
-    state = train.TrainState.create(apply_fn=model.apply, params=params,
-                                    tx=train.make_optimizer(config))
-    return {"state": state, "best_params": params}
-
-  ckpt = checkpoint_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
-                                     read_only=True)
-  try:
-    restored = ckpt.restore(jax.eval_shape(bundle))
-  finally:
-    ckpt.close()
-  if restored is None:
-    raise FileNotFoundError(f"{workdir}/checkpoints: no checkpoint to restore")
-  return restored[1]["best_params"]
+  return train.restore_best_params(workdir, config, model, graph)[1]
 
 
 def evaluate_candidates(model, params, graph, target: Interactions,
