@@ -3,7 +3,7 @@
 Times every kernel of `jaxrec.graphs.propagation.METHODS` ('segment_sum'
 gather/scatter, its sorted-segment variant 'segment_sum_sorted',
 `jax.experimental.sparse` 'bcoo' and 'bcsr', and the symmetric-only
-'symmetric' custom VJP) on the real Gowalla training graph of the 'gowalla'
+'symmetric' and 'bcsr_symmetric' custom VJPs) on the real Gowalla training graph of the 'gowalla'
 preset (LightGCN-PyTorch split, 10% of train carved off for validation, so
 the graph holds 2 x 729k directed edges). Two programs per kernel, each jitted:
   fwd      e^K = layer-mean of [e^0, A e^0, A^2 e^0, A^3 e^0]   # [N, 64]
@@ -14,7 +14,9 @@ median over the rounds. Every kernel's output is checked against
 'segment_sum' (max abs difference printed).
 
 With --train_steps N it also times N scanned LightGCN training steps (BPR +
-L2, Adam, batch 2048: `train.train_steps`) per general kernel.
+L2, Adam, batch 2048: `train.train_steps`) per general kernel and for
+SYMMETRIC_METHOD, the kernel LightGCN runs by default on the symmetric
+('sym'-normalised) training graph.
 
 Usage:
   python benchmarks/propagation.py [--repeats 7] [--methods a,b] [--train_steps 4]
@@ -128,7 +130,8 @@ def run(methods, repeats: int, dim: int, num_layers: int,
   loads.append(os.getloadavg()[0])
   step_times = {}
   if train_steps:
-    general = [m for m in methods if m in propagation.GENERAL_METHODS]
+    general = [m for m in methods if m in propagation.GENERAL_METHODS
+               or m == propagation.SYMMETRIC_METHOD]
     progs = train_step_programs(graph, dataset, general, train_steps, dim,
                                 num_layers)
     rng = jax.random.key(1)
@@ -193,13 +196,16 @@ def to_markdown(res: dict, command: str) -> str:
     lines += ["", "Train step = one jitted `train.train_steps` call (LightGCN "
               "BPR + L2, Adam, batch 2048) over "
               f"{res['train_steps']} scanned steps, divided by the step count; "
-              "median of interleaved rounds (general kernels only)."]
+              "median of interleaved rounds (general kernels and "
+              f"'{propagation.SYMMETRIC_METHOD}')."]
   lines += [
       "",
       f"Fastest general kernel (fwd+bwd median, what a training step runs): "
       f"**{best['method']}**; `DEFAULT_METHOD` in "
       "jaxrec/graphs/propagation.py is "
-      f"'{propagation.DEFAULT_METHOD}'.",
+      f"'{propagation.DEFAULT_METHOD}'; on graphs with symmetric weights "
+      f"(the 'sym' training graph) `propagate` uses "
+      f"'{propagation.SYMMETRIC_METHOD}' by default.",
   ]
   return "\n".join(lines) + "\n"
 

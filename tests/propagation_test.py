@@ -83,3 +83,30 @@ def test_jit_and_default():
 def test_padded_graph_stays_receiver_sorted():
   graph = _graph(pad=True)
   assert np.all(np.diff(np.asarray(graph.receivers)) >= 0)
+
+
+def test_marker_selects_the_symmetric_kernel_only_when_safe():
+  sym, left = _graph("sym", pad=True), _graph("left", pad=True)
+  assert propagation.is_symmetric(sym) and not propagation.is_symmetric(left)
+  x = jax.random.normal(jax.random.key(0), (24, 3))
+  g = jax.random.normal(jax.random.key(1), (24, 3))
+  for graph in (sym, left):  # default kernel: right gradients either way
+    a = _dense(graph)
+    _, vjp = jax.vjp(jax.jit(lambda v, gr=graph: propagate(gr, v)), x)
+    chex.assert_trees_all_close(vjp(g)[0], a.T @ np.asarray(g), atol=1e-5)
+  # Given (non-graph) weights are not assumed symmetric unless declared so.
+  w = jnp.asarray(np.random.default_rng(2).uniform(size=sym.edges.shape),
+                  jnp.float32)
+  a = _dense(sym, w)
+  _, vjp = jax.vjp(lambda v: propagate(sym, v, w), x)
+  chex.assert_trees_all_close(vjp(g)[0], a.T @ np.asarray(g), atol=1e-5)
+  # The marker is static pytree structure: it survives jit, padding, tree.map.
+  assert propagation.is_symmetric(jax.tree.map(jnp.asarray, sym))
+
+
+def test_symmetric_default_traces_the_bcsr_symmetric_kernel():
+  graph = _graph("sym")
+  x = jnp.ones((U + I, 2))
+  assert "custom_vjp" in str(jax.make_jaxpr(lambda v: propagate(graph, v))(x))
+  assert "custom_vjp" not in str(jax.make_jaxpr(
+      lambda v: propagate(graph, v, graph.edges))(x))

@@ -17,6 +17,34 @@ from jaxrec.data.dataset import DataError
 from jaxrec.data.dataset import Interactions
 
 NORMALISATIONS = ("sym", "left", "right", "none")
+# Normalisations whose weights are symmetric, w(s->r) == w(r->s).
+SYMMETRIC_NORMALISATIONS = ("sym", "none")
+# Key of the `globals` marker of a graph whose edge weights are symmetric.
+# Its presence is pytree STRUCTURE, hence static under jit: `propagate` can
+# pick the kernel whose backward pass reuses the forward (A^T = A).
+SYMMETRIC_KEY = "symmetric_weights"
+
+
+def mark_symmetric(graph: jraph.GraphsTuple) -> jraph.GraphsTuple:
+  """Declares that `graph.edges` holds symmetric weights (see `is_symmetric`).
+
+  Args:
+    graph: graph whose edge set contains (r->s) for every (s->r) with the
+      same weight (padding edges are zero-weight self-loops, also symmetric).
+
+  Returns:
+    The graph with a zero-size marker leaf in `globals`.
+  """
+  extra = dict(graph.globals) if isinstance(graph.globals, dict) else {}
+  if graph.globals is not None and not isinstance(graph.globals, dict):
+    raise ValueError("mark_symmetric: graph.globals must be None or a dict")
+  extra[SYMMETRIC_KEY] = np.zeros((0,), np.float32)
+  return graph._replace(globals=extra)
+
+
+def is_symmetric(graph: jraph.GraphsTuple) -> bool:
+  """Whether `graph` was marked as having symmetric edge weights (static)."""
+  return isinstance(graph.globals, dict) and SYMMETRIC_KEY in graph.globals
 
 
 def degree_normalise(senders: np.ndarray, receivers: np.ndarray,
@@ -74,7 +102,8 @@ def bipartite_graph(train: Interactions, num_users: int, num_items: int, *,
   Returns:
     A single-graph `GraphsTuple` with `edges` = normalised weights [2E],
     `senders`/`receivers` int32 [2E] sorted by receiver, `n_node` = [U+I],
-    `n_edge` = [2E], `nodes` = dict with 'mask' [U+I] plus `node_features`.
+    `n_edge` = [2E], `nodes` = dict with 'mask' [U+I] plus `node_features`;
+    marked symmetric (`mark_symmetric`) for the 'sym' and 'none' norms.
   """
   if len(train) == 0:
     raise DataError("bipartite_graph: the training split is empty")
@@ -99,8 +128,9 @@ def bipartite_graph(train: Interactions, num_users: int, num_items: int, *,
   # Edges sorted by receiver make the scatter-add of propagation cache-friendly.
   order = np.argsort(receivers, kind="stable")
   senders, receivers, weights = senders[order], receivers[order], weights[order]
-  return jraph.GraphsTuple(
+  graph = jraph.GraphsTuple(
       nodes=node_features, edges=weights,
       senders=senders, receivers=receivers,
       n_node=np.asarray([num_nodes], np.int32),
       n_edge=np.asarray([len(senders)], np.int32), globals=None)
+  return mark_symmetric(graph) if norm in SYMMETRIC_NORMALISATIONS else graph

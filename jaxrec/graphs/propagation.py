@@ -16,9 +16,17 @@ Five kernels compute the same product:
     mask). It returns WRONG input gradients for non-symmetric weights
     ('left'/'right' normalisation, attention), so it is opt-in and never the
     default.
+  * 'bcsr_symmetric': 'bcsr' forward with the same `jax.custom_vjp` trick:
+    the backward pass is one more BCSR product A_hat g instead of JAX's
+    transposed-BCSR rule (an unsorted scatter, ~2x the forward's cost on
+    CPU). Needs symmetric weights, like 'symmetric'.
 `benchmarks/propagation.py` times them (forward + backward of 3 LightGCN
 layers on Gowalla); DEFAULT_METHOD is the fastest general kernel and every
-propagation model uses `propagate`.
+propagation model uses `propagate`. With `method=None`, `propagate` picks
+SYMMETRIC_METHOD instead when the weights are known to be symmetric: the
+graph's own weights of a graph marked by `bipartite.mark_symmetric` (what
+`bipartite_graph` does for the 'sym' and 'none' norms), or a caller's
+`symmetric=True` (SGL's renormalised views, GCN's A + I weights).
 """
 
 from __future__ import annotations
@@ -28,10 +36,15 @@ import jax.numpy as jnp
 import jraph
 from jax.experimental import sparse as jsparse
 
-METHODS = ("segment_sum", "segment_sum_sorted", "bcoo", "bcsr", "symmetric")
+from jaxrec.graphs.bipartite import is_symmetric
+
+METHODS = ("segment_sum", "segment_sum_sorted", "bcoo", "bcsr", "symmetric",
+           "bcsr_symmetric")
 # Kernels that are correct for any edge weights (eligible as the default).
 GENERAL_METHODS = ("segment_sum", "segment_sum_sorted", "bcoo", "bcsr")
 DEFAULT_METHOD = "bcsr"
+# Default for weights known to be symmetric (see the module docstring).
+SYMMETRIC_METHOD = "bcsr_symmetric"
 
 
 def _segment_sum(x, weights, senders, receivers, sorted_: bool):
@@ -82,9 +95,52 @@ def _row_pointers(receivers: jnp.ndarray, num_nodes: int) -> jnp.ndarray:
                           side="left").astype(jnp.int32)
 
 
+def _bcsr_matmul(x, weights, senders, indptr):
+  adj = jsparse.BCSR((weights, senders, indptr), shape=(x.shape[0],) * 2)
+  return adj @ x
+
+
+@jax.custom_vjp
+def bcsr_symmetric_propagate(x: jnp.ndarray, weights: jnp.ndarray,
+                             senders: jnp.ndarray,
+                             indptr: jnp.ndarray) -> jnp.ndarray:
+  """BCSR A_hat @ x for a SYMMETRIC A_hat; the backward is A_hat @ g.
+
+  Args:
+    x: node features. # [N, d]
+    weights: symmetric edge weights, receiver-sorted. # [E]
+    senders: int32 column (source) of each edge. # [E]
+    indptr: CSR row pointers of the receiver-sorted edges. # [N + 1]
+
+  Returns:
+    A_hat @ x. # [N, d]
+  """
+  return _bcsr_matmul(x, weights, senders, indptr)
+
+
+def _bcsr_symmetric_fwd(x, weights, senders, indptr):
+  return _bcsr_matmul(x, weights, senders, indptr), (x, weights, senders,
+                                                     indptr)
+
+
+def _bcsr_symmetric_bwd(res, g):
+  x, weights, senders, indptr = res
+  dx = _bcsr_matmul(g, weights, senders, indptr)  # A_hat^T g = A_hat g
+  # d/dw_e = <g[r_e], x[s_e]>; dead code (removed by XLA) when unused.
+  num_edges = senders.shape[0]
+  receivers = jnp.searchsorted(indptr, jnp.arange(num_edges, dtype=indptr.dtype),
+                               side="right") - 1  # [E]
+  dw = jnp.sum(g[receivers] * x[senders], axis=-1).astype(weights.dtype)
+  return dx, dw, None, None
+
+
+bcsr_symmetric_propagate.defvjp(_bcsr_symmetric_fwd, _bcsr_symmetric_bwd)
+
+
 def propagate(graph: jraph.GraphsTuple, x: jnp.ndarray,
               edge_weights: jnp.ndarray | None = None,
-              method: str | None = None) -> jnp.ndarray:
+              method: str | None = None,
+              symmetric: bool | None = None) -> jnp.ndarray:
   """Aggregates neighbour features: out[r] = sum_{(s->r)} w_sr * x[s].
 
   Args:
@@ -92,15 +148,21 @@ def propagate(graph: jraph.GraphsTuple, x: jnp.ndarray,
     x: node features. # [N, d]
     edge_weights: optional weights overriding `graph.edges` (edge dropout,
       attention). # [E]
-    method: one of METHODS (default DEFAULT_METHOD). 'segment_sum_sorted',
-      'bcsr' and 'symmetric' need edges sorted by receiver; 'symmetric'
-      also needs symmetric weights (see the module docstring).
+    method: one of METHODS, or None: SYMMETRIC_METHOD when the weights are
+      symmetric, else DEFAULT_METHOD. 'segment_sum_sorted', 'bcsr' and the
+      symmetric kernels need edges sorted by receiver; 'symmetric' and
+      'bcsr_symmetric' also need symmetric weights (module docstring).
+    symmetric: whether the weights used are symmetric (only steers the
+      default kernel); None = the graph's own weights of a graph marked by
+      `mark_symmetric`, and False whenever `edge_weights` are given.
 
   Returns:
     Aggregated node features. # [N, d]
   """
   weights = graph.edges if edge_weights is None else edge_weights  # [E]
-  method = method or DEFAULT_METHOD
+  if symmetric is None:
+    symmetric = edge_weights is None and is_symmetric(graph)
+  method = method or (SYMMETRIC_METHOD if symmetric else DEFAULT_METHOD)
   num_nodes = x.shape[0]
   if method == "segment_sum":
     return _segment_sum(x, weights, graph.senders, graph.receivers, False)
@@ -116,9 +178,11 @@ def propagate(graph: jraph.GraphsTuple, x: jnp.ndarray,
     return adj @ x
   if method == "bcsr":
     indptr = _row_pointers(graph.receivers, num_nodes)  # [N + 1]
-    adj = jsparse.BCSR((weights.astype(x.dtype), graph.senders, indptr),
-                       shape=(num_nodes, num_nodes))
-    return adj @ x
+    return _bcsr_matmul(x, weights.astype(x.dtype), graph.senders, indptr)
+  if method == "bcsr_symmetric":
+    indptr = _row_pointers(graph.receivers, num_nodes)  # [N + 1]
+    return bcsr_symmetric_propagate(x, weights.astype(x.dtype), graph.senders,
+                                    indptr)
   raise ValueError(f"propagation method must be one of {METHODS}, "
                    f"got {method!r}")
 

@@ -167,7 +167,8 @@ def mean_weights(graph: jraph.GraphsTuple) -> jnp.ndarray:
 
 def general_method(method: Optional[str]) -> Optional[str]:
   """Kernel for non-symmetric weights: 'symmetric' is swapped for a safe one."""
-  return "segment_sum_sorted" if method == "symmetric" else method
+  return {"symmetric": "segment_sum_sorted",
+          "bcsr_symmetric": "bcsr"}.get(method, method)
 
 
 # ----------------------------------------------------------------------------
