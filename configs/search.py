@@ -10,6 +10,12 @@ the LightGCN point of the space, so `jaxrec.main` can also train it) plus a
 settings, and optional per-dimension value lists that restrict
 `jaxrec.search.space.DEFAULT_SPACE`. Datasets: synthetic_small, synthetic,
 lastfm, amazon_beauty (and the other presets).
+
+`configs/search.py:<dataset>,lightgcn` restricts the space to LightGCN itself
+(identity message, LightGCN aggregation, layer mean, dot product) and tunes
+its number of layers, learning rate and L2 weight with the same strategy and
+budget: the "tuned LightGCN" baseline the searched architecture is compared
+with (benchmarks/results/search.md).
 """
 
 from jaxrec import config_utils
@@ -17,12 +23,22 @@ from jaxrec import config_utils
 # Search settings per dataset: (epochs per random/evolution trial,
 # halving min_epochs, halving max_epochs). CPU-sized.
 _EPOCHS = {"synthetic_small": (4, 2, 8), "synthetic": (20, 4, 40),
-           "lastfm": (40, 10, 90), "amazon_beauty": (20, 5, 45)}
+           "lastfm": (40, 10, 270), "amazon_beauty": (20, 5, 45)}
+
+
+# The LightGCN sub-space: only its own hyperparameters vary.
+LIGHTGCN_SPACE = dict(message=["identity"], aggregation=["lightgcn"],
+                      combine=["mean"], interaction=["dot"],
+                      num_layers=[1, 2, 3, 4], embed_dim=[64],
+                      learning_rate=[1e-3, 5e-3], l2_reg=[1e-5, 1e-4, 1e-3])
 
 
 def get_config(arg=None):
-  """Args: arg: dataset preset name (default synthetic)."""
-  dataset = arg or "synthetic"
+  """Args: arg: 'dataset' or 'dataset,lightgcn' (default synthetic)."""
+  dataset, _, subspace = (arg or "synthetic").partition(",")
+  if subspace not in ("", "lightgcn"):
+    raise ValueError(f"configs/search.py: arg must be 'dataset' or "
+                     f"'dataset,lightgcn', got {arg!r}")
   config = config_utils.base_config(dataset)
   config.model_name = "designgnn"
   config.model = dict(embed_dim=64, l2_reg=1e-4, aggregation="lightgcn",
@@ -47,4 +63,6 @@ def get_config(arg=None):
   if dataset in ("lastfm", "amazon_beauty"):
     # CPU-sized: embedding size 128 costs 2x per epoch for little gain.
     config.search.space = dict(embed_dim=[32, 64])
+  if subspace == "lightgcn":
+    config.search.space = dict(LIGHTGCN_SPACE)
   return config

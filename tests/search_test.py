@@ -79,6 +79,20 @@ def test_overrides_restrict_and_validate():
     space_lib.Space.from_overrides({"aggregation": ["gatv2"]})
 
 
+def test_lightgcn_subspace_config_samples_only_lightgcn():
+  config = config_loader.load("search.py", "lastfm,lightgcn")
+  assert config.dataset.name == "lastfm"
+  space = space_lib.Space.from_overrides(config.search.space.to_dict())
+  rng = np.random.default_rng(0)
+  archs = [space.sample(rng) for _ in range(40)]
+  for key, value in dict(message="identity", aggregation="lightgcn",
+                         combine="mean", interaction="dot").items():
+    assert {a[key] for a in archs} == {value}
+  assert {a["num_layers"] for a in archs} == {1, 2, 3, 4}
+  with pytest.raises(ValueError, match="dataset,lightgcn"):
+    config_loader.load("search.py", "lastfm,gat")
+
+
 def test_mutation_changes_exactly_one_choice():
   space = space_lib.Space.from_overrides({"embed_dim": [32]})  # fixed dim
   rng = np.random.default_rng(0)
