@@ -132,9 +132,11 @@ def make_config(model: str, dataset: str, args) -> ml_collections.ConfigDict:
     ratio, weight, tau, layers = GEN.get(dataset, (0.2, 1e-2, 0.2, 3))
     if backbone == "lightgcn":
       kwargs["num_layers"] = layers
+    # The authors' LightGCN_gene scores BPR on the masked forward pass.
     config.model = dict(backbone=backbone, backbone_kwargs=kwargs,
                         kd_weight=weight, kd_temperature=tau,
-                        mask_ratio=ratio)
+                        mask_ratio=ratio,
+                        gen_masked_backbone=backbone == "lightgcn")
   return config
 
 

@@ -53,9 +53,12 @@ def make_config(arg, mode: str):
         (backbone, dataset), (0.2, 1e-2, 0.2, None))
     if layers is not None:
       kwargs["num_layers"] = layers
+    # The authors' LightGCN_gene scores BPR on the masked forward pass;
+    # other backbones keep their own (un-masked) loss.
     config.model = dict(backbone=backbone, backbone_kwargs=kwargs,
                         kd_weight=kd_weight, kd_temperature=kd_temperature,
-                        mask_ratio=ratio)
+                        mask_ratio=ratio,
+                        gen_masked_backbone=backbone == "lightgcn")
   config.graph.text_features = True
   return config
 

@@ -20,12 +20,24 @@ representations is added with weight `kd_weight`:
   outputs to the semantic space, and InfoNCE (in-set negatives) pulls them to
   their semantic embeddings. At most `max_recon_nodes` masked nodes (a
   uniform subset) enter the InfoNCE to bound its [M, M] cost.
+  With `gen_masked_backbone` (the authors' LightGCN_gene) the same masked
+  propagation also gives the BPR scores, so one forward pass serves both
+  terms; the L2 penalty stays on the batch's real (un-masked) ego rows.
+  It needs a plain BPR LightGCN backbone (LightGCN propagation, the base
+  BPR + L2 loss); other backbones keep their own un-masked loss.
+  With `gen_dedup_text`, a masked node whose semantic embedding equals the
+  anchor's (cosine > 1 - 1e-6: identical texts, frequent with
+  template-generated texts) is not one of its negatives, as Con's
+  `first_occurrence_mask` does for repeated ids.
 
-Differences from the authors' PyTorch code (HKUDS/RLMRec): the
-backbone loss uses the un-masked propagation (the authors' LightGCN_gene
-computes BPR on the masked forward pass), Gen's masked encoder is LightGCN
-propagation of the backbone's ego tables for every backbone, and the user
-term of Con uses in-batch negatives instead of all users.
+Differences from the authors' PyTorch code (HKUDS/RLMRec): by default
+(`gen_masked_backbone=False`) the backbone loss uses the un-masked
+propagation (the authors' LightGCN_gene computes BPR on the masked forward
+pass: set `gen_masked_backbone=True`), Gen's masked encoder is LightGCN
+propagation of the backbone's ego tables for every backbone, the authors'
+LightGCN also drops edges during training (keep_rate 0.8) and sums the
+layers where ours averages them, their L2 covers all parameters, and the
+user term of Con uses in-batch negatives instead of all users.
 Ranking uses the backbone's embeddings and score unchanged.
 """
 
@@ -41,6 +53,8 @@ import jraph
 from jaxrec import losses
 from jaxrec.graphs import split_nodes
 from jaxrec.models import layers as layers_lib
+from jaxrec.models.base import Recommender
+from jaxrec.models.lightgcn import LightGCN
 from jaxrec.models.lightgcn import light_propagate
 from jaxrec.models.textgnn import TextMLP
 from jaxrec.models.textgnn import node_text
@@ -64,6 +78,10 @@ class RLMRec(nn.Module):
     hidden_dim: MLP hidden size (0 = (d_text + d) // 2).
     max_recon_nodes: cap on the masked nodes in Gen's InfoNCE.
     text_key: key of the semantic embeddings in `graph.nodes`.
+    gen_masked_backbone: Gen computes BPR on the masked propagation (the
+      authors' LightGCN_gene); needs a plain LightGCN backbone.
+    gen_dedup_text: Gen drops negatives whose semantic embedding equals the
+      anchor's (identical texts).
   """
   num_users: int
   num_items: int
@@ -76,6 +94,8 @@ class RLMRec(nn.Module):
   hidden_dim: int = 0
   max_recon_nodes: int = 4096
   text_key: str = "text"
+  gen_masked_backbone: bool = False
+  gen_dedup_text: bool = False
 
   def setup(self):
     from jaxrec.models import get_model  # pylint: disable=g-import-not-at-top
@@ -87,6 +107,13 @@ class RLMRec(nn.Module):
                        "collaborative-filtering backbone")
     self.net = get_model(self.backbone, self.num_users, self.num_items,
                          **dict(self.backbone_kwargs or {}))
+    if self.gen_masked_backbone and not (
+        self.mode == "gen" and isinstance(self.net, LightGCN)
+        and type(self.net).loss is Recommender.loss):
+      raise ValueError(
+          "RLMRec: gen_masked_backbone needs mode 'gen' and a plain BPR "
+          f"LightGCN backbone, got mode {self.mode!r}, backbone "
+          f"{self.backbone!r}")
     dim = self.net.embed_dim
     if self.mode == "gen":
       self.mask_token = self.param("mask_token", nn.initializers.zeros,
@@ -130,8 +157,17 @@ class RLMRec(nn.Module):
     num_masked = max(1, int(round(self.mask_ratio * n_real)))
     return jax.random.permutation(rng, n_real), num_masked
 
-  def gen_loss(self, graph: jraph.GraphsTuple) -> jnp.ndarray:
-    """Gen: mask ego rows, propagate, MLP to text space, InfoNCE to text."""
+  def masked_propagation(self, graph: jraph.GraphsTuple):
+    """Gen's forward pass with a random `mask_ratio` of ego rows masked.
+
+    Args:
+      graph: the (possibly padded) training graph.
+
+    Returns:
+      final: layer-mean LightGCN propagation of the masked ego rows. # [N, d]
+      is_masked: True on the masked (real) nodes. # [N]
+      sel: ids of the masked nodes entering the reconstruction. # [M]
+    """
     perm, num_masked = self.masked_nodes(self.make_rng("dropout"))
     users, items = self.net.ego_embeddings()
     ego = layers_lib.ego_nodes(graph, users, items)  # [N, d]
@@ -143,17 +179,65 @@ class RLMRec(nn.Module):
       layers = layers[1:]
     final = jnp.mean(jnp.stack(layers), axis=0)  # [N, d]
     sel = perm[:min(num_masked, self.max_recon_nodes)]  # [M]
+    return final, is_masked, sel
+
+  def reconstruction(self, graph: jraph.GraphsTuple, final: jnp.ndarray,
+                     sel: jnp.ndarray) -> jnp.ndarray:
+    """InfoNCE(MLP(final[sel]), text[sel]) with in-set negatives.
+
+    Args:
+      graph: graph holding `nodes[text_key]`.
+      final: masked propagation. # [N, d]
+      sel: masked node ids. # [M]
+
+    Returns:
+      Scalar loss.
+    """
     text = node_text(graph, self.text_key)[sel]  # [M, d_text]
     pred = self.gen_mlp(final[sel], text.shape[-1])  # [M, d_text]
     # Isolated masked nodes can give all-zero rows: normalise safely.
-    return losses.info_nce(safe_normalise(pred), safe_normalise(text),
-                           self.kd_temperature, normalise=False)
+    pred, text = safe_normalise(pred), safe_normalise(text)
+    if not self.gen_dedup_text:
+      return losses.info_nce(pred, text, self.kd_temperature,
+                             normalise=False)
+    same = text @ text.T > 1.0 - 1e-6  # [M, M] identical semantic rows
+    other = same & ~jnp.eye(sel.shape[0], dtype=bool)
+    logits = jnp.where(other, -jnp.inf, pred @ text.T / self.kd_temperature)
+    return -jnp.mean(jnp.diagonal(jax.nn.log_softmax(logits, axis=-1)))
+
+  def gen_loss(self, graph: jraph.GraphsTuple) -> jnp.ndarray:
+    """Gen: mask ego rows, propagate, MLP to text space, InfoNCE to text."""
+    final, _, sel = self.masked_propagation(graph)
+    return self.reconstruction(graph, final, sel)
+
+  def masked_backbone_loss(self, graph: jraph.GraphsTuple, batch: dict):
+    """Authors' LightGCN_gene: BPR on the masked pass + L2 + reconstruction.
+
+    Args:
+      graph: the training graph.
+      batch: users, pos_items, neg_items, mask. # [B] each ([B, k] negs)
+
+    Returns:
+      (BPR + l2_reg * L2 of the real ego rows, reconstruction loss, metrics).
+    """
+    final, _, sel = self.masked_propagation(graph)
+    user, item = split_nodes(final, self.num_users, self.num_items)
+    user_ego, item_ego = self.net.ego_embeddings()
+    out = {"user": user, "item": item, "user_ego": user_ego,
+           "item_ego": item_ego}
+    bpr, reg = self.net.bpr_terms(out, batch)
+    base = bpr + self.net.l2_reg * reg
+    kd = self.reconstruction(graph, final, sel)
+    return base, kd, {"loss": base, "bpr": bpr, "reg": reg}
 
   def loss(self, graph: jraph.GraphsTuple, batch: dict):
     """Backbone loss + kd_weight * alignment loss. Returns (loss, metrics)."""
-    base, metrics = self.net.loss(graph, batch)
-    kd = (self.con_loss(graph, batch) if self.mode == "con"
-          else self.gen_loss(graph))
+    if self.gen_masked_backbone:
+      base, kd, metrics = self.masked_backbone_loss(graph, batch)
+    else:
+      base, metrics = self.net.loss(graph, batch)
+      kd = (self.con_loss(graph, batch) if self.mode == "con"
+            else self.gen_loss(graph))
     loss = base + self.kd_weight * kd
     return loss, dict(metrics, loss=loss, kd=kd)
 

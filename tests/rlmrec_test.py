@@ -1,0 +1,163 @@
+"""RLMRec-Gen options: BPR on the masked pass, identical-text negatives."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from jaxrec import train
+from jaxrec.data.synthetic import make_synthetic
+
+TEXT_DIM = 6
+LGCN = dict(embed_dim=8, num_layers=2, l2_reg=1e-3)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+  """30 users, 40 items; items 0-9 share one text, users 0-4 another."""
+  ds = make_synthetic(num_users=30, num_items=40, num_interactions=400, seed=2)
+  rng = np.random.default_rng(0)
+  items = rng.normal(size=(40, TEXT_DIM)).astype(np.float32)
+  users = rng.normal(size=(30, TEXT_DIM)).astype(np.float32)
+  items[1:10] = items[0]
+  users[1:5] = users[0]
+  return dataclasses.replace(ds, item_embeddings=items, user_embeddings=users)
+
+
+def _setup(tiny, **model):
+  config = ml_collections.ConfigDict(dict(
+      model_name="rlmrec_gen",
+      model=dict(dict(backbone="lightgcn", backbone_kwargs=LGCN), **model),
+      batch_size=16, graph=dict(norm="sym", text_features=True,
+                                pad_multiple=0),
+      num_negatives=1, seed=0))
+  graph = jax.tree.map(jnp.asarray, train.build_graph(config, tiny))
+  net = train.get_model("rlmrec_gen", tiny.num_users, tiny.num_items,
+                        **config.model.to_dict())
+  params = train.init_params(net, graph, 16, jax.random.key(0), 1)
+  # A non-zero mask token, so masked rows are told apart from zero rows.
+  params = dict(params, mask_token=jnp.linspace(-1.0, 1.0, LGCN["embed_dim"]))
+  rows = train.stack_batches(train.sampler.epoch_triples(
+      tiny.train, tiny.num_users, tiny.num_items, 0, 0, num_negatives=1), 16)
+  batch = {k: jnp.asarray(v[0]) for k, v in rows.items()}
+  batch["mask"] = batch["mask"].at[-2:].set(0)  # two padding rows
+  return graph, net, params, batch
+
+
+def _apply(net, params, graph, *args, method):
+  return net.apply({"params": params}, graph, *args, method=method,
+                   rngs={"dropout": jax.random.key(3)})
+
+
+def _np_propagation(graph, ego, num_layers):
+  """Layer mean of [e, A e, ..., A^K e] with a dense A_hat. # [N, d]"""
+  adj = np.zeros((ego.shape[0],) * 2)
+  np.add.at(adj, (np.asarray(graph.receivers), np.asarray(graph.senders)),
+            np.asarray(graph.edges))
+  layers = [ego]
+  for _ in range(num_layers):
+    layers.append(adj @ layers[-1])
+  return np.mean(layers, axis=0)
+
+
+def _np_mlp(p, x):
+  h = x @ np.asarray(p["hidden"]["kernel"]) + np.asarray(p["hidden"]["bias"])
+  h = np.where(h > 0, h, 0.01 * h)  # leaky_relu
+  return h @ np.asarray(p["out"]["kernel"]) + np.asarray(p["out"]["bias"])
+
+
+def _np_info_nce(pred, text, tau, drop_same_text):
+  pred = pred / np.linalg.norm(pred, axis=1, keepdims=True)
+  text = text / np.linalg.norm(text, axis=1, keepdims=True)
+  logits = pred @ text.T / tau  # [M, M]
+  per_row = []
+  for i in range(len(pred)):
+    keep = np.ones(len(pred), bool)
+    if drop_same_text:
+      keep = ~np.all(np.isclose(text, text[i], atol=1e-6), axis=1)
+      keep[i] = True
+    per_row.append(np.log(np.exp(logits[i][keep]).sum()) - logits[i, i])
+  return float(np.mean(per_row))
+
+
+@pytest.mark.parametrize("dedup", [False, True])
+def test_masked_backbone_loss_matches_numpy_reference(tiny, dedup):
+  graph, net, params, batch = _setup(tiny, gen_masked_backbone=True,
+                                     gen_dedup_text=dedup, mask_ratio=0.5,
+                                     kd_weight=0.3, kd_temperature=0.4)
+  final, is_masked, sel = _apply(net, params, graph,
+                                 method="masked_propagation")
+  n_real = tiny.num_users + tiny.num_items
+  is_masked, sel = np.asarray(is_masked), np.asarray(sel)
+  assert is_masked.sum() == round(0.5 * n_real) == len(sel)
+  assert set(sel.tolist()) == set(np.flatnonzero(is_masked).tolist())
+  # Masked rows really hold the mask token before propagation.
+  p = params["net"]
+  ego = np.concatenate([p["user_embedding"], p["item_embedding"]])  # [N, d]
+  ego[is_masked] = np.asarray(params["mask_token"])
+  ref_final = _np_propagation(graph, ego, LGCN["num_layers"])
+  np.testing.assert_allclose(final, ref_final, atol=1e-5)
+  # BPR on the MASKED pass, L2 on the real ego rows, reconstruction.
+  loss, metrics = _apply(net, params, graph, batch, method="loss")
+  u, i, j, m = (np.asarray(batch[k]) for k in ("users", "pos_items",
+                                                 "neg_items", "mask"))
+  users, items = ref_final[:tiny.num_users], ref_final[tiny.num_users:]
+  diff = np.sum(users[u] * (items[i] - items[j]), -1)
+  bpr = np.sum(np.logaddexp(0.0, -diff) * m) / m.sum()
+  reg = np.sum(0.5 * (np.sum(p["user_embedding"][u] ** 2, -1)
+                      + np.sum(p["item_embedding"][i] ** 2, -1)
+                      + np.sum(p["item_embedding"][j] ** 2, -1)) * m) / m.sum()
+  text = np.concatenate([tiny.user_embeddings, tiny.item_embeddings])[sel]
+  kd = _np_info_nce(_np_mlp(params["gen_mlp"], ref_final[sel]), text, 0.4,
+                    dedup)
+  np.testing.assert_allclose(metrics["bpr"], bpr, rtol=1e-5)
+  np.testing.assert_allclose(metrics["reg"], reg, rtol=1e-5)
+  np.testing.assert_allclose(metrics["kd"], kd, rtol=1e-5)
+  np.testing.assert_allclose(loss, bpr + 1e-3 * reg + 0.3 * kd, rtol=1e-5)
+
+
+def test_dedup_changes_the_loss_only_with_duplicate_texts(tiny):
+  graph, net, params, _ = _setup(tiny, gen_dedup_text=True)
+  plain = _setup(tiny)[1]
+  final, _, _ = _apply(net, params, graph, method="masked_propagation")
+  recon = lambda m, g, f, s: m.reconstruction(g, f, s)
+  dup = jnp.arange(tiny.num_users, tiny.num_users + 10)  # one shared text
+  distinct = jnp.arange(tiny.num_users + 10, tiny.num_users + 40)
+  mixed = jnp.concatenate([dup[:3], distinct[:5]])
+  for ids, same in ((distinct, True), (dup, False), (mixed, False)):
+    a = _apply(net, params, graph, final, ids, method=recon)
+    b = _apply(plain, params, graph, final, ids, method=recon)
+    assert bool(jnp.isclose(a, b, rtol=1e-6)) == same
+  # All ten anchors share one text: no negative is left, the loss is 0.
+  np.testing.assert_allclose(
+      _apply(net, params, graph, final, dup, method=recon), 0.0, atol=1e-6)
+
+
+def test_bpr_gradient_reaches_mask_token_only_on_the_masked_pass(tiny):
+  """kd_weight 0: the mask token is trained by BPR iff BPR sees the mask."""
+  for masked in (True, False):
+    graph, net, params, batch = _setup(tiny, gen_masked_backbone=masked,
+                                       mask_ratio=0.5, kd_weight=0.0)
+    grads = jax.grad(lambda q: _apply(net, q, graph, batch,
+                                      method="loss")[0])(params)
+    assert bool(jnp.any(grads["mask_token"] != 0)) == masked
+    for leaf in jax.tree.leaves(grads):
+      assert jnp.all(jnp.isfinite(leaf))
+
+
+@pytest.mark.parametrize("backbone,mode", [("sgl", "rlmrec_gen"),
+                                           ("simgcl", "rlmrec_gen"),
+                                           ("mf", "rlmrec_gen"),
+                                           ("lightgcn", "rlmrec_con")])
+def test_masked_backbone_needs_plain_lightgcn_gen(tiny, backbone, mode):
+  net = train.get_model(mode, tiny.num_users, tiny.num_items,
+                        backbone=backbone, backbone_kwargs=dict(embed_dim=8),
+                        gen_masked_backbone=True)
+  graph = jax.tree.map(jnp.asarray, train.build_graph(
+      ml_collections.ConfigDict(dict(graph=dict(
+          norm="sym", text_features=True, pad_multiple=0))), tiny))
+  with pytest.raises(ValueError, match="gen_masked_backbone"):
+    train.init_params(net, graph, 16, jax.random.key(0), 1)
