@@ -6,15 +6,28 @@ No published numbers on the LightGCN benchmarks (the LightGCN paper shows
 that nonlinear GCN layers hurt collaborative filtering); expected to beat MF
 on the synthetic data, below LightGCN. lr 1e-3, L2 1e-4, layer-mean
 combination. Measured numbers: benchmarks/RESULTS.md.
+
+synthetic: activation 'none' (a linear GCN: A_tilde x W + b) and feature
+dropout 0.2, chosen on the VALIDATION split (best valid Recall@20 within
+40 epochs): with tanh the model fits the popularity ranking by epoch 5
+(valid Recall@20 0.243, BPR 0.37) and stays on that plateau (0.241 at epoch
+20, BPR 0.36); linear layers leave it after ~20 epochs (0.311 at epoch 35),
+and dropout 0.2 on top gives 0.316 at epoch 35.
 """
 
 from jaxrec import config_utils
 
+# Per-dataset overrides, selected on the validation split (see docstring).
+OVERRIDES = {"synthetic": dict(activation="none", dropout=0.2)}
+
 
 def get_config(arg=None):
   """Args: arg: dataset preset name (default synthetic)."""
-  config = config_utils.base_config(arg or "synthetic")
+  dataset = arg or "synthetic"
+  config = config_utils.base_config(dataset)
   config.model_name = "gcn"
-  config.model = dict(embed_dim=64, num_layers=2, l2_reg=1e-4,
-                      activation="tanh", combine="mean", dropout=0.0)
+  model = dict(embed_dim=64, num_layers=2, l2_reg=1e-4, activation="tanh",
+               combine="mean", dropout=0.0)
+  model.update(OVERRIDES.get(dataset, {}))
+  config.model = model
   return config

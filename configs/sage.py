@@ -6,16 +6,26 @@ Full-neighbourhood mean aggregation (no sampling), layer-mean combination,
 lr 1e-3, L2 1e-4. No published numbers on the LightGCN benchmarks; expected
 to beat MF on the synthetic data. Measured numbers:
 benchmarks/RESULTS.md.
+
+synthetic: feature dropout 0.2, chosen on the VALIDATION split (best valid
+Recall@20 within 40 epochs: 0.319 vs 0.313 without dropout, where the
+dense layers, which the L2 term does not cover, overfit after epoch 20;
+a linear SAGE, activation 'none', gave 0.307).
 """
 
 from jaxrec import config_utils
 
+# Per-dataset overrides, selected on the validation split (see docstring).
+OVERRIDES = {"synthetic": dict(dropout=0.2)}
+
 
 def get_config(arg=None):
   """Args: arg: dataset preset name (default synthetic)."""
-  config = config_utils.base_config(arg or "synthetic")
+  dataset = arg or "synthetic"
+  config = config_utils.base_config(dataset)
   config.model_name = "sage"
-  config.model = dict(embed_dim=64, num_layers=2, l2_reg=1e-4,
-                      activation="tanh", normalise=False, combine="mean",
-                      dropout=0.0)
+  model = dict(embed_dim=64, num_layers=2, l2_reg=1e-4, activation="tanh",
+               normalise=False, combine="mean", dropout=0.0)
+  model.update(OVERRIDES.get(dataset, {}))
+  config.model = model
   return config

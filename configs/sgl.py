@@ -5,15 +5,25 @@
 Published settings: tau 0.2, rho (edge drop ratio) 0.1, lambda 0.1 on
 Yelp2018 and 0.5 on Amazon-Book (SGL paper), embed 64, lr 1e-3, L2 1e-4,
 batch 2048. For datasets the paper does not cover (gowalla, lastfm,
-amazon_beauty, synthetic, rlmrec_*) we use lambda 0.1, the Yelp2018 value.
+amazon_beauty, rlmrec_*) we use lambda 0.1, the Yelp2018 value.
 Views are re-drawn every step (the paper re-draws every epoch).
 Published full-ranking Recall@20 / NDCG@20 (3 layers): Yelp2018 0.0675 /
 0.0555, Amazon-Book 0.0478 / 0.0379. Measured: benchmarks/RESULTS.md.
+
+synthetic: lambda 0.02 (tau, rho as published), chosen on the VALIDATION
+split: valid Recall@20 0.255 at epoch 10 and 0.343 at epoch 50 vs
+0.049 at epoch 10 and at most 0.301 with lambda 0.1 (the zoo run; only
+these two values were compared). As for SimGCL
+(configs/simgcl.py), the InfoNCE gradient on the small initial embeddings
+swamps BPR, and uniformity over ~1,000 in-batch users (half of all users)
+works against the 10 planted categories, so lambda 0.1 learns slowly and
+ends below MF.
 """
 
 from jaxrec import config_utils
 
-SSL_WEIGHT = {"yelp2018": 0.1, "amazon_book": 0.5}
+# Published lambda per dataset; synthetic's was selected on validation.
+SSL_WEIGHT = {"yelp2018": 0.1, "amazon_book": 0.5, "synthetic": 0.02}
 DEFAULT_SSL_WEIGHT = 0.1
 
 

@@ -1,0 +1,83 @@
+"""SGL: dropout views vs dense renormalisation, loss terms, configs."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxrec.data.dataset import Interactions
+from jaxrec.graphs import bipartite_graph
+from jaxrec.graphs import pad_graph
+from jaxrec.models import layers as layers_lib
+from jaxrec.models.lightgcn import LightGCN
+from jaxrec.models.sgl import SGL
+from tests import config_loader
+
+U, I, D = 7, 9, 6
+
+
+def _graph():
+  rng = np.random.default_rng(0)
+  inter = Interactions(rng.integers(0, U, 30), rng.integers(0, I, 30))
+  graph = bipartite_graph(inter, U, I, norm="sym")
+  graph = pad_graph(graph, 24, int(graph.n_edge[0]) + 10)
+  return jax.tree.map(jnp.asarray, graph)
+
+
+def _batch():
+  return {"users": jnp.array([0, 3, 3, 5, 1, 0, 2, 2]),
+          "pos_items": jnp.array([1, 1, 4, 8, 2, 0, 6, 6]),
+          "neg_items": jnp.array([2, 0, 5, 3, 7, 6, 1, 1]),
+          "mask": jnp.array([1, 1, 1, 1, 1, 1, 0, 0], jnp.float32)}
+
+
+def test_edge_dropout_is_symmetric_and_renormalised():
+  graph = _graph()
+  keep = np.asarray(layers_lib.edge_dropout_keep(jax.random.key(0), graph,
+                                                 0.4))
+  s, r = np.asarray(graph.senders), np.asarray(graph.receivers)
+  kept = {(a, b) for a, b, k in zip(s, r, keep) if k}
+  assert all((b, a) in kept for a, b in kept)  # both directions together
+  assert np.all(keep[np.asarray(layers_lib.real_edges(graph)) == 0] == 0)
+  w = np.asarray(layers_lib.sym_renormalise(graph, jnp.asarray(keep)))
+  deg = np.bincount(r, weights=keep, minlength=graph.nodes["mask"].shape[0])
+  inv = np.where(deg > 0, 1 / np.sqrt(np.maximum(deg, 1e-12)), 0)
+  np.testing.assert_allclose(w, keep * inv[s] * inv[r], rtol=1e-6)
+
+
+def test_no_dropout_view_is_lightgcn_and_loss_adds_up():
+  graph = _graph()
+  model = SGL(num_users=U, num_items=I, embed_dim=D, num_layers=3,
+              drop_rate=0.0, ssl_weight=0.3, l2_reg=0.01)
+  params = model.init({"params": jax.random.key(0),
+                       "dropout": jax.random.key(1)}, graph, _batch(),
+                      method="loss")
+  loss, m = model.apply(params, graph, _batch(), method="loss",
+                        rngs={"dropout": jax.random.key(2)})
+  np.testing.assert_allclose(
+      float(loss), float(m["bpr"] + 0.01 * m["reg"] + 0.3 * m["ssl"]),
+      rtol=1e-6)
+  user, item = model.apply(params, graph, method="embed")
+  lgcn = LightGCN(num_users=U, num_items=I, embed_dim=D, num_layers=3)
+  want_u, want_i = lgcn.apply(params, graph, method="embed")
+  chex.assert_trees_all_close((user, item), (want_u, want_i), atol=1e-6)
+  nodes = jnp.concatenate([user, item])  # rho = 0: both views = LightGCN
+  nodes = jnp.concatenate([nodes, jnp.zeros((24 - U - I, D))])
+  want = layers_lib.batch_contrast(nodes, nodes, _batch(), U, I, 0.2)
+  np.testing.assert_allclose(float(m["ssl"]), float(want), rtol=1e-5)
+
+
+@pytest.mark.parametrize("dataset,ssl_weight", [("yelp2018", 0.1),
+                                                ("amazon_book", 0.5)])
+def test_published_defaults_kept(dataset, ssl_weight):
+  model = config_loader.load("sgl.py", dataset).model
+  assert (model.aug_type, model.drop_rate, model.ssl_temperature,
+          model.ssl_weight) == ("ed", 0.1, 0.2, ssl_weight)
+
+
+def test_synthetic_override():
+  model = config_loader.load("sgl.py", "synthetic").model
+  assert (model.drop_rate, model.ssl_temperature, model.ssl_weight) == (
+      0.1, 0.2, 0.02)
+  assert config_loader.load("sgl.py", "lastfm").model.ssl_weight == 0.1

@@ -1,0 +1,167 @@
+"""SimGCL / XSimGCL: noise, batch contrast, encoders vs dense algebra, configs."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxrec.data.dataset import Interactions
+from jaxrec.graphs import bipartite_graph
+from jaxrec.graphs import pad_graph
+from jaxrec.models import layers as layers_lib
+from jaxrec.models.simgcl import SimGCL
+from jaxrec.models.xsimgcl import XSimGCL
+from tests import config_loader
+
+U, I, D = 7, 9, 6
+
+
+def _graph():
+  rng = np.random.default_rng(0)
+  inter = Interactions(rng.integers(0, U, 30), rng.integers(0, I, 30))
+  graph = bipartite_graph(inter, U, I, norm="sym")
+  graph = pad_graph(graph, 24, int(graph.n_edge[0]) + 10)
+  return jax.tree.map(jnp.asarray, graph)
+
+
+def _dense(graph):
+  n = graph.nodes["mask"].shape[0]
+  a = np.zeros((n, n), np.float32)
+  np.add.at(a, (np.asarray(graph.receivers), np.asarray(graph.senders)),
+            np.asarray(graph.edges))
+  return a
+
+
+def _batch():
+  # Repeated users / items and two padding rows (mask 0).
+  return {"users": jnp.array([0, 3, 3, 5, 1, 0, 2, 2]),
+          "pos_items": jnp.array([1, 1, 4, 8, 2, 0, 6, 6]),
+          "neg_items": jnp.array([2, 0, 5, 3, 7, 6, 1, 1]),
+          "mask": jnp.array([1, 1, 1, 1, 1, 1, 0, 0], jnp.float32)}
+
+
+def _np_info_nce(a, b, t):
+  a = a / np.linalg.norm(a, axis=1, keepdims=True)
+  b = b / np.linalg.norm(b, axis=1, keepdims=True)
+  logits = a @ b.T / t
+  logits = logits - logits.max(axis=1, keepdims=True)
+  logp = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+  return -np.mean(np.diag(logp))
+
+
+def test_uniform_noise_norm_and_sign():
+  x = jax.random.normal(jax.random.key(0), (50, 16))
+  noise = layers_lib.uniform_noise(jax.random.key(1), x, 0.3)
+  chex.assert_trees_all_close(jnp.linalg.norm(noise, axis=1),
+                              jnp.full((50,), 0.3), atol=1e-5)
+  assert bool(jnp.all(jnp.sign(noise) == jnp.sign(x)))
+  other = layers_lib.uniform_noise(jax.random.key(2), x, 0.3)
+  assert float(jnp.max(jnp.abs(noise - other))) > 1e-3  # fresh draw per key
+
+
+def test_batch_contrast_matches_numpy_over_unique_ids():
+  n = U + I + 8
+  v1 = np.asarray(jax.random.normal(jax.random.key(0), (n, D)))
+  v2 = np.asarray(jax.random.normal(jax.random.key(1), (n, D)))
+  batch = _batch()
+  got = layers_lib.batch_contrast(jnp.asarray(v1), jnp.asarray(v2), batch,
+                                  U, I, 0.2)
+  real = np.asarray(batch["mask"]) > 0
+  users = np.unique(np.asarray(batch["users"])[real])
+  items = np.unique(np.asarray(batch["pos_items"])[real]) + U
+  want = (_np_info_nce(v1[users], v2[users], 0.2) +
+          _np_info_nce(v1[items], v2[items], 0.2))
+  np.testing.assert_allclose(float(got), want, rtol=1e-5)
+
+
+def _model(cls, **kw):
+  return cls(num_users=U, num_items=I, embed_dim=D, num_layers=3, **kw)
+
+
+def _init(model, graph):
+  return model.init({"params": jax.random.key(0), "dropout": jax.random.key(1)},
+                    graph, _batch(), method="loss")
+
+
+@pytest.mark.parametrize("include_ego", [False, True])
+def test_clean_encoder_is_lightgcn_closed_form(include_ego):
+  graph = _graph()
+  model = _model(SimGCL, include_ego=include_ego)
+  params = _init(model, graph)
+  user, item = model.apply(params, graph, method="embed")
+  p = params["params"]
+  ego = np.zeros((graph.nodes["mask"].shape[0], D), np.float32)
+  ego[:U + I] = np.concatenate([p["user_embedding"], p["item_embedding"]])
+  a = _dense(graph)
+  layers = [ego, a @ ego, a @ a @ ego, a @ a @ a @ ego]
+  want = np.mean(layers if include_ego else layers[1:], axis=0)
+  chex.assert_trees_all_close(user, want[:U], atol=1e-5)
+  chex.assert_trees_all_close(item, want[U:U + I], atol=1e-5)
+
+
+def test_noisy_layers_have_eps_norm_perturbations():
+  graph = _graph()
+  model = _model(SimGCL, eps=0.05)
+  params = _init(model, graph)
+  _, noisy = model.apply(params, graph, jax.random.key(3), method="encode")
+  a = _dense(graph)
+  mask = np.asarray(graph.nodes["mask"]) > 0
+  for k in range(1, 4):  # each noisy layer = A (previous noisy layer) + Delta
+    delta = np.asarray(noisy[k]) - a @ np.asarray(noisy[k - 1])
+    np.testing.assert_allclose(np.linalg.norm(delta[mask], axis=1), 0.05,
+                               rtol=1e-3)
+    assert np.all(delta[~mask] == 0)
+
+
+def test_simgcl_loss_terms():
+  graph = _graph()
+  model = _model(SimGCL, ssl_weight=0.7, l2_reg=0.01)
+  params = _init(model, graph)
+  loss, m = model.apply(params, graph, _batch(), method="loss",
+                        rngs={"dropout": jax.random.key(5)})
+  np.testing.assert_allclose(
+      float(loss), float(m["bpr"] + 0.01 * m["reg"] + 0.7 * m["ssl"]),
+      rtol=1e-6)
+  # eps = 0: both views equal the clean encoder, so InfoNCE has its minimum
+  # for those embeddings and equals batch_contrast(clean, clean).
+  model0 = _model(SimGCL, eps=0.0)
+  _, m0 = model0.apply(params, graph, _batch(), method="loss",
+                       rngs={"dropout": jax.random.key(5)})
+  final, _ = model0.apply(params, graph, method="encode")
+  want = layers_lib.batch_contrast(final, final, _batch(), U, I, 0.2)
+  np.testing.assert_allclose(float(m0["ssl"]), float(want), rtol=1e-5)
+
+
+def test_xsimgcl_contrasts_final_with_layer_l_star():
+  graph = _graph()
+  model = _model(XSimGCL, eps=0.0, cl_layer=2)
+  params = _init(model, graph)
+  _, m = model.apply(params, graph, _batch(), method="loss",
+                     rngs={"dropout": jax.random.key(5)})
+  final, layers = model.apply(params, graph, method="encode")
+  want = layers_lib.batch_contrast(final, layers[2], _batch(), U, I, 0.15)
+  np.testing.assert_allclose(float(m["ssl"]), float(want), rtol=1e-5)
+  with pytest.raises(ValueError, match="cl_layer"):
+    _model(XSimGCL, cl_layer=4).apply(params, graph, _batch(), method="loss",
+                                      rngs={"dropout": jax.random.key(5)})
+
+
+@pytest.mark.parametrize("dataset", ["yelp2018", "gowalla", "lastfm",
+                                     "amazon_beauty"])
+def test_published_defaults_kept(dataset):
+  simgcl = config_loader.load("simgcl.py", dataset).model
+  assert (simgcl.ssl_weight, simgcl.eps, simgcl.ssl_temperature) == (
+      0.5, 0.1, 0.2)
+  xsimgcl = config_loader.load("xsimgcl.py", dataset).model
+  assert (xsimgcl.ssl_weight, xsimgcl.eps, xsimgcl.cl_layer,
+          xsimgcl.ssl_temperature) == (0.2, 0.2, 1, 0.15)
+
+
+def test_synthetic_override_only_changes_lambda():
+  simgcl = config_loader.load("simgcl.py", "synthetic").model
+  assert (simgcl.ssl_weight, simgcl.eps, simgcl.ssl_temperature) == (
+      0.02, 0.1, 0.2)
+  xsimgcl = config_loader.load("xsimgcl.py", "synthetic").model
+  assert (xsimgcl.ssl_weight, xsimgcl.eps, xsimgcl.cl_layer,
+          xsimgcl.ssl_temperature) == (0.02, 0.2, 1, 0.15)
