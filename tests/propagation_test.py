@@ -110,3 +110,15 @@ def test_symmetric_default_traces_the_bcsr_symmetric_kernel():
   assert "custom_vjp" in str(jax.make_jaxpr(lambda v: propagate(graph, v))(x))
   assert "custom_vjp" not in str(jax.make_jaxpr(
       lambda v: propagate(graph, v, graph.edges))(x))
+
+
+def test_declared_symmetric_dropout_weights_give_exact_gradients():
+  from jaxrec.models import layers as layers_lib  # pylint: disable=g-import-not-at-top
+  graph = _graph("sym", pad=True)
+  keep = layers_lib.edge_dropout_keep(jax.random.key(3), graph, 0.3)
+  w = layers_lib.sym_renormalise(graph, keep)  # SGL-ED view weights
+  x = jax.random.normal(jax.random.key(0), (24, 3))
+  g = jax.random.normal(jax.random.key(1), (24, 3))
+  _, vjp = jax.vjp(lambda v: propagate(graph, v, w, symmetric=True), x)
+  a = _dense(graph, w)
+  chex.assert_trees_all_close(vjp(g)[0], a.T @ np.asarray(g), atol=1e-5)

@@ -64,7 +64,9 @@ class SGL(LightGCN):
     """Layer-mean node embeddings of one augmented view. # [N, d]"""
     h, outs = ego, [ego]
     for weights in self.view_weights(graph, rng):
-      h = propagate(graph, h, weights, self.propagation)
+      # Renormalised symmetric dropout keeps A_hat symmetric: the backward
+      # can reuse the forward kernel (propagation.SYMMETRIC_METHOD).
+      h = propagate(graph, h, weights, self.propagation, symmetric=True)
       outs.append(h)
     return jnp.mean(jnp.stack(outs), axis=0)
 
