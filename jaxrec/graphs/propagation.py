@@ -76,13 +76,16 @@ def _symmetric_fwd(x, weights, senders, receivers):
   return out, (x, weights, senders, receivers)
 
 
+def _edge_weight_grad(g, x, weights, senders, receivers):
+  """d<g, A x>/dw_e = <g[r_e], x[s_e]>; dead code (removed by XLA) if unused."""
+  return jnp.sum(g[receivers] * x[senders], axis=-1).astype(weights.dtype)
+
+
 def _symmetric_bwd(res, g):
   x, weights, senders, receivers = res
   # d/dx: A_hat^T g = A_hat g (symmetry), again a sorted scatter-add.
   dx = _segment_sum(g, weights, senders, receivers, True)  # [N, d]
-  # d/dw_e = <g[r_e], x[s_e]>; dead code (removed by XLA) when unused.
-  dw = jnp.sum(g[receivers] * x[senders], axis=-1).astype(weights.dtype)
-  return dx, dw, None, None
+  return dx, _edge_weight_grad(g, x, weights, senders, receivers), None, None
 
 
 symmetric_propagate.defvjp(_symmetric_fwd, _symmetric_bwd)
@@ -102,7 +105,7 @@ def _bcsr_matmul(x, weights, senders, indptr):
 
 @jax.custom_vjp
 def bcsr_symmetric_propagate(x: jnp.ndarray, weights: jnp.ndarray,
-                             senders: jnp.ndarray,
+                             senders: jnp.ndarray, receivers: jnp.ndarray,
                              indptr: jnp.ndarray) -> jnp.ndarray:
   """BCSR A_hat @ x for a SYMMETRIC A_hat; the backward is A_hat @ g.
 
@@ -110,6 +113,7 @@ def bcsr_symmetric_propagate(x: jnp.ndarray, weights: jnp.ndarray,
     x: node features. # [N, d]
     weights: symmetric edge weights, receiver-sorted. # [E]
     senders: int32 column (source) of each edge. # [E]
+    receivers: int32 row (target) of each edge, sorted. # [E]
     indptr: CSR row pointers of the receiver-sorted edges. # [N + 1]
 
   Returns:
@@ -118,20 +122,16 @@ def bcsr_symmetric_propagate(x: jnp.ndarray, weights: jnp.ndarray,
   return _bcsr_matmul(x, weights, senders, indptr)
 
 
-def _bcsr_symmetric_fwd(x, weights, senders, indptr):
-  return _bcsr_matmul(x, weights, senders, indptr), (x, weights, senders,
-                                                     indptr)
+def _bcsr_symmetric_fwd(x, weights, senders, receivers, indptr):
+  out = _bcsr_matmul(x, weights, senders, indptr)
+  return out, (x, weights, senders, receivers, indptr)
 
 
 def _bcsr_symmetric_bwd(res, g):
-  x, weights, senders, indptr = res
+  x, weights, senders, receivers, indptr = res
   dx = _bcsr_matmul(g, weights, senders, indptr)  # A_hat^T g = A_hat g
-  # d/dw_e = <g[r_e], x[s_e]>; dead code (removed by XLA) when unused.
-  num_edges = senders.shape[0]
-  receivers = jnp.searchsorted(indptr, jnp.arange(num_edges, dtype=indptr.dtype),
-                               side="right") - 1  # [E]
-  dw = jnp.sum(g[receivers] * x[senders], axis=-1).astype(weights.dtype)
-  return dx, dw, None, None
+  dw = _edge_weight_grad(g, x, weights, senders, receivers)
+  return dx, dw, None, None, None
 
 
 bcsr_symmetric_propagate.defvjp(_bcsr_symmetric_fwd, _bcsr_symmetric_bwd)
@@ -182,7 +182,7 @@ def propagate(graph: jraph.GraphsTuple, x: jnp.ndarray,
   if method == "bcsr_symmetric":
     indptr = _row_pointers(graph.receivers, num_nodes)  # [N + 1]
     return bcsr_symmetric_propagate(x, weights.astype(x.dtype), graph.senders,
-                                    indptr)
+                                    graph.receivers, indptr)
   raise ValueError(f"propagation method must be one of {METHODS}, "
                    f"got {method!r}")
 
