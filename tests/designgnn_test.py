@@ -6,32 +6,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrec.data.dataset import Interactions
-from jaxrec.graphs import bipartite_graph
-from jaxrec.graphs import pad_graph
 from jaxrec.models import MODELS
 from jaxrec.models import designgnn
 from jaxrec.models import layers as layers_lib
 from jaxrec.models.lightgcn import LightGCN
+from tests.graph_fixtures import dense_adjacency
+from tests.graph_fixtures import I
+from tests.graph_fixtures import U
+from tests.graph_fixtures import tiny_graph
 
-U, I, D = 7, 9, 6
-
-
-def _graph(pad=True):
-  rng = np.random.default_rng(0)
-  inter = Interactions(rng.integers(0, U, 30), rng.integers(0, I, 30))
-  graph = bipartite_graph(inter, U, I, norm="sym")
-  if pad:
-    graph = pad_graph(graph, 24, int(graph.n_edge[0]) + 10)
-  return jax.tree.map(jnp.asarray, graph)
-
-
-def _dense(graph):
-  n = graph.nodes["mask"].shape[0]
-  a = np.zeros((n, n), np.float32)
-  np.add.at(a, (np.asarray(graph.receivers), np.asarray(graph.senders)),
-            np.asarray(graph.edges))
-  return a
+D = 6
 
 
 def _x(graph):
@@ -45,11 +29,11 @@ def test_registered():
 
 @pytest.mark.parametrize("message", designgnn.MESSAGES)
 def test_lightgcn_layer_matches_dense_closed_form(message):
-  graph = _graph()
+  graph = tiny_graph()
   x = _x(graph)
   layer = designgnn.DesignLayer("lightgcn", message, D)
   out = layer.apply(layer.init(jax.random.key(1), graph, x), graph, x)
-  px = _dense(graph) @ np.asarray(x)  # sum_j w_ij x_j
+  px = dense_adjacency(graph) @ np.asarray(x)  # sum_j w_ij x_j
   want = px + np.asarray(x) * px if message == "hadamard" else px
   chex.assert_trees_all_close(out, want, atol=1e-5)
 
@@ -61,7 +45,7 @@ def test_lightgcn_layer_matches_dense_closed_form(message):
 ])
 def test_identity_layers_equal_zoo_layers(aggregation, reference):
   """With identity messages each aggregator IS the zoo's layer."""
-  graph = _graph()
+  graph = tiny_graph()
   x = _x(graph)
   layer = designgnn.DesignLayer(aggregation, "identity", D, "tanh")
   params = layer.init(jax.random.key(1), graph, x)
@@ -74,7 +58,7 @@ def test_identity_layers_equal_zoo_layers(aggregation, reference):
 
 def test_gcn_hadamard_closed_form():
   """out = tanh(A~ h + h * A~ h + b), h = x W, A~ with self loops."""
-  graph = _graph()
+  graph = tiny_graph()
   x = _x(graph)
   layer = designgnn.DesignLayer("gcn", "hadamard", D, "tanh")
   params = layer.init(jax.random.key(1), graph, x)
@@ -94,7 +78,7 @@ def test_gcn_hadamard_closed_form():
 
 def test_gin_closed_form():
   """out = W2 tanh(W1((1 + eps) x + A01 x) + b1) + b2 (sum of neighbours)."""
-  graph = _graph()
+  graph = tiny_graph()
   x = _x(graph)
   layer = designgnn.DesignLayer("gin", "identity", D, "tanh")
   params = layer.init(jax.random.key(1), graph, x)
@@ -121,7 +105,7 @@ def _batch():
 
 
 def test_lightgcn_point_equals_lightgcn_model():
-  graph = _graph()
+  graph = tiny_graph()
   model = _model(aggregation="lightgcn", num_layers=3, combine="mean")
   params = model.init(jax.random.key(0), graph, _batch(), method="loss")
   ref = LightGCN(num_users=U, num_items=I, embed_dim=D, num_layers=3)
@@ -134,7 +118,7 @@ def test_lightgcn_point_equals_lightgcn_model():
 
 
 def test_none_is_matrix_factorisation_and_concat_widens():
-  graph = _graph()
+  graph = tiny_graph()
   model = _model(aggregation="none", num_layers=4, combine="concat")
   params = model.init(jax.random.key(0), graph, _batch(), method="loss")
   u, v = model.apply(params, graph, method="embed")
@@ -162,7 +146,7 @@ def test_attention_combine_is_convex_per_node():
 @pytest.mark.parametrize("chunk_bytes", [4 * 3 * 5 * 2, 1 << 26])
 def test_concat_mlp_scores_all_items_like_numpy(chunk_bytes):
   """score() = MLP([u; v]) for every item (chunked or not), = pair scores."""
-  graph = _graph()
+  graph = tiny_graph()
   model = _model(aggregation="gat", message="hadamard", num_layers=2,
                  combine="attention", interaction="concat_mlp", mlp_hidden=5,
                  score_chunk_bytes=chunk_bytes)
@@ -191,7 +175,7 @@ def test_concat_mlp_scores_all_items_like_numpy(chunk_bytes):
 
 
 def test_bad_choice_raises():
-  graph = _graph()
+  graph = tiny_graph()
   with pytest.raises(ValueError, match="aggregation"):
     _model(aggregation="gatv2").init(jax.random.key(0), graph, _batch(),
                                      method="loss")

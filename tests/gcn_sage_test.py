@@ -5,21 +5,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrec.data.dataset import Interactions
-from jaxrec.graphs import bipartite_graph
-from jaxrec.graphs import pad_graph
 from jaxrec.models import layers as layers_lib
 from tests import config_loader
+from tests.graph_fixtures import I
+from tests.graph_fixtures import U
+from tests.graph_fixtures import tiny_graph
 
-U, I, D = 7, 9, 6
-
-
-def _graph():
-  rng = np.random.default_rng(0)
-  inter = Interactions(rng.integers(0, U, 30), rng.integers(0, I, 30))
-  graph = bipartite_graph(inter, U, I, norm="sym")
-  graph = pad_graph(graph, 24, int(graph.n_edge[0]) + 10)
-  return jax.tree.map(jnp.asarray, graph)
+D = 6
 
 
 def _adjacency(graph):
@@ -38,7 +30,7 @@ def _x(graph):
 
 @pytest.mark.parametrize("activation", ["tanh", "none"])
 def test_gcn_layer_matches_dense(activation):
-  graph, x = _graph(), _x(_graph())
+  graph, x = tiny_graph(), _x(tiny_graph())
   layer = layers_lib.GCNLayer(D, activation)
   params = layer.init(jax.random.key(1), graph, x)
   out = np.asarray(layer.apply(params, graph, x))
@@ -54,7 +46,7 @@ def test_gcn_layer_matches_dense(activation):
 
 
 def test_sage_layer_matches_dense_mean():
-  graph, x = _graph(), _x(_graph())
+  graph, x = tiny_graph(), _x(tiny_graph())
   layer = layers_lib.SAGELayer(D, "tanh")
   params = layer.init(jax.random.key(1), graph, x)
   out = np.asarray(layer.apply(params, graph, x))

@@ -6,23 +6,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrec.data.dataset import Interactions
-from jaxrec.graphs import bipartite_graph
-from jaxrec.graphs import pad_graph
 from jaxrec.models import layers as layers_lib
 from jaxrec.models.lightgcn import LightGCN
 from jaxrec.models.sgl import SGL
 from tests import config_loader
+from tests.graph_fixtures import I
+from tests.graph_fixtures import U
+from tests.graph_fixtures import tiny_graph
 
-U, I, D = 7, 9, 6
-
-
-def _graph():
-  rng = np.random.default_rng(0)
-  inter = Interactions(rng.integers(0, U, 30), rng.integers(0, I, 30))
-  graph = bipartite_graph(inter, U, I, norm="sym")
-  graph = pad_graph(graph, 24, int(graph.n_edge[0]) + 10)
-  return jax.tree.map(jnp.asarray, graph)
+D = 6
 
 
 def _batch():
@@ -33,7 +25,7 @@ def _batch():
 
 
 def test_edge_dropout_is_symmetric_and_renormalised():
-  graph = _graph()
+  graph = tiny_graph()
   keep = np.asarray(layers_lib.edge_dropout_keep(jax.random.key(0), graph,
                                                  0.4))
   s, r = np.asarray(graph.senders), np.asarray(graph.receivers)
@@ -47,7 +39,7 @@ def test_edge_dropout_is_symmetric_and_renormalised():
 
 
 def test_no_dropout_view_is_lightgcn_and_loss_adds_up():
-  graph = _graph()
+  graph = tiny_graph()
   model = SGL(num_users=U, num_items=I, embed_dim=D, num_layers=3,
               drop_rate=0.0, ssl_weight=0.3, l2_reg=0.01)
   params = model.init({"params": jax.random.key(0),

@@ -6,31 +6,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrec.data.dataset import Interactions
-from jaxrec.graphs import bipartite_graph
-from jaxrec.graphs import pad_graph
 from jaxrec.models import layers as layers_lib
 from jaxrec.models.simgcl import SimGCL
 from jaxrec.models.xsimgcl import XSimGCL
 from tests import config_loader
+from tests.graph_fixtures import dense_adjacency
+from tests.graph_fixtures import I
+from tests.graph_fixtures import U
+from tests.graph_fixtures import tiny_graph
 
-U, I, D = 7, 9, 6
-
-
-def _graph():
-  rng = np.random.default_rng(0)
-  inter = Interactions(rng.integers(0, U, 30), rng.integers(0, I, 30))
-  graph = bipartite_graph(inter, U, I, norm="sym")
-  graph = pad_graph(graph, 24, int(graph.n_edge[0]) + 10)
-  return jax.tree.map(jnp.asarray, graph)
-
-
-def _dense(graph):
-  n = graph.nodes["mask"].shape[0]
-  a = np.zeros((n, n), np.float32)
-  np.add.at(a, (np.asarray(graph.receivers), np.asarray(graph.senders)),
-            np.asarray(graph.edges))
-  return a
+D = 6
 
 
 def _batch():
@@ -86,14 +71,14 @@ def _init(model, graph):
 
 @pytest.mark.parametrize("include_ego", [False, True])
 def test_clean_encoder_is_lightgcn_closed_form(include_ego):
-  graph = _graph()
+  graph = tiny_graph()
   model = _model(SimGCL, include_ego=include_ego)
   params = _init(model, graph)
   user, item = model.apply(params, graph, method="embed")
   p = params["params"]
   ego = np.zeros((graph.nodes["mask"].shape[0], D), np.float32)
   ego[:U + I] = np.concatenate([p["user_embedding"], p["item_embedding"]])
-  a = _dense(graph)
+  a = dense_adjacency(graph)
   layers = [ego, a @ ego, a @ a @ ego, a @ a @ a @ ego]
   want = np.mean(layers if include_ego else layers[1:], axis=0)
   chex.assert_trees_all_close(user, want[:U], atol=1e-5)
@@ -101,11 +86,11 @@ def test_clean_encoder_is_lightgcn_closed_form(include_ego):
 
 
 def test_noisy_layers_have_eps_norm_perturbations():
-  graph = _graph()
+  graph = tiny_graph()
   model = _model(SimGCL, eps=0.05)
   params = _init(model, graph)
   _, noisy = model.apply(params, graph, jax.random.key(3), method="encode")
-  a = _dense(graph)
+  a = dense_adjacency(graph)
   mask = np.asarray(graph.nodes["mask"]) > 0
   for k in range(1, 4):  # each noisy layer = A (previous noisy layer) + Delta
     delta = np.asarray(noisy[k]) - a @ np.asarray(noisy[k - 1])
@@ -115,7 +100,7 @@ def test_noisy_layers_have_eps_norm_perturbations():
 
 
 def test_simgcl_loss_terms():
-  graph = _graph()
+  graph = tiny_graph()
   model = _model(SimGCL, ssl_weight=0.7, l2_reg=0.01)
   params = _init(model, graph)
   loss, m = model.apply(params, graph, _batch(), method="loss",
@@ -134,7 +119,7 @@ def test_simgcl_loss_terms():
 
 
 def test_xsimgcl_contrasts_final_with_layer_l_star():
-  graph = _graph()
+  graph = tiny_graph()
   model = _model(XSimGCL, eps=0.0, cl_layer=2)
   params = _init(model, graph)
   _, m = model.apply(params, graph, _batch(), method="loss",

@@ -1,0 +1,32 @@
+"""Tiny bipartite graphs and their dense adjacency, shared by model tests."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxrec.data.dataset import Interactions
+from jaxrec.graphs import bipartite_graph
+from jaxrec.graphs import pad_graph
+
+U, I = 7, 9  # users, items of `tiny_graph`
+PADDED_NODES = 24  # node count of the padded `tiny_graph`
+
+
+def tiny_graph(norm: str = "sym", pad: bool = True):
+  """30 random interactions of 7 users x 9 items (padded to 24 nodes)."""
+  rng = np.random.default_rng(0)
+  inter = Interactions(rng.integers(0, U, 30), rng.integers(0, I, 30))
+  graph = bipartite_graph(inter, U, I, norm=norm)
+  if pad:
+    graph = pad_graph(graph, PADDED_NODES, int(graph.n_edge[0]) + 10)
+  return jax.tree.map(jnp.asarray, graph)
+
+
+def dense_adjacency(graph, weights=None) -> np.ndarray:
+  """[N, N] matrix A with A[r, s] = weight of edge s->r (duplicates add)."""
+  n = graph.nodes["mask"].shape[0]
+  a = np.zeros((n, n), np.float32)
+  w = graph.edges if weights is None else weights
+  np.add.at(a, (np.asarray(graph.receivers), np.asarray(graph.senders)),
+            np.asarray(w))
+  return a
