@@ -35,9 +35,9 @@ def mark_symmetric(graph: jraph.GraphsTuple) -> jraph.GraphsTuple:
   Returns:
     The graph with a zero-size marker leaf in `globals`.
   """
-  extra = dict(graph.globals) if isinstance(graph.globals, dict) else {}
   if graph.globals is not None and not isinstance(graph.globals, dict):
     raise ValueError("mark_symmetric: graph.globals must be None or a dict")
+  extra = dict(graph.globals or {})
   extra[SYMMETRIC_KEY] = np.zeros((0,), np.float32)
   return graph._replace(globals=extra)
 

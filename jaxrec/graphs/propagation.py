@@ -26,7 +26,7 @@ propagation model uses `propagate`. With `method=None`, `propagate` picks
 SYMMETRIC_METHOD instead when the weights are known to be symmetric: the
 graph's own weights of a graph marked by `bipartite.mark_symmetric` (what
 `bipartite_graph` does for the 'sym' and 'none' norms), or a caller's
-`symmetric=True` (SGL's renormalised views, GCN's A + I weights).
+`symmetric=True` (SGL's renormalised dropout views).
 """
 
 from __future__ import annotations
