@@ -30,3 +30,11 @@ def dense_adjacency(graph, weights=None) -> np.ndarray:
   np.add.at(a, (np.asarray(graph.receivers), np.asarray(graph.senders)),
             np.asarray(w))
   return a
+
+
+def tiny_batch() -> dict:
+  """BPR batch on `tiny_graph` ids: repeated users/items, 2 padding rows."""
+  return {"users": jnp.array([0, 3, 3, 5, 1, 0, 2, 2]),
+          "pos_items": jnp.array([1, 1, 4, 8, 2, 0, 6, 6]),
+          "neg_items": jnp.array([2, 0, 5, 3, 7, 6, 1, 1]),
+          "mask": jnp.array([1, 1, 1, 1, 1, 1, 0, 0], jnp.float32)}

@@ -12,16 +12,10 @@ from jaxrec.models.sgl import SGL
 from tests import config_loader
 from tests.graph_fixtures import I
 from tests.graph_fixtures import U
+from tests.graph_fixtures import tiny_batch
 from tests.graph_fixtures import tiny_graph
 
 D = 6
-
-
-def _batch():
-  return {"users": jnp.array([0, 3, 3, 5, 1, 0, 2, 2]),
-          "pos_items": jnp.array([1, 1, 4, 8, 2, 0, 6, 6]),
-          "neg_items": jnp.array([2, 0, 5, 3, 7, 6, 1, 1]),
-          "mask": jnp.array([1, 1, 1, 1, 1, 1, 0, 0], jnp.float32)}
 
 
 def test_edge_dropout_is_symmetric_and_renormalised():
@@ -43,9 +37,9 @@ def test_no_dropout_view_is_lightgcn_and_loss_adds_up():
   model = SGL(num_users=U, num_items=I, embed_dim=D, num_layers=3,
               drop_rate=0.0, ssl_weight=0.3, l2_reg=0.01)
   params = model.init({"params": jax.random.key(0),
-                       "dropout": jax.random.key(1)}, graph, _batch(),
+                       "dropout": jax.random.key(1)}, graph, tiny_batch(),
                       method="loss")
-  loss, m = model.apply(params, graph, _batch(), method="loss",
+  loss, m = model.apply(params, graph, tiny_batch(), method="loss",
                         rngs={"dropout": jax.random.key(2)})
   np.testing.assert_allclose(
       float(loss), float(m["bpr"] + 0.01 * m["reg"] + 0.3 * m["ssl"]),
@@ -56,7 +50,7 @@ def test_no_dropout_view_is_lightgcn_and_loss_adds_up():
   chex.assert_trees_all_close((user, item), (want_u, want_i), atol=1e-6)
   nodes = jnp.concatenate([user, item])  # rho = 0: both views = LightGCN
   nodes = jnp.concatenate([nodes, jnp.zeros((24 - U - I, D))])
-  want = layers_lib.batch_contrast(nodes, nodes, _batch(), U, I, 0.2)
+  want = layers_lib.batch_contrast(nodes, nodes, tiny_batch(), U, I, 0.2)
   np.testing.assert_allclose(float(m["ssl"]), float(want), rtol=1e-5)
 
 

@@ -13,17 +13,10 @@ from tests import config_loader
 from tests.graph_fixtures import dense_adjacency
 from tests.graph_fixtures import I
 from tests.graph_fixtures import U
+from tests.graph_fixtures import tiny_batch
 from tests.graph_fixtures import tiny_graph
 
 D = 6
-
-
-def _batch():
-  # Repeated users / items and two padding rows (mask 0).
-  return {"users": jnp.array([0, 3, 3, 5, 1, 0, 2, 2]),
-          "pos_items": jnp.array([1, 1, 4, 8, 2, 0, 6, 6]),
-          "neg_items": jnp.array([2, 0, 5, 3, 7, 6, 1, 1]),
-          "mask": jnp.array([1, 1, 1, 1, 1, 1, 0, 0], jnp.float32)}
 
 
 def _np_info_nce(a, b, t):
@@ -49,7 +42,7 @@ def test_batch_contrast_matches_numpy_over_unique_ids():
   n = U + I + 8
   v1 = np.asarray(jax.random.normal(jax.random.key(0), (n, D)))
   v2 = np.asarray(jax.random.normal(jax.random.key(1), (n, D)))
-  batch = _batch()
+  batch = tiny_batch()
   got = layers_lib.batch_contrast(jnp.asarray(v1), jnp.asarray(v2), batch,
                                   U, I, 0.2)
   real = np.asarray(batch["mask"]) > 0
@@ -66,7 +59,7 @@ def _model(cls, **kw):
 
 def _init(model, graph):
   return model.init({"params": jax.random.key(0), "dropout": jax.random.key(1)},
-                    graph, _batch(), method="loss")
+                    graph, tiny_batch(), method="loss")
 
 
 @pytest.mark.parametrize("include_ego", [False, True])
@@ -103,7 +96,7 @@ def test_simgcl_loss_terms():
   graph = tiny_graph()
   model = _model(SimGCL, ssl_weight=0.7, l2_reg=0.01)
   params = _init(model, graph)
-  loss, m = model.apply(params, graph, _batch(), method="loss",
+  loss, m = model.apply(params, graph, tiny_batch(), method="loss",
                         rngs={"dropout": jax.random.key(5)})
   np.testing.assert_allclose(
       float(loss), float(m["bpr"] + 0.01 * m["reg"] + 0.7 * m["ssl"]),
@@ -111,10 +104,10 @@ def test_simgcl_loss_terms():
   # eps = 0: both views equal the clean encoder, so InfoNCE has its minimum
   # for those embeddings and equals batch_contrast(clean, clean).
   model0 = _model(SimGCL, eps=0.0)
-  _, m0 = model0.apply(params, graph, _batch(), method="loss",
+  _, m0 = model0.apply(params, graph, tiny_batch(), method="loss",
                        rngs={"dropout": jax.random.key(5)})
   final, _ = model0.apply(params, graph, method="encode")
-  want = layers_lib.batch_contrast(final, final, _batch(), U, I, 0.2)
+  want = layers_lib.batch_contrast(final, final, tiny_batch(), U, I, 0.2)
   np.testing.assert_allclose(float(m0["ssl"]), float(want), rtol=1e-5)
 
 
@@ -122,13 +115,14 @@ def test_xsimgcl_contrasts_final_with_layer_l_star():
   graph = tiny_graph()
   model = _model(XSimGCL, eps=0.0, cl_layer=2)
   params = _init(model, graph)
-  _, m = model.apply(params, graph, _batch(), method="loss",
+  _, m = model.apply(params, graph, tiny_batch(), method="loss",
                      rngs={"dropout": jax.random.key(5)})
   final, layers = model.apply(params, graph, method="encode")
-  want = layers_lib.batch_contrast(final, layers[2], _batch(), U, I, 0.15)
+  want = layers_lib.batch_contrast(final, layers[2], tiny_batch(), U, I, 0.15)
   np.testing.assert_allclose(float(m["ssl"]), float(want), rtol=1e-5)
   with pytest.raises(ValueError, match="cl_layer"):
-    _model(XSimGCL, cl_layer=4).apply(params, graph, _batch(), method="loss",
+    _model(XSimGCL, cl_layer=4).apply(params, graph, tiny_batch(),
+                                      method="loss",
                                       rngs={"dropout": jax.random.key(5)})
 
 
