@@ -33,6 +33,10 @@ It fits the growth exponent of epoch time (and of step time) vs edges over
 the synthetic sizes by log-log least squares, checks the largest size's peak
 RSS against --rss_limit_gb and writes a markdown report.
 
+Propagation uses the kernel `train.build_graph` picks (column tiles for
+large graphs on CPU, `jaxrec.graphs.tiling`; --tile_nodes 0 turns them off),
+named in the table's 'kernel' column.
+
 With --steps_per_epoch S the batch grows with the data instead (batch =
 ceil(train interactions / S), so every epoch is S full-graph steps): the
 scaling of an epoch when the batch is sized to the data, as large-graph runs
@@ -154,7 +158,7 @@ def batch_size_for(train_size: int, steps_per_epoch: int) -> int:
   return -(-train_size // steps_per_epoch)
 
 
-def load(size: str, seed: int = 0):
+def load(size: str, seed: int = 0, tile_nodes: int = -1):
   """(config, dataset, seconds) for 'gowalla' or a synthetic edge count."""
   from jaxrec import config_utils, train  # pylint: disable=g-import-not-at-top
   from jaxrec.data import synthetic  # pylint: disable=g-import-not-at-top
@@ -171,6 +175,7 @@ def load(size: str, seed: int = 0):
   config.model = dict(embed_dim=DIM, num_layers=LAYERS, l2_reg=1e-4)
   config.batch_size = BATCH
   config.steps_per_call = STEPS_PER_CALL
+  config.graph.tile_nodes = tile_nodes
   return config, dataset, time.perf_counter() - start
 
 
@@ -182,16 +187,18 @@ def _timed(fn, *args):
 
 
 def measure(size: str, max_epoch_steps: int, timed_steps: int,
-            timed_calls: int, steps_per_epoch: int = 0) -> dict:
+            timed_calls: int, steps_per_epoch: int = 0,
+            tile_nodes: int = -1) -> dict:
   """All measurements of one size (run in its own process)."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from jaxrec import metrics, sharding, train  # pylint: disable=g-import-not-at-top
+  from jaxrec.graphs import tiling  # pylint: disable=g-import-not-at-top
   from jaxrec.data import sampler  # pylint: disable=g-import-not-at-top
   from jaxrec.models.lightgcn import light_propagate  # pylint: disable=g-import-not-at-top
 
   res = {"size": size}
-  config, ds, res["data_seconds"] = load(size)
+  config, ds, res["data_seconds"] = load(size, tile_nodes=tile_nodes)
   res.update(dataset=ds.summary(), users=ds.num_users, items=ds.num_items,
              train=len(ds.train), rss_after_data=_rss_bytes())
   batch = res["batch"] = batch_size_for(len(ds.train), steps_per_epoch)
@@ -199,6 +206,11 @@ def measure(size: str, max_epoch_steps: int, timed_steps: int,
   graph = jax.tree.map(jnp.asarray, train.build_graph(config, ds))
   res["edges"] = int(graph.senders.shape[0])
   res["nodes"] = int(graph.nodes["mask"].shape[0])
+  res["kernel"] = "bcsr_symmetric"
+  if tiling.has_tiles(graph):
+    tiles = graph.globals[tiling.TILES_KEY]
+    res["kernel"] = (f"tiled ({train.tile_block_nodes(tile_nodes, res['nodes'], res['edges'])}"
+                     f"-node blocks, V={tiles['virtual_rows'].shape[0]:,})")
   model = train.get_model("lightgcn", ds.num_users, ds.num_items,
                           **config.model.to_dict())
   params = train.init_params(model, graph, batch, jax.random.key(0))
@@ -323,11 +335,11 @@ def report(results: list[dict], machine: dict, command: str,
       f"({machine['matmul_n']}^2, jitted): {peak / 1e9:.1f} GFLOP/s "
       f"(load {machine['flops_load']}).", "",
       "## Training", "",
-      "| data | users | items | train inter. | directed edges E | batch | steps/epoch "
+      "| data | users | items | train inter. | directed edges E | kernel | batch | steps/epoch "
       "| s/step | s/epoch | sampling s | load (train) | fwd propagation "
       "edges*layers/s | training fwd edges*layers/s | layer bytes (GB) | "
       "roofline s/layer | measured fwd s/layer | achieved | peak RSS GB |",
-      "|---" * 18 + "|",
+      "|---" * 19 + "|",
   ]
   for r in results:
     per_layer = r["propagate_seconds"] / LAYERS
@@ -337,7 +349,8 @@ def report(results: list[dict], machine: dict, command: str,
         else "")
     lines.append(
         f"| {r['size']} | {r['users']:,} | {r['items']:,} | {r['train']:,} | "
-        f"{r['edges']:,} | {r.get('batch', BATCH)} | {r['steps_per_epoch']} | "
+        f"{r['edges']:,} | {r.get('kernel', 'bcsr_symmetric')} | "
+        f"{r.get('batch', BATCH)} | {r['steps_per_epoch']} | "
         f"{r['step_seconds']:.3f} | "
         f"{epoch} | {r['sample_seconds']:.2f} | {r['load_before_train']}-"
         f"{r['load_after_train']} | {r['edges'] * LAYERS / r['propagate_seconds']:.3g} | "
@@ -403,7 +416,8 @@ def run_worker(size: str, args) -> dict:
          "--max_epoch_steps", str(args.max_epoch_steps),
          "--timed_steps", str(args.timed_steps),
          "--timed_calls", str(args.timed_calls),
-         "--steps_per_epoch", str(args.steps_per_epoch)]
+         "--steps_per_epoch", str(args.steps_per_epoch),
+         "--tile_nodes", str(args.tile_nodes)]
   proc = subprocess.run(cmd, capture_output=True, text=True,
                         timeout=args.worker_timeout, check=False)
   sys.stderr.write(proc.stderr[-3000:])
@@ -422,6 +436,9 @@ def main(argv=None):
   parser.add_argument("--steps_per_epoch", type=int, default=0,
                       help="size the batch to give this many steps per "
                            "epoch (0 = fixed batch 2048)")
+  parser.add_argument("--tile_nodes", type=int, default=-1,
+                      help="config.graph.tile_nodes: -1 auto (column tiles "
+                           "for large graphs on CPU), 0 off, > 0 block size")
   parser.add_argument("--rss_limit_gb", type=float, default=8.0)
   parser.add_argument("--worker_timeout", type=int, default=3000)
   parser.add_argument("--out", default="")
@@ -430,7 +447,7 @@ def main(argv=None):
   args = parser.parse_args(argv)
   if args.worker:
     res = measure(args.worker, args.max_epoch_steps, args.timed_steps,
-                  args.timed_calls, args.steps_per_epoch)
+                  args.timed_calls, args.steps_per_epoch, args.tile_nodes)
     print(json.dumps(res), flush=True)
     return
   import jax  # pylint: disable=g-import-not-at-top

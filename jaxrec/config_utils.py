@@ -94,9 +94,11 @@ def base_config(dataset: str = "synthetic") -> ml_collections.ConfigDict:
   config.eval_memory_bytes = 1 << 30
   # text_features: semantic embeddings as node features; datasets with texts
   # but no embeddings are encoded with text_model ('' = bundled MiniLM) and
-  # cached in text_cache_dir ('' = ~/.cache/jaxrec/text).
+  # cached in text_cache_dir ('' = ~/.cache/jaxrec/text). tile_nodes: column
+  # blocks of cache-tiled propagation (jaxrec/graphs/tiling.py): -1 = auto (on
+  # CPU for graphs beyond ~8 MiB of d=64 rows), 0 = off, > 0 = nodes per block.
   config.graph = dict(norm="sym", text_features=False, pad_multiple=0,
-                      text_model="", text_cache_dir="")
+                      text_model="", text_cache_dir="", tile_nodes=-1)
   # Devices and layouts (jaxrec/sharding.py): a ('data',) or ('data', 'model')
   # mesh; tables 'rows' | 'columns' | 'replicated' over 'model'; edge-parallel
   # propagation; multi-host jax.distributed.initialize (off by default).

@@ -336,7 +336,9 @@ def place_graph(graph: jraph.GraphsTuple, mesh: Optional[Mesh],
     return graph
   shard_edges = bool(_sharding_config(config).get("shard_edges", False))
   if shard_edges:
-    graph = pad_edges_for(graph, mesh.size)
+    # Tiles index the unsharded edge order; sharded edges use plain kernels.
+    from jaxrec.graphs import tiling  # pylint: disable=g-import-not-at-top
+    graph = pad_edges_for(tiling.untile(graph), mesh.size)
   return _put(graph, graph_shardings(graph, mesh, shard_edges))
 
 

@@ -40,8 +40,10 @@ from jaxrec import sharding as sharding_lib
 from jaxrec.data import sampler
 from jaxrec.data.dataset import Dataset  # pylint: disable=unused-import
 from jaxrec.graphs import bipartite_graph
+from jaxrec.graphs import is_symmetric
 from jaxrec.graphs import pad_graph
 from jaxrec.graphs import round_up
+from jaxrec.graphs import tiling
 from jaxrec.models import get_model
 
 TrainState = train_state.TrainState
@@ -255,7 +257,38 @@ def build_graph(config: ml_collections.ConfigDict,
     nodes = round_up(int(graph.n_node[0]) + 1, multiple)
     edges = round_up(int(graph.n_edge[0]), multiple)
     graph = pad_graph(graph, nodes, edges)
+  block = tile_block_nodes(gcfg.get("tile_nodes", -1),
+                           int(np.sum(graph.n_node)), len(graph.senders))
+  if block and is_symmetric(graph):
+    graph = tiling.tile_graph(graph, block)
   return graph
+
+
+def tile_block_nodes(tile_nodes: Optional[int], num_nodes: int,
+                     num_edges: int = 0) -> int:
+  """Column-tile block size for `build_graph` (0 = no tiling).
+
+  Args:
+    tile_nodes: `config.graph.tile_nodes`: -1 (or None) for automatic: tiles
+      of `tiling.DEFAULT_BLOCK_NODES` on the CPU backend for graphs with more
+      than `tiling.AUTO_MIN_NODES` nodes (the node table outgrows the cache)
+      and a mean degree of at least `tiling.AUTO_MIN_DEGREE`; 0 for none; or
+      the nodes per block.
+    num_nodes: nodes of the graph (padding included).
+    num_edges: directed edges of the graph.
+
+  Returns:
+    Nodes per column block, or 0.
+  """
+  if tile_nodes is None or tile_nodes == -1:
+    if (jax.default_backend() != "cpu" or num_nodes <= tiling.AUTO_MIN_NODES
+        or num_edges < tiling.AUTO_MIN_DEGREE * num_nodes):
+      return 0
+    return tiling.DEFAULT_BLOCK_NODES
+  if tile_nodes < 0:
+    raise ValueError(f"config.graph.tile_nodes must be -1 (auto), 0 (off) "
+                     f"or a positive block size, got {tile_nodes}")
+  return int(tile_nodes)
 
 
 def dummy_batch(batch_size: int, num_negatives: int = 1) -> dict:

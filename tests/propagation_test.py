@@ -8,16 +8,26 @@ import pytest
 
 from jaxrec.graphs import propagate
 from jaxrec.graphs import propagation
+from jaxrec.graphs import tiling
 from tests.graph_fixtures import dense_adjacency
 from tests.graph_fixtures import I
 from tests.graph_fixtures import U
 from tests.graph_fixtures import tiny_graph
 
 
+def graph_for(method, **kwargs):
+  """`tiny_graph`, with 4-node column tiles for the tiled kernel."""
+  graph = tiny_graph(**kwargs)
+  if method == "tiled_symmetric":
+    graph = jax.tree.map(jnp.asarray, tiling.tile_graph(
+        jax.tree.map(np.asarray, graph), block_nodes=4))
+  return graph
+
+
 @pytest.mark.parametrize("pad", [False, True])
 @pytest.mark.parametrize("method", propagation.METHODS)
 def test_forward_and_input_gradient_match_dense(method, pad):
-  graph = tiny_graph(pad=pad)
+  graph = graph_for(method, pad=pad)
   a = dense_adjacency(graph)
   x = jax.random.normal(jax.random.key(0), (a.shape[0], 5))
   g = jax.random.normal(jax.random.key(1), (a.shape[0], 5))
@@ -28,7 +38,7 @@ def test_forward_and_input_gradient_match_dense(method, pad):
 
 @pytest.mark.parametrize("method", propagation.METHODS)
 def test_weight_gradient_matches_dense(method):
-  graph = tiny_graph(pad=False)
+  graph = graph_for(method, pad=False)
   x = jax.random.normal(jax.random.key(0), (U + I, 4))
   g = jax.random.normal(jax.random.key(1), (U + I, 4))
   loss = lambda w: jnp.sum(propagate(graph, x, w, method=method) * g)

@@ -20,13 +20,19 @@ Five kernels compute the same product:
     the backward pass is one more BCSR product A_hat g instead of JAX's
     transposed-BCSR rule (an unsorted scatter, ~2x the forward's cost on
     CPU). Needs symmetric weights, like 'symmetric'.
+  * 'tiled_symmetric': the symmetric product through cache-sized column
+    tiles (`jaxrec.graphs.tiling`), for graphs whose node table outgrows the
+    CPU cache; needs a graph with tiles (`tiling.tile_graph`) and symmetric
+    weights.
 `benchmarks/propagation.py` times them (forward + backward of 3 LightGCN
 layers on Gowalla); DEFAULT_METHOD is the fastest general kernel and every
 propagation model uses `propagate`. With `method=None`, `propagate` picks
 SYMMETRIC_METHOD instead when the weights are known to be symmetric: the
 graph's own weights of a graph marked by `bipartite.mark_symmetric` (what
 `bipartite_graph` does for the 'sym' and 'none' norms), or a caller's
-`symmetric=True` (SGL's renormalised dropout views).
+`symmetric=True` (SGL's renormalised dropout views), and 'tiled_symmetric'
+for such weights on a graph that carries tiles (`train.build_graph` tiles
+large graphs on CPU, `config.graph.tile_nodes`).
 """
 
 from __future__ import annotations
@@ -36,15 +42,18 @@ import jax.numpy as jnp
 import jraph
 from jax.experimental import sparse as jsparse
 
+from jaxrec.graphs import tiling
 from jaxrec.graphs.bipartite import is_symmetric
 
 METHODS = ("segment_sum", "segment_sum_sorted", "bcoo", "bcsr", "symmetric",
-           "bcsr_symmetric")
+           "bcsr_symmetric", "tiled_symmetric")
 # Kernels that are correct for any edge weights (eligible as the default).
 GENERAL_METHODS = ("segment_sum", "segment_sum_sorted", "bcoo", "bcsr")
 DEFAULT_METHOD = "bcsr"
 # Default for weights known to be symmetric (see the module docstring).
 SYMMETRIC_METHOD = "bcsr_symmetric"
+# Default for symmetric weights on a graph with column tiles.
+TILED_METHOD = "tiled_symmetric"
 
 
 def _segment_sum(x, weights, senders, receivers, sorted_: bool):
@@ -148,10 +157,11 @@ def propagate(graph: jraph.GraphsTuple, x: jnp.ndarray,
     x: node features. # [N, d]
     edge_weights: optional weights overriding `graph.edges` (edge dropout,
       attention). # [E]
-    method: one of METHODS, or None: SYMMETRIC_METHOD when the weights are
-      symmetric, else DEFAULT_METHOD. 'segment_sum_sorted', 'bcsr' and the
-      symmetric kernels need edges sorted by receiver; 'symmetric' and
-      'bcsr_symmetric' also need symmetric weights (module docstring).
+    method: one of METHODS, or None: for symmetric weights TILED_METHOD on
+      a graph with tiles, else SYMMETRIC_METHOD; DEFAULT_METHOD otherwise.
+      'segment_sum_sorted', 'bcsr' and the symmetric kernels need edges
+      sorted by receiver; the symmetric kernels also need symmetric weights
+      (module docstring).
     symmetric: whether the weights used are symmetric (only steers the
       default kernel); None = the graph's own weights of a graph marked by
       `mark_symmetric`, and False whenever `edge_weights` are given.
@@ -162,7 +172,11 @@ def propagate(graph: jraph.GraphsTuple, x: jnp.ndarray,
   weights = graph.edges if edge_weights is None else edge_weights  # [E]
   if symmetric is None:
     symmetric = edge_weights is None and is_symmetric(graph)
-  method = method or (SYMMETRIC_METHOD if symmetric else DEFAULT_METHOD)
+  if method is None:
+    if symmetric:
+      method = TILED_METHOD if tiling.has_tiles(graph) else SYMMETRIC_METHOD
+    else:
+      method = DEFAULT_METHOD
   num_nodes = x.shape[0]
   if method == "segment_sum":
     return _segment_sum(x, weights, graph.senders, graph.receivers, False)
@@ -183,6 +197,14 @@ def propagate(graph: jraph.GraphsTuple, x: jnp.ndarray,
     indptr = _row_pointers(graph.receivers, num_nodes)  # [N + 1]
     return bcsr_symmetric_propagate(x, weights.astype(x.dtype), graph.senders,
                                     graph.receivers, indptr)
+  if method == "tiled_symmetric":
+    if not tiling.has_tiles(graph):
+      raise ValueError("propagate: method 'tiled_symmetric' needs a graph with "
+                       "column tiles (jaxrec.graphs.tiling.tile_graph)")
+    tiles = graph.globals[tiling.TILES_KEY]
+    tiled_weights = tiling.tiled_weights_of(tiles, edge_weights)  # [E]
+    return tiling.tiled_symmetric_propagate(x, tiled_weights.astype(x.dtype),
+                                            tiles)
   raise ValueError(f"propagation method must be one of {METHODS}, "
                    f"got {method!r}")
 

@@ -168,7 +168,8 @@ def mean_weights(graph: jraph.GraphsTuple) -> jnp.ndarray:
 def general_method(method: Optional[str]) -> Optional[str]:
   """Kernel for non-symmetric weights: 'symmetric' is swapped for a safe one."""
   return {"symmetric": "segment_sum_sorted",
-          "bcsr_symmetric": "bcsr"}.get(method, method)
+          "bcsr_symmetric": "bcsr",
+          "tiled_symmetric": "bcsr"}.get(method, method)
 
 
 # ----------------------------------------------------------------------------
