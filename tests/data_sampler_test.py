@@ -89,6 +89,9 @@ def test_epoch_triples_deterministic_and_complete():
   k = sampler.epoch_triples(train, num_users, num_items, 3, 5,
                             num_negatives=4)
   chex.assert_shape(k["neg_items"], (len(train), 4))
+  # Negatives are drawn before the shuffle and must travel with their triple.
+  assert not is_positive(train, num_items, np.repeat(k["users"], 4),
+                         k["neg_items"].ravel()).any()
 
 
 def test_batches_fixed_shape_and_mask():
