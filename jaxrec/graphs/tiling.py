@@ -101,7 +101,9 @@ def tile_graph(graph: jraph.GraphsTuple,
   Returns:
     The graph with `globals[TILES_KEY]` (the `column_tiles` arrays plus
     'weights', the graph's edge weights in tiled order), or unchanged when all
-    nodes fit one block (tiling would only add the second product).
+    nodes fit one block (tiling would only add the second product). A graph
+    whose `edges` are replaced later must be re-tiled (`untile`, then
+    `tile_graph`): the default kernel reads the stored copy.
   """
   if graph.globals is not None and not isinstance(graph.globals, dict):
     raise ValueError("tile_graph: graph.globals must be None or a dict")
