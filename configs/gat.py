@@ -6,16 +6,26 @@ Attention over each node's neighbours + itself (`jraph.segment_softmax`),
 layer-mean combination, lr 1e-3, L2 1e-4. No published numbers on the
 LightGCN benchmarks; expected to beat MF on the synthetic data. Measured
 numbers: benchmarks/RESULTS.md.
+
+lastfm: linear layers (activation 'none'), chosen on the VALIDATION split
+(best valid Recall@20 within 80 epochs: 0.1634 vs 0.1445 with tanh). The
+model learns slowly at lr 1e-3: with no epoch cap it peaks at epoch 170
+(valid 0.1941; fully trained MF 0.1906).
 """
 
 from jaxrec import config_utils
 
+# Per-dataset overrides, selected on the validation split (see docstring).
+OVERRIDES = {"lastfm": dict(activation="none")}
+
 
 def get_config(arg=None):
   """Args: arg: dataset preset name (default synthetic)."""
-  config = config_utils.base_config(arg or "synthetic")
+  dataset = arg or "synthetic"
+  config = config_utils.base_config(dataset)
   config.model_name = "gat"
-  config.model = dict(embed_dim=64, num_layers=2, num_heads=1, l2_reg=1e-4,
-                      activation="tanh", combine="mean",
-                      attention_dropout=0.0)
+  model = dict(embed_dim=64, num_layers=2, num_heads=1, l2_reg=1e-4,
+               activation="tanh", combine="mean", attention_dropout=0.0)
+  model.update(OVERRIDES.get(dataset, {}))
+  config.model = model
   return config

@@ -71,7 +71,13 @@ def test_synthetic_overrides():
   gcn = config_loader.load("gcn.py", "synthetic").model
   assert (gcn.activation, gcn.dropout, gcn.num_layers) == ("none", 0.2, 2)
   sage = config_loader.load("sage.py", "synthetic").model
-  assert (sage.activation, sage.dropout, sage.num_layers) == ("tanh", 0.2, 2)
+  assert (sage.activation, sage.dropout, sage.num_layers) == ("tanh", 0.6, 2)
+
+
+def test_gat_overrides():
+  assert config_loader.load("gat.py", "lastfm").model.activation == "none"
+  assert config_loader.load("gat.py", "synthetic").model.activation == "tanh"
+  assert config_loader.load("gat.py", "amazon_beauty").model.activation == "tanh"
 
 
 @pytest.mark.parametrize("heads,concat", [(1, True), (2, True), (2, False)])
