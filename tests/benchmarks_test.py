@@ -119,3 +119,20 @@ def test_finished_detects_early_stop(script, tmp_path):
   assert script.finished(str(run), config)
   write(best=4, epochs=5)  # 1 evaluation after the best: would train on
   assert not script.finished(str(run), config)
+
+
+def test_batch_and_lr_overrides_get_their_own_run(script):
+  """--batch_size / --learning_rate override the paper protocol and name a
+  separate run directory, so they never resume a paper-protocol run."""
+  base = dict(protocol="paper", data_root=None, epochs=10, eval_every=1,
+              patience=2, progress=False)
+  paper = argparse.Namespace(**base, batch_size=0, learning_rate=0.0)
+  large = argparse.Namespace(**base, batch_size=16384, learning_rate=5e-3)
+  config = script.make_config("lightgcn", "gowalla", paper)
+  assert (config.batch_size, config.optimizer.learning_rate) == (2048, 1e-3)
+  config = script.make_config("lightgcn", "gowalla", large)
+  assert (config.batch_size, config.optimizer.learning_rate) == (16384, 5e-3)
+  assert config.model.num_layers == 3 and config.model.embed_dim == 64
+  assert script.run_name("lightgcn", "gowalla", paper) == "lightgcn_gowalla"
+  assert (script.run_name("lightgcn", "gowalla", large)
+          == "lightgcn_gowalla_b16384_lr0.005")
