@@ -127,7 +127,8 @@ def test_batch_and_lr_overrides_get_their_own_run(script):
   base = dict(protocol="paper", data_root=None, epochs=10, eval_every=1,
               patience=2, progress=False)
   paper = argparse.Namespace(**base, batch_size=0, learning_rate=0.0)
-  large = argparse.Namespace(**base, batch_size=16384, learning_rate=5e-3)
+  large = argparse.Namespace(**base, batch_size=16384, learning_rate=5e-3,
+                             contrast_rows=4096)
   config = script.make_config("lightgcn", "gowalla", paper)
   assert (config.batch_size, config.optimizer.learning_rate) == (2048, 1e-3)
   config = script.make_config("lightgcn", "gowalla", large)
@@ -135,4 +136,9 @@ def test_batch_and_lr_overrides_get_their_own_run(script):
   assert config.model.num_layers == 3 and config.model.embed_dim == 64
   assert script.run_name("lightgcn", "gowalla", paper) == "lightgcn_gowalla"
   assert (script.run_name("lightgcn", "gowalla", large)
-          == "lightgcn_gowalla_b16384_lr0.005")
+          == "lightgcn_gowalla_b16384_lr0.005")  # no InfoNCE: no suffix
+  assert "contrast_rows" not in config.model
+  simgcl = script.make_config("simgcl", "gowalla", large)
+  assert simgcl.model.contrast_rows == 4096 and simgcl.batch_size == 16384
+  assert (script.run_name("simgcl", "gowalla", large)
+          == "simgcl_gowalla_b16384_lr0.005_c4096")

@@ -54,6 +54,23 @@ def test_no_dropout_view_is_lightgcn_and_loss_adds_up():
   np.testing.assert_allclose(float(m["ssl"]), float(want), rtol=1e-5)
 
 
+def test_contrast_rows_limits_the_ssl_rows():
+  graph = tiny_graph()
+  kw = dict(num_users=U, num_items=I, embed_dim=D, num_layers=3,
+            drop_rate=0.0)
+  params = SGL(**kw).init({"params": jax.random.key(0),
+                           "dropout": jax.random.key(1)}, graph, tiny_batch(),
+                          method="loss")
+  _, m = SGL(**kw, contrast_rows=3).apply(
+      params, graph, tiny_batch(), method="loss",
+      rngs={"dropout": jax.random.key(2)})
+  user, item = SGL(**kw).apply(params, graph, method="embed")
+  nodes = jnp.concatenate([user, item, jnp.zeros((24 - U - I, D))])
+  want = layers_lib.batch_contrast(nodes, nodes, tiny_batch(), U, I, 0.2,
+                                   max_rows=3)
+  np.testing.assert_allclose(float(m["ssl"]), float(want), rtol=1e-5)
+
+
 @pytest.mark.parametrize("dataset,ssl_weight", [("yelp2018", 0.1),
                                                 ("amazon_book", 0.5)])
 def test_published_defaults_kept(dataset, ssl_weight):

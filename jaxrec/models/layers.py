@@ -356,7 +356,7 @@ def uniform_noise(rng: jax.Array, x: jnp.ndarray, eps: float) -> jnp.ndarray:
 
 def batch_contrast(view1: jnp.ndarray, view2: jnp.ndarray, batch: dict,
                    num_users: int, num_items: int,
-                   temperature: float) -> jnp.ndarray:
+                   temperature: float, max_rows: int = 0) -> jnp.ndarray:
   """InfoNCE(users) + InfoNCE(items) between two node views of a batch.
 
   Positives are the same node in the other view; negatives the batch's other
@@ -367,6 +367,12 @@ def batch_contrast(view1: jnp.ndarray, view2: jnp.ndarray, batch: dict,
     batch: dict with 'users', 'pos_items', 'mask'. # [B]
     num_users, num_items: U, I.
     temperature: InfoNCE temperature.
+    max_rows: 0 = contrast every batch row; else only the first `max_rows`
+      rows of the batch. Batches are shuffled (`sampler.epoch_triples`), so
+      these are a uniform random subset; it bounds the [B, B] similarity
+      cost for the large batches of full-graph training (B = 16,384 costs
+      ~17 GFLOP per InfoNCE, B = 4,096 1/16 of that) while BPR keeps the
+      whole batch.
 
   Returns:
     Scalar loss.
@@ -374,6 +380,8 @@ def batch_contrast(view1: jnp.ndarray, view2: jnp.ndarray, batch: dict,
   u1, i1 = split_nodes(view1, num_users, num_items)
   u2, i2 = split_nodes(view2, num_users, num_items)
   users, items, mask = batch["users"], batch["pos_items"], batch["mask"]
+  if max_rows and max_rows < users.shape[0]:  # static shapes: a slice
+    users, items, mask = users[:max_rows], items[:max_rows], mask[:max_rows]
   umask = losses.first_occurrence_mask(users, mask)
   imask = losses.first_occurrence_mask(items, mask)
   return (losses.info_nce(u1[users], u2[users], temperature, mask=umask) +

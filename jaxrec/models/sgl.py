@@ -41,6 +41,9 @@ class SGL(LightGCN):
   drop_rate: float = 0.1
   ssl_weight: float = 0.1
   ssl_temperature: float = 0.2
+  # 0 = InfoNCE over every batch row; > 0 = over the first contrast_rows
+  # (a random subset: batches are shuffled), see layers.batch_contrast.
+  contrast_rows: int = 0
 
   def view_weights(self, graph: jraph.GraphsTuple,
                    rng: jax.Array) -> list[jnp.ndarray]:
@@ -78,6 +81,7 @@ class SGL(LightGCN):
     rng1, rng2 = jax.random.split(self.make_rng("dropout"))
     ssl = layers_lib.batch_contrast(
         self.view(graph, ego, rng1), self.view(graph, ego, rng2), batch,
-        self.num_users, self.num_items, self.ssl_temperature)
+        self.num_users, self.num_items, self.ssl_temperature,
+        self.contrast_rows)
     loss = bpr + self.l2_reg * reg + self.ssl_weight * ssl
     return loss, {"loss": loss, "bpr": bpr, "reg": reg, "ssl": ssl}

@@ -40,6 +40,9 @@ class SimGCL(Recommender):
   eps: float = 0.1
   ssl_weight: float = 0.5
   ssl_temperature: float = 0.2
+  # 0 = InfoNCE over every batch row; > 0 = over the first contrast_rows
+  # (a random subset: batches are shuffled), see layers.batch_contrast.
+  contrast_rows: int = 0
   include_ego: bool = False
   propagation: Optional[str] = None
 
@@ -74,6 +77,7 @@ class SimGCL(Recommender):
     rng1, rng2 = jax.random.split(self.make_rng("dropout"))
     ssl = layers_lib.batch_contrast(
         self.encode(graph, rng1)[0], self.encode(graph, rng2)[0], batch,
-        self.num_users, self.num_items, self.ssl_temperature)
+        self.num_users, self.num_items, self.ssl_temperature,
+        self.contrast_rows)
     loss = bpr + self.l2_reg * reg + self.ssl_weight * ssl
     return loss, {"loss": loss, "bpr": bpr, "reg": reg, "ssl": ssl}

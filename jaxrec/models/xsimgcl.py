@@ -37,7 +37,8 @@ class XSimGCL(SimGCL):
     bpr, reg = self.bpr_terms(out, batch)
     ssl = layers_lib.batch_contrast(final, layers[self.cl_layer], batch,
                                     self.num_users, self.num_items,
-                                    self.ssl_temperature)
+                                    self.ssl_temperature,
+                                    self.contrast_rows)
     loss = bpr + self.l2_reg * reg + self.ssl_weight * ssl
     return loss, {"loss": loss, "bpr": bpr, "reg": reg, "ssl": ssl}
 
