@@ -89,6 +89,25 @@ def load_config(model: str, dataset: str):
       os.path.join(REPO, "configs", f"{model}.py"), dataset)
 
 
+# Protocol overrides (flags; 0 = unset) and their run-directory suffixes.
+_SUFFIX = {"batch_size": "b", "learning_rate": "lr", "contrast_rows": "c"}
+
+
+def overrides(model: str, args) -> dict:
+  """The override flags set in `args` that apply to `model`, in _SUFFIX order.
+
+  One source for `make_config` (what is applied) and `run_name` (what the
+  run directory says), so the two cannot disagree. --contrast_rows applies
+  only to the CONTRASTIVE models.
+  """
+  flags = {}
+  for flag in _SUFFIX:
+    value = getattr(args, flag, 0)  # absent in older argument namespaces
+    if value and (flag != "contrast_rows" or model in CONTRASTIVE):
+      flags[flag] = value
+  return flags
+
+
 def make_config(model: str, dataset: str, args):
   """The run's config: the model's config file + protocol + flags."""
   config = load_config(model, dataset)
@@ -98,12 +117,13 @@ def make_config(model: str, dataset: str, args):
     config.model.embed_dim = PAPER_PROTOCOL["embed_dim"]
     config.model.l2_reg = PAPER_PROTOCOL["l2_reg"]
     config.model.num_layers = PAPER_PROTOCOL["num_layers"]
-  if getattr(args, "batch_size", 0):
-    config.batch_size = args.batch_size
-  if getattr(args, "learning_rate", 0.0):
-    config.optimizer.learning_rate = args.learning_rate
-  if getattr(args, "contrast_rows", 0) and model in CONTRASTIVE:
-    config.model.contrast_rows = args.contrast_rows
+  flags = overrides(model, args)
+  if "batch_size" in flags:
+    config.batch_size = flags["batch_size"]
+  if "learning_rate" in flags:
+    config.optimizer.learning_rate = flags["learning_rate"]
+  if "contrast_rows" in flags:
+    config.model.contrast_rows = flags["contrast_rows"]
   config.dataset.data_root = args.data_root
   config.num_epochs = args.epochs
   config.eval_ks = (20,)
@@ -157,14 +177,11 @@ def finished(run_dir: str, config) -> bool:
 
 
 def run_name(model: str, dataset: str, args) -> str:
-  """Run directory name; batch/lr overrides get their own directory."""
+  """Run directory name; each applied override adds its suffix."""
   name = f"{model}_{dataset}"
-  if getattr(args, "batch_size", 0):
-    name += f"_b{args.batch_size}"
-  if getattr(args, "learning_rate", 0.0):
-    name += f"_lr{args.learning_rate:g}"
-  if getattr(args, "contrast_rows", 0) and model in CONTRASTIVE:
-    name += f"_c{args.contrast_rows}"
+  for flag, value in overrides(model, args).items():
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    name += f"_{_SUFFIX[flag]}{text}"
   return name
 
 

@@ -36,8 +36,12 @@ gowalla: lambda 0.1 (the lastfm choice). The published 0.5 was rejected on
 the VALIDATION split: `python benchmarks/reproduce_lightgcn.py --models
 simgcl --datasets gowalla --batch_size 4096 --learning_rate 2e-3
 --eval_every 1` gave valid Recall@20 0.0945, 0.0882, 0.0662, 0.0586, 0.0610
-after epochs 1-5 (falling while InfoNCE dominates); no other value was
-tried on Gowalla (about 6 min per epoch on this CPU).
+after epochs 1-5 (falling while InfoNCE dominates). lambda 0.1 does not
+train usefully there either: valid 0.0482 / 0.0633 after epochs 1-2 on that
+schedule (stopped for time, ~6 min per epoch on this CPU) and 0.0460 /
+0.0433 after epochs 2 / 4 with `--batch_size 16384 --learning_rate 5e-3
+--contrast_rows 4096`; no other value was tried. SimGCL on Gowalla is an
+open problem (benchmarks/results/lightgcn_gowalla.md).
 """
 
 from jaxrec import config_utils
