@@ -91,6 +91,9 @@ def base_config(dataset: str = "synthetic") -> ml_collections.ConfigDict:
   config.eval_ks = (10, 20)
   config.selection_metric = "recall@20"
   config.patience = 10
+  # > 0: merge valid into train and train exactly this many epochs (an epoch
+  # count chosen earlier on validation), then test the final parameters.
+  config.refit_epochs = 0
   config.eval_memory_bytes = 1 << 30
   # text_features: semantic embeddings as node features; datasets with texts
   # but no embeddings are encoded with text_model ('' = bundled MiniLM) and

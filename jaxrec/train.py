@@ -8,6 +8,12 @@ parameters by `selection_metric`, stops after `patience` evaluations without
 improvement, and finally reports the TEST split once, for the selected
 parameters. The test split never influences any choice.
 
+Refit (`config.refit_epochs > 0`): the validation split is merged back into
+train and the model trains for exactly that many epochs (a count chosen
+earlier on validation, e.g. the best epoch of a validation run) with no
+evaluation until the end; the final parameters are tested once. This is the
+usual "select on validation, then refit on all training data" protocol.
+
 Every evaluation saves an Orbax checkpoint (state, best params, counters and
 metric history), so a killed run resumes to the same result.
 """
@@ -39,6 +45,8 @@ from jaxrec import metrics as metrics_lib
 from jaxrec import sharding as sharding_lib
 from jaxrec.data import sampler
 from jaxrec.data.dataset import Dataset  # pylint: disable=unused-import
+from jaxrec.data.dataset import empty_interactions
+from jaxrec.data.dataset import Interactions
 from jaxrec.graphs import bipartite_graph
 from jaxrec.graphs import is_symmetric
 from jaxrec.graphs import pad_graph
@@ -419,6 +427,22 @@ def restore_best_params(workdir: str, config: ml_collections.ConfigDict,
   return step, tree["best_params"], meta
 
 
+def refit_dataset(dataset: Dataset) -> Dataset:
+  """The dataset with its validation split merged into train (valid empty).
+
+  Args:
+    dataset: a Dataset, usually with a carved validation split.
+
+  Returns:
+    A new Dataset whose train = train + valid, valid = empty, same test.
+  """
+  if len(dataset.valid) == 0:
+    return dataset
+  return dataclasses.replace(
+      dataset, train=Interactions.concat([dataset.train, dataset.valid]),
+      valid=empty_interactions())
+
+
 def _write_json_atomic(path: str, payload: Any) -> None:
   tmp = f"{path}.tmp{os.getpid()}"
   with open(tmp, "w") as f:
@@ -477,10 +501,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   sharding_lib.initialize_distributed(config)  # before any JAX computation
   validate_config(config)  # before anything is loaded or written
   dataset = dataset if dataset is not None else load_data(config)
-  if len(dataset.valid) == 0:
+  refit = config.get("refit_epochs", 0) > 0
+  if refit:
+    dataset = refit_dataset(dataset)
+  elif len(dataset.valid) == 0:
     raise ValueError(f"dataset {dataset.name!r} has no validation split: "
                      "early stopping and model selection need one (set "
-                     "config.dataset.kwargs.valid_ratio > 0)")
+                     "config.dataset.kwargs.valid_ratio > 0, or train a "
+                     "fixed number of epochs with config.refit_epochs)")
+  num_epochs = config.refit_epochs if refit else config.num_epochs
   logging.info("%s", dataset.summary())
   graph = jax.tree.map(jnp.asarray, build_graph(config, dataset))
   model = get_model(config.model_name, dataset.num_users, dataset.num_items,
@@ -527,7 +556,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   eval_every = config.get("eval_every", 1)
   delay_s, _, delay_epoch = (os.environ.get(STEP_DELAY_ENV) or "0").partition("@")
 
-  epochs = range(meta["epoch"], config.num_epochs)
+  epochs = range(meta["epoch"], num_epochs)
   bar = tqdm.tqdm(epochs, desc=f"{config.model_name}/{dataset.name}",
                   disable=not config.get("progress", True), dynamic_ncols=True)
   # A run that already stopped early resumes as finished (re-running is a no-op).
@@ -564,7 +593,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     meta.setdefault("epoch_losses", []).append(epoch_loss)
     record = {"epoch": epoch + 1, "loss": epoch_loss,
               "epoch_seconds": epoch_seconds}
-    if (epoch + 1) % eval_every == 0 or epoch + 1 == config.num_epochs:
+    if refit and ((epoch + 1) % eval_every == 0 or epoch + 1 == num_epochs):
+      # No validation split: the last parameters are the result; checkpoint
+      # on the evaluation schedule so a long refit resumes.
+      meta.update(best_epoch=epoch + 1, epoch=epoch + 1)
+      bundle["best_params"] = jax.tree.map(jnp.copy, state.params)
+      meta["history"].append(record)
+      ckpt.save(epoch + 1, bundle, meta)
+      _write_history(history_path, meta["history"])
+      bar.set_postfix(loss=f"{epoch_loss:.4f}")
+    elif not refit and ((epoch + 1) % eval_every == 0
+                        or epoch + 1 == num_epochs):
       eval_start = time.perf_counter()
       valid = evaluator(state.params, "valid")
       record["eval_seconds"] = time.perf_counter() - eval_start
@@ -586,7 +625,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     _log_scalars(tb_writer, record, epoch + 1)
   bar.close()
 
-  valid = evaluator(bundle["best_params"], "valid")
+  valid = {} if refit else evaluator(bundle["best_params"], "valid")
   eval_start = time.perf_counter()
   test = evaluator(bundle["best_params"], "test")
   test_seconds = time.perf_counter() - eval_start
@@ -594,6 +633,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       "model": config.model_name, "dataset": dataset.name,
       "best_epoch": meta["best_epoch"], "epochs_run": meta["epoch"],
       "selection_metric": select, "valid": valid, "test": test,
+      "refit": refit, "num_train": len(dataset.train),
       "train_seconds": meta["train_seconds"],
       # The first epoch of a process includes XLA compilation: report the
       # median, which ignores it once a few epochs have run.
@@ -608,7 +648,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     tb_writer.close()
   _write_json_atomic(os.path.join(workdir, "results.json"), results)
   ckpt.close()
-  logging.info("best epoch %d: valid %s=%.4f, test %s", meta["best_epoch"],
-               select, valid[select], {k: round(v, 4) for k, v in test.items()
-                                       if "@" in k})
+  logging.info("%s epoch %d: valid %s=%s, test %s",
+               "refit" if refit else "best", meta["best_epoch"], select,
+               valid.get(select, "n/a"),
+               {k: round(v, 4) for k, v in test.items() if "@" in k})
   return results

@@ -100,6 +100,29 @@ def test_reproduce_runs_and_resumes(script, tmp_path):
   assert [r["epochs_run"] for r in log] == [2, 3, 3]
 
 
+def test_refit_uses_the_validation_selected_epoch(script, tmp_path):
+  """--refit retrains on train + valid for the validation run's best epoch."""
+  data_root, workdir = tmp_path / "data", tmp_path / "work"
+  _write_fixture(str(data_root))
+  argv = ["--models", "lightgcn", "--datasets", "gowalla", "--data_root",
+          str(data_root), "--workdir", str(workdir), "--eval_every", "1",
+          "--epochs", "3", "--out", str(tmp_path / "table.md")]
+  with pytest.raises(FileNotFoundError, match="validation run first"):
+    script.main(argv + ["--refit"])
+  (valid_row,) = script.main(argv)
+  (refit_row,) = script.main(argv + ["--refit"])
+  assert refit_row["refit"] and not valid_row["refit"]
+  assert refit_row["epochs_run"] == valid_row["best_epoch"]
+  assert refit_row["valid_recall@20"] is None
+  assert refit_row["num_train"] == NUM_USERS * 7  # every train row, no valid
+  assert valid_row["num_train"] < NUM_USERS * 7
+  run_dir = os.path.join(workdir, "lightgcn_gowalla_refit")
+  with open(os.path.join(run_dir, "results.json")) as f:
+    assert json.load(f)["test"]["recall@20"] == refit_row["test_recall@20"]
+  table = (tmp_path / "table.md").read_text()
+  assert "| LightGCN (3 layers) refit on train+valid | gowalla |" in table
+
+
 def test_finished_detects_early_stop(script, tmp_path):
   """A run stopped by patience counts as finished; an interrupted one not."""
   config = script.make_config("lightgcn", "gowalla", argparse.Namespace(

@@ -105,3 +105,30 @@ def test_missing_validation_split_is_an_error(dataset, tmp_path):
                       dataset.train, empty, dataset.test)
   with pytest.raises(ValueError, match="no validation split"):
     train.train_and_evaluate(_config(), str(tmp_path), bad)
+
+
+def test_refit_trains_on_train_plus_valid_for_fixed_epochs(dataset, tmp_path):
+  config = _config(epochs=50)
+  config.refit_epochs = 3
+  config.eval_every = 2  # checkpoints at epochs 2 and 3 (the last)
+  result = train.train_and_evaluate(config, str(tmp_path / "a"), dataset)
+  assert result["refit"] and result["epochs_run"] == 3
+  assert result["best_epoch"] == 3 and result["valid"] == {}
+  assert result["num_train"] == len(dataset.train) + len(dataset.valid)
+  assert 0.0 <= result["test"]["recall@20"] <= 1.0
+  with open(tmp_path / "a" / "metrics.jsonl") as f:
+    history = [json.loads(line) for line in f]
+  assert [h["epoch"] for h in history] == [2, 3]
+  assert not any(k.startswith(("valid/", "test/")) for h in history for k in h)
+  # The same as training a dataset whose train already holds the valid rows.
+  merged = train.refit_dataset(dataset)
+  chex.assert_equal(len(merged.valid), 0)
+  chex.assert_trees_all_equal(merged.test.users, dataset.test.users)
+  again = train.train_and_evaluate(config, str(tmp_path / "b"), merged)
+  chex.assert_trees_all_close(again["test"], result["test"], rtol=1e-6)
+  # Resume: 2 epochs, then the 3-epoch refit continues to the same result.
+  config.refit_epochs = 2
+  train.train_and_evaluate(config, str(tmp_path / "c"), dataset)
+  config.refit_epochs = 3
+  resumed = train.train_and_evaluate(config, str(tmp_path / "c"), dataset)
+  chex.assert_trees_all_close(resumed["test"], result["test"], rtol=1e-6)
