@@ -33,7 +33,10 @@ so a step costs about the same at batch 16,384 as at 2,048 and an epoch has
 (<model>_<dataset>_b<batch>_lr<lr>) so they never resume a paper-protocol
 run. --contrast_rows N bounds the InfoNCE of SGL / SimGCL / XSimGCL to N
 random rows of such a batch (`layers.batch_contrast`; its cost is
-quadratic in the rows) while BPR keeps the whole batch.
+quadratic in the rows) while BPR keeps the whole batch. --decay_epochs N
+(with --hold_epochs H, --final_lr_ratio r) holds the learning rate for H
+epochs, then decays it along a cosine to r x lr over N epochs
+(`train.learning_rate`); the run directory names these too.
 
 --refit: the "select on validation, refit on all training data" protocol.
 Reads the best epoch of the matching validation run (same model, dataset
@@ -97,7 +100,10 @@ def load_config(model: str, dataset: str):
 
 
 # Protocol overrides (flags; 0 = unset) and their run-directory suffixes.
-_SUFFIX = {"batch_size": "b", "learning_rate": "lr", "contrast_rows": "c"}
+_SUFFIX = {"batch_size": "b", "learning_rate": "lr", "contrast_rows": "c",
+           "hold_epochs": "h", "decay_epochs": "d", "final_lr_ratio": "f"}
+# Flags that only mean something with a cosine schedule (--decay_epochs).
+_SCHEDULE_FLAGS = ("hold_epochs", "final_lr_ratio")
 
 
 def overrides(model: str, args) -> dict:
@@ -110,7 +116,11 @@ def overrides(model: str, args) -> dict:
   flags = {}
   for flag in _SUFFIX:
     value = getattr(args, flag, 0)  # absent in older argument namespaces
-    if value and (flag != "contrast_rows" or model in CONTRASTIVE):
+    if flag == "contrast_rows" and model not in CONTRASTIVE:
+      continue
+    if flag in _SCHEDULE_FLAGS and not getattr(args, "decay_epochs", 0):
+      continue
+    if value:
       flags[flag] = value
   return flags
 
@@ -131,6 +141,11 @@ def make_config(model: str, dataset: str, args):
     config.optimizer.learning_rate = flags["learning_rate"]
   if "contrast_rows" in flags:
     config.model.contrast_rows = flags["contrast_rows"]
+  if "decay_epochs" in flags:
+    config.optimizer.schedule = "cosine"
+    for key in ("hold_epochs", "decay_epochs", "final_lr_ratio"):
+      if key in flags:
+        config.optimizer[key] = flags[key]
   config.dataset.data_root = args.data_root
   config.num_epochs = args.epochs
   config.eval_ks = (20,)
@@ -238,6 +253,7 @@ def run_one(model: str, dataset: str, args) -> dict:
       "test_ndcg@20": results["test"]["ndcg@20"],
       "evaluations": len(history), "load_avg": round(os.getloadavg()[0], 2),
       "protocol": args.protocol, "lr": config.optimizer.learning_rate,
+      "lr_schedule": config.optimizer.get("schedule", "constant"),
       "batch_size": config.batch_size, "l2_reg": config.model.l2_reg,
       "embed_dim": config.model.embed_dim,
   }
@@ -310,6 +326,12 @@ def main(argv=None) -> list[dict]:
   parser.add_argument("--contrast_rows", type=int, default=0,
                       help="SGL/SimGCL/XSimGCL: InfoNCE over the first N "
                            "(shuffled) batch rows; 0 = all")
+  parser.add_argument("--decay_epochs", type=int, default=0,
+                      help="> 0: cosine learning-rate decay over this many "
+                           "epochs (after --hold_epochs at the full rate)")
+  parser.add_argument("--hold_epochs", type=int, default=0)
+  parser.add_argument("--final_lr_ratio", type=float, default=0.0,
+                      help="rate after the decay / initial (0 = 0.01)")
   parser.add_argument("--refit", action="store_true",
                       help="retrain on train+valid for the epoch count the "
                            "matching validation run selected; test once")

@@ -157,7 +157,9 @@ class ConfigError(ValueError):
 # `config_utils.base_config()` (every base_config key is always valid).
 EXTRA_CONFIG_KEYS = ("compare", "loss_fn", "search")
 OPTIMIZER_KEYS = ("name", "learning_rate", "weight_decay", "momentum",
-                  "grad_clip")
+                  "grad_clip", "schedule", "hold_epochs", "decay_epochs",
+                  "final_lr_ratio")
+SCHEDULES = ("constant", "cosine")
 _METRIC_NAMES = ("recall", "ndcg", "precision", "hit_rate", "mrr", "map",
                  "coverage", "novelty", "avg_popularity")
 
@@ -204,11 +206,55 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
         f"{list(_METRIC_NAMES)} and K in config.eval_ks = {ks}")
 
 
-def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """Optax optimiser from `config.optimizer` (name, learning_rate, ...)."""
+def learning_rate(config: ml_collections.ConfigDict,
+                  steps_per_epoch: int = 1):
+  """Learning rate (a float or an optax schedule) from `config.optimizer`.
+
+  `schedule='cosine'`: hold `learning_rate` for `hold_epochs`, then cosine
+  decay to `final_lr_ratio` x it over `decay_epochs` and stay there. The
+  schedule is set in epochs so a refit on train + valid (more steps per
+  epoch) decays over the same epochs as the validation run it refits.
+
+  Args:
+    config: experiment config.
+    steps_per_epoch: optimiser steps per epoch (1 gives the right state
+      structure for restoring a checkpoint, not the right values).
+
+  Returns:
+    A float or a step -> learning-rate schedule.
+  """
+  opt = config.optimizer
+  lr = opt.learning_rate
+  schedule = opt.get("schedule", "constant")
+  if schedule not in SCHEDULES:
+    raise ConfigError(f"config.optimizer.schedule: unknown schedule "
+                      f"{schedule!r}; valid: {list(SCHEDULES)}")
+  if schedule == "constant":
+    return lr
+  decay_epochs = opt.get("decay_epochs", 0)
+  if decay_epochs <= 0:
+    raise ConfigError("config.optimizer.decay_epochs: the cosine schedule "
+                      f"needs a positive number of epochs, got {decay_epochs}")
+  hold = opt.get("hold_epochs", 0) * steps_per_epoch
+  cosine = optax.cosine_decay_schedule(
+      lr, decay_epochs * steps_per_epoch, alpha=opt.get("final_lr_ratio", 0.01))
+  return optax.join_schedules([optax.constant_schedule(lr), cosine], [hold])
+
+
+def make_optimizer(config: ml_collections.ConfigDict,
+                   steps_per_epoch: int = 1) -> optax.GradientTransformation:
+  """Optax optimiser from `config.optimizer` (name, learning_rate, ...).
+
+  Args:
+    config: experiment config.
+    steps_per_epoch: optimiser steps per epoch, for learning-rate schedules.
+
+  Returns:
+    The optax transformation.
+  """
   opt = config.optimizer
   name = opt.get("name", "adam")
-  lr = opt.learning_rate
+  lr = learning_rate(config, steps_per_epoch)
   if name == "adam":
     tx = optax.adam(lr)
   elif name == "adamw":
@@ -514,12 +560,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   graph = jax.tree.map(jnp.asarray, build_graph(config, dataset))
   model = get_model(config.model_name, dataset.num_users, dataset.num_items,
                     **config.model.to_dict())
-  tx = make_optimizer(config)
+  batch_size = config.batch_size
+  steps_per_epoch = math.ceil(len(dataset.train) / batch_size)
+  tx = make_optimizer(config, steps_per_epoch)
+  lr_fn = learning_rate(config, steps_per_epoch)
   mesh = sharding_lib.make_mesh(config)
   graph = sharding_lib.place_graph(graph, mesh, config)  # once, not per call
 
   init_rng, train_rng = jax.random.split(jax.random.key(config.seed))
-  batch_size = config.batch_size
   params = init_params(model, graph, batch_size, init_rng,
                        config.get("num_negatives", 1))
   state = TrainState.create(apply_fn=model.apply, params=params, tx=tx)
@@ -593,6 +641,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     meta.setdefault("epoch_losses", []).append(epoch_loss)
     record = {"epoch": epoch + 1, "loss": epoch_loss,
               "epoch_seconds": epoch_seconds}
+    if callable(lr_fn):  # the rate of the epoch's last step
+      record["learning_rate"] = float(lr_fn(int(state.step) - 1))
     if refit and ((epoch + 1) % eval_every == 0 or epoch + 1 == num_epochs):
       # No validation split: the last parameters are the result; checkpoint
       # on the evaluation schedule so a long refit resumes.

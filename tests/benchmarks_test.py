@@ -165,3 +165,18 @@ def test_batch_and_lr_overrides_get_their_own_run(script):
   assert simgcl.model.contrast_rows == 4096 and simgcl.batch_size == 16384
   assert (script.run_name("simgcl", "gowalla", large)
           == "simgcl_gowalla_b16384_lr0.005_c4096")
+  # A cosine schedule is applied and named; its options alone are ignored.
+  cosine = argparse.Namespace(**base, batch_size=16384, learning_rate=2e-2,
+                              hold_epochs=20, decay_epochs=100,
+                              final_lr_ratio=0.0)
+  config = script.make_config("lightgcn", "gowalla", cosine)
+  assert (config.optimizer.schedule, config.optimizer.hold_epochs,
+          config.optimizer.decay_epochs) == ("cosine", 20, 100)
+  assert "final_lr_ratio" not in config.optimizer
+  assert (script.run_name("lightgcn", "gowalla", cosine)
+          == "lightgcn_gowalla_b16384_lr0.02_h20_d100")
+  hold_only = argparse.Namespace(**base, batch_size=0, learning_rate=0.0,
+                                 hold_epochs=20, decay_epochs=0)
+  assert script.run_name("lightgcn", "gowalla", hold_only) == "lightgcn_gowalla"
+  assert "schedule" not in script.make_config("lightgcn", "gowalla",
+                                              hold_only).optimizer

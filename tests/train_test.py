@@ -132,3 +132,53 @@ def test_refit_trains_on_train_plus_valid_for_fixed_epochs(dataset, tmp_path):
   config.refit_epochs = 3
   resumed = train.train_and_evaluate(config, str(tmp_path / "c"), dataset)
   chex.assert_trees_all_close(resumed["test"], result["test"], rtol=1e-6)
+
+
+def test_cosine_schedule_is_set_in_epochs():
+  config = _config()
+  config.optimizer.learning_rate = 0.02
+  config.optimizer.schedule = "cosine"
+  config.optimizer.hold_epochs = 2
+  config.optimizer.decay_epochs = 4
+  config.optimizer.final_lr_ratio = 0.1
+  for steps_per_epoch in (3, 7):  # e.g. a validation run and its refit
+    lr = train.learning_rate(config, steps_per_epoch)
+    at = lambda epoch: float(lr(int(epoch * steps_per_epoch)))
+    assert at(0) == pytest.approx(0.02) and at(2) == pytest.approx(0.02)
+    # Half-way through the decay: lr * (alpha + (1 - alpha) / 2).
+    assert at(4) == pytest.approx(0.02 * (0.1 + 0.9 * 0.5), rel=1e-5)
+    assert at(6) == pytest.approx(0.002) and at(50) == pytest.approx(0.002)
+  config.optimizer.schedule = "constant"
+  assert train.learning_rate(config, 3) == 0.02
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(schedule="linear"), "unknown schedule 'linear'"),
+    (dict(schedule="cosine", decay_epochs=0), "decay_epochs"),
+])
+def test_bad_schedule_is_rejected(bad, match):
+  config = _config()
+  config.optimizer.update(bad)
+  with pytest.raises(train.ConfigError, match=match):
+    train.make_optimizer(config)
+
+
+def test_schedule_is_logged_and_resumes(dataset, tmp_path):
+  config = _config(epochs=3)
+  config.optimizer.schedule = "cosine"
+  config.optimizer.decay_epochs = 2
+  full = train.train_and_evaluate(config, str(tmp_path / "full"), dataset)
+  with open(tmp_path / "full" / "metrics.jsonl") as f:
+    rates = [json.loads(line)["learning_rate"] for line in f]
+  lr = config.optimizer.learning_rate
+  steps = train.math.ceil(len(dataset.train) / config.batch_size)
+  # Closed form at the last step (e * steps - 1) of epochs 1, 2, 3.
+  expected = [lr * (0.01 + 0.99 * 0.5 * (1 + np.cos(
+      np.pi * min(1.0, (e * steps - 1) / (2 * steps))))) for e in (1, 2, 3)]
+  assert rates == pytest.approx(expected, rel=1e-4)
+  assert rates[2] == pytest.approx(0.01 * lr)
+  config.num_epochs = 1
+  train.train_and_evaluate(config, str(tmp_path / "part"), dataset)
+  config.num_epochs = 3
+  resumed = train.train_and_evaluate(config, str(tmp_path / "part"), dataset)
+  chex.assert_trees_all_close(resumed["test"], full["test"], rtol=1e-6)
