@@ -38,6 +38,11 @@ quadratic in the rows) while BPR keeps the whole batch. --decay_epochs N
 epochs, then decays it along a cosine to r x lr over N epochs
 (`train.learning_rate`); the run directory names these too.
 
+BPR sampling (--sampling): 'paper' (default) follows each model's released
+code: LightGCN's and NGCF's samplers draw a uniform user and then one of
+its positives (run directory suffix '_su'); the SSL models' (SELFRec, SGL)
+use each train interaction once per epoch. 'user' / 'interaction' force one.
+
 --refit: the "select on validation, refit on all training data" protocol.
 Reads the best epoch of the matching validation run (same model, dataset
 and overrides; it must have written results.json), merges the validation
@@ -91,6 +96,10 @@ PUBLISHED = {
 CONTRASTIVE = ("sgl", "simgcl", "xsimgcl")
 PAPER_PROTOCOL = dict(learning_rate=1e-3, batch_size=2048, embed_dim=64,
                       l2_reg=1e-4, num_layers=3)
+# BPR sampling of each model's released code: LightGCN's and NGCF's draw a
+# uniform user, then one of its positives; SGL's, SimGCL's and XSimGCL's
+# (SELFRec) go through every train interaction once per epoch.
+PAPER_SAMPLING = {"lightgcn": "user", "ngcf": "user"}
 
 
 def load_config(model: str, dataset: str):
@@ -146,6 +155,7 @@ def make_config(model: str, dataset: str, args):
     for key in ("hold_epochs", "decay_epochs", "final_lr_ratio"):
       if key in flags:
         config.optimizer[key] = flags[key]
+  config.sampling = make_sampling(model, args)
   config.dataset.data_root = args.data_root
   config.num_epochs = args.epochs
   config.eval_ks = (20,)
@@ -199,12 +209,26 @@ def finished(run_dir: str, config) -> bool:
 
 
 def run_name(model: str, dataset: str, args) -> str:
-  """Run directory name; each applied override adds its suffix."""
+  """Run directory name; each applied override adds its suffix.
+
+  User-uniform BPR sampling adds '_su' (runs before it existed sampled
+  interactions and keep their names).
+  """
   name = f"{model}_{dataset}"
   for flag, value in overrides(model, args).items():
     text = f"{value:g}" if isinstance(value, float) else str(value)
     name += f"_{_SUFFIX[flag]}{text}"
+  if make_sampling(model, args) == "user":
+    name += "_su"
   return name
+
+
+def make_sampling(model: str, args) -> str:
+  """The BPR sampling a run uses: --sampling, or the model's paper one."""
+  sampling = getattr(args, "sampling", "paper") or "paper"
+  if sampling == "paper":
+    return PAPER_SAMPLING.get(model, "interaction")
+  return sampling
 
 
 def selected_epoch(run_dir: str) -> int:
@@ -254,6 +278,7 @@ def run_one(model: str, dataset: str, args) -> dict:
       "evaluations": len(history), "load_avg": round(os.getloadavg()[0], 2),
       "protocol": args.protocol, "lr": config.optimizer.learning_rate,
       "lr_schedule": config.optimizer.get("schedule", "constant"),
+      "sampling": config.sampling,
       "batch_size": config.batch_size, "l2_reg": config.model.l2_reg,
       "embed_dim": config.model.embed_dim,
   }
@@ -332,6 +357,10 @@ def main(argv=None) -> list[dict]:
   parser.add_argument("--hold_epochs", type=int, default=0)
   parser.add_argument("--final_lr_ratio", type=float, default=0.0,
                       help="rate after the decay / initial (0 = 0.01)")
+  parser.add_argument("--sampling", choices=("paper", "user", "interaction"),
+                      default="paper",
+                      help="BPR triples: 'paper' = each model's released "
+                           "code (user-uniform for LightGCN/NGCF)")
   parser.add_argument("--refit", action="store_true",
                       help="retrain on train+valid for the epoch count the "
                            "matching validation run selected; test once")

@@ -85,6 +85,9 @@ def base_config(dataset: str = "synthetic") -> ml_collections.ConfigDict:
   config.optimizer = dict(name="adam", learning_rate=1e-3)
   config.batch_size = DATASETS[dataset]["batch_size"]
   config.num_negatives = 1
+  # BPR triples per epoch: 'interaction' (each train interaction once) or
+  # 'user' (uniform user, then a uniform positive: LightGCN's released code).
+  config.sampling = "interaction"
   config.num_epochs = 1000
   config.steps_per_call = 16
   config.eval_every = DATASETS[dataset]["eval_every"]

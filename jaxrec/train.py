@@ -204,6 +204,10 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
         f"config.selection_metric: {config.selection_metric!r} is not "
         f"computed; expected '<metric>@<K>' with metric in "
         f"{list(_METRIC_NAMES)} and K in config.eval_ks = {ks}")
+  if config.get("sampling", "interaction") not in sampler.SAMPLINGS:
+    raise ConfigError(f"config.sampling: unknown sampling "
+                      f"{config.sampling!r}; valid: {list(sampler.SAMPLINGS)}")
+  learning_rate(config)  # rejects a bad schedule before anything is written
 
 
 def learning_rate(config: ml_collections.ConfigDict,
@@ -615,7 +619,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     start = time.perf_counter()
     triples = sampler.epoch_triples(
         dataset.train, dataset.num_users, dataset.num_items, seed=config.seed,
-        epoch=epoch, num_negatives=config.get("num_negatives", 1), keys=keys)
+        epoch=epoch, num_negatives=config.get("num_negatives", 1), keys=keys,
+        sampling=config.get("sampling", "interaction"))
     rows = stack_batches(triples, batch_size)
     state, losses = bundle["state"], []
     num_steps = rows["users"].shape[0]

@@ -66,8 +66,10 @@ def test_reproduce_runs_and_resumes(script, tmp_path):
           "--data_root", str(data_root), "--workdir", str(workdir),
           "--eval_every", "1", "--out", str(out)]
   rows = script.main(argv + ["--epochs", "2"])
-  run_dir = os.path.join(workdir, "lightgcn_gowalla")
+  # The paper protocol samples LightGCN's BPR triples user-uniformly ('_su').
+  run_dir = os.path.join(workdir, "lightgcn_gowalla_su")
   assert len(rows) == 1 and rows[0]["epochs_run"] == 2
+  assert rows[0]["sampling"] == "user"
   first = _history(run_dir)
   assert [r["epoch"] for r in first] == [1, 2]
   # Paper protocol applied on top of configs/lightgcn.py.
@@ -116,7 +118,7 @@ def test_refit_uses_the_validation_selected_epoch(script, tmp_path):
   assert refit_row["valid_recall@20"] is None
   assert refit_row["num_train"] == NUM_USERS * 7  # every train row, no valid
   assert valid_row["num_train"] < NUM_USERS * 7
-  run_dir = os.path.join(workdir, "lightgcn_gowalla_refit")
+  run_dir = os.path.join(workdir, "lightgcn_gowalla_su_refit")
   with open(os.path.join(run_dir, "results.json")) as f:
     assert json.load(f)["test"]["recall@20"] == refit_row["test_recall@20"]
   table = (tmp_path / "table.md").read_text()
@@ -157,9 +159,15 @@ def test_batch_and_lr_overrides_get_their_own_run(script):
   config = script.make_config("lightgcn", "gowalla", large)
   assert (config.batch_size, config.optimizer.learning_rate) == (16384, 5e-3)
   assert config.model.num_layers == 3 and config.model.embed_dim == 64
-  assert script.run_name("lightgcn", "gowalla", paper) == "lightgcn_gowalla"
+  assert script.run_name("lightgcn", "gowalla", paper) == "lightgcn_gowalla_su"
   assert (script.run_name("lightgcn", "gowalla", large)
-          == "lightgcn_gowalla_b16384_lr0.005")  # no InfoNCE: no suffix
+          == "lightgcn_gowalla_b16384_lr0.005_su")  # no InfoNCE: no '_c'
+  interaction = argparse.Namespace(**base, batch_size=0, learning_rate=0.0,
+                                   sampling="interaction")
+  assert script.run_name("lightgcn", "gowalla", interaction) == "lightgcn_gowalla"
+  assert script.make_config("lightgcn", "gowalla",
+                            interaction).sampling == "interaction"
+  assert script.make_config("sgl", "gowalla", paper).sampling == "interaction"
   assert "contrast_rows" not in config.model
   simgcl = script.make_config("simgcl", "gowalla", large)
   assert simgcl.model.contrast_rows == 4096 and simgcl.batch_size == 16384
@@ -174,9 +182,9 @@ def test_batch_and_lr_overrides_get_their_own_run(script):
           config.optimizer.decay_epochs) == ("cosine", 20, 100)
   assert "final_lr_ratio" not in config.optimizer
   assert (script.run_name("lightgcn", "gowalla", cosine)
-          == "lightgcn_gowalla_b16384_lr0.02_h20_d100")
+          == "lightgcn_gowalla_b16384_lr0.02_h20_d100_su")
   hold_only = argparse.Namespace(**base, batch_size=0, learning_rate=0.0,
                                  hold_epochs=20, decay_epochs=0)
-  assert script.run_name("lightgcn", "gowalla", hold_only) == "lightgcn_gowalla"
+  assert script.run_name("lightgcn", "gowalla", hold_only) == "lightgcn_gowalla_su"
   assert "schedule" not in script.make_config("lightgcn", "gowalla",
                                               hold_only).optimizer

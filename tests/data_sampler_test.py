@@ -112,3 +112,39 @@ def test_batches_fixed_shape_and_mask():
   assert len(list(sampler.batches(triples, 25, drop_last=True))) == 4
   with pytest.raises(DataError, match="batch_size"):
     next(sampler.batches(triples, 0))
+
+
+def test_user_uniform_sampling_matches_its_distribution():
+  """'user' sampling: users uniform over active users, positives uniform
+  within the user, negatives never positives; deterministic per epoch."""
+  # User 0 has 1 item, user 1 has 3, user 2 has 6; user 3 has none.
+  users = np.array([0, 1, 1, 1] + [2] * 6)
+  items = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+  train = Interactions(users, items)
+  counts_u = np.zeros(4)
+  counts_pair = {}
+  for epoch in range(400):
+    t = sampler.epoch_triples(train, 4, 12, seed=0, epoch=epoch,
+                              sampling="user")
+    chex.assert_shape(t["users"], (len(train),))
+    keys = set(zip(users.tolist(), items.tolist()))
+    assert all((u, p) in keys for u, p in zip(t["users"], t["pos_items"]))
+    assert not any((u, n) in keys for u, n in zip(t["users"], t["neg_items"]))
+    counts_u += np.bincount(t["users"], minlength=4)
+    for u, p in zip(t["users"].tolist(), t["pos_items"].tolist()):
+      counts_pair[(u, p)] = counts_pair.get((u, p), 0) + 1
+  total = counts_u.sum()
+  assert counts_u[3] == 0
+  np.testing.assert_allclose(counts_u[:3] / total, 1 / 3, atol=0.02)
+  # Within user 2, each of its 6 items ~1/6 of the user's draws.
+  share = np.array([counts_pair[(2, i)] for i in range(4, 10)]) / counts_u[2]
+  np.testing.assert_allclose(share, 1 / 6, atol=0.03)
+  a = sampler.epoch_triples(train, 4, 12, seed=3, epoch=7, sampling="user")
+  b = sampler.epoch_triples(train, 4, 12, seed=3, epoch=7, sampling="user")
+  chex.assert_trees_all_equal(a, b)
+
+
+def test_unknown_sampling_is_rejected():
+  train = Interactions(np.array([0]), np.array([0]))
+  with pytest.raises(DataError, match="sampling must be one of"):
+    sampler.epoch_triples(train, 1, 3, seed=0, epoch=0, sampling="popularity")

@@ -124,14 +124,34 @@ def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
   return np.random.default_rng(np.random.SeedSequence([seed, epoch]))
 
 
+SAMPLINGS = ("interaction", "user")
+
+
+def _user_uniform_pairs(rng: np.random.Generator, keys: np.ndarray,
+                        num_items: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+  """n (user, positive) pairs: users uniform over those with positives, then
+  a uniform positive of each. Returned sorted by user. # [n], [n]"""
+  key_users = keys // num_items  # [nnz], sorted
+  active, start, degree = np.unique(key_users, return_index=True,
+                                    return_counts=True)
+  pick = np.sort(rng.integers(0, len(active), size=n))  # [n]
+  offset = np.floor(rng.random(n) * degree[pick]).astype(np.int64)
+  return active[pick], keys[start[pick] + offset] % num_items
+
+
 def epoch_triples(train: Interactions, num_users: int, num_items: int,
                   seed: int, epoch: int, num_negatives: int = 1,
-                  keys: np.ndarray | None = None) -> dict[str, np.ndarray]:
-  """All train interactions of one epoch, shuffled, with sampled negatives.
+                  keys: np.ndarray | None = None,
+                  sampling: str = "interaction") -> dict[str, np.ndarray]:
+  """One epoch of shuffled (user, positive, negative) triples.
 
-  LightGCN protocol: one (user, positive, negative) triple per train
-  interaction. The result depends only on (train, seed, epoch), which makes
-  resuming from a checkpoint exact.
+  As many triples as train interactions. `sampling='interaction'` uses each
+  train interaction once (SGL, SimGCL, SELFRec, RecBole); `'user'` draws
+  each triple's user uniformly among users with train interactions and
+  then one of the user's positives uniformly, as the samplers released
+  with LightGCN (and NGCF) do: light users are seen as often as heavy ones,
+  which matches the per-user averaging of Recall/NDCG. The result depends
+  only on (train, seed, epoch, sampling), which makes resuming exact.
 
   Args:
     train: train interactions.
@@ -141,10 +161,14 @@ def epoch_triples(train: Interactions, num_users: int, num_items: int,
     epoch: epoch index.
     num_negatives: negatives per triple (k).
     keys: optional precomputed `positive_keys(train, num_items)`.
+    sampling: 'interaction' or 'user' (see above).
 
   Returns:
     dict with int32 `users` [n], `pos_items` [n], `neg_items` [n] (or [n, k]).
   """
+  if sampling not in SAMPLINGS:
+    raise DataError(f"epoch_triples: sampling must be one of {SAMPLINGS}, "
+                    f"got {sampling!r}")
   if len(train) == 0:
     raise DataError("epoch_triples: field 'train' is empty")
   if train.users.max() >= num_users or train.items.max() >= num_items:
@@ -153,6 +177,12 @@ def epoch_triples(train: Interactions, num_users: int, num_items: int,
   if keys is None:
     keys = positive_keys(train, num_items)
   rng = epoch_rng(seed, epoch)
+  if sampling == "user":
+    users, pos = _user_uniform_pairs(rng, keys, num_items, len(train))
+    neg = sample_negatives(rng, users, keys, num_items, num_negatives)
+    perm = rng.permutation(len(users))  # [n]
+    return {"users": users[perm].astype(np.int32),
+            "pos_items": pos[perm].astype(np.int32), "neg_items": neg[perm]}
   perm = rng.permutation(len(train))  # [n]
   # Negatives are drawn in the stored (usually user-grouped) order and then
   # shuffled with their triples: the membership look-ups into the sorted
