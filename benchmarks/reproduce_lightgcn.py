@@ -48,7 +48,9 @@ Reads the best epoch of the matching validation run (same model, dataset
 and overrides; it must have written results.json), merges the validation
 split back into train and trains a fresh model for exactly that many epochs
 (`config.refit_epochs`) into <run dir>_refit, then tests the final
-parameters once. The test split still chooses nothing.
+parameters once. The test split still chooses nothing. --refit_epochs N
+does the same for a number of epochs fixed in advance (e.g. the full length
+of a decaying learning-rate schedule) without a validation run.
 
 Usage:
   python benchmarks/reproduce_lightgcn.py --models lightgcn,ngcf,sgl,simgcl,xsimgcl
@@ -249,7 +251,10 @@ def run_one(model: str, dataset: str, args) -> dict:
   """Trains (or resumes / reuses) one run; returns a row for the table."""
   config = make_config(model, dataset, args)
   run_dir = os.path.join(args.workdir, run_name(model, dataset, args))
-  if getattr(args, "refit", False):
+  if getattr(args, "refit_epochs", 0):
+    config.refit_epochs = config.num_epochs = args.refit_epochs
+    run_dir += "_refit"
+  elif getattr(args, "refit", False):
     config.refit_epochs = config.num_epochs = selected_epoch(run_dir)
     run_dir += "_refit"
   start = time.perf_counter()
@@ -357,6 +362,10 @@ def main(argv=None) -> list[dict]:
   parser.add_argument("--hold_epochs", type=int, default=0)
   parser.add_argument("--final_lr_ratio", type=float, default=0.0,
                       help="rate after the decay / initial (0 = 0.01)")
+  parser.add_argument("--refit_epochs", type=int, default=0,
+                      help="> 0: refit on train+valid for exactly this many "
+                           "epochs (a pre-declared schedule length; no "
+                           "validation run needed); test once")
   parser.add_argument("--sampling", choices=("paper", "user", "interaction"),
                       default="paper",
                       help="BPR triples: 'paper' = each model's released "

@@ -123,6 +123,12 @@ def test_refit_uses_the_validation_selected_epoch(script, tmp_path):
     assert json.load(f)["test"]["recall@20"] == refit_row["test_recall@20"]
   table = (tmp_path / "table.md").read_text()
   assert "| LightGCN (3 layers) refit on train+valid | gowalla |" in table
+  # A fixed refit length needs no validation run and reuses the directory.
+  argv[argv.index("--workdir") + 1] = str(tmp_path / "fixed")
+  (fixed,) = script.main(argv + ["--refit_epochs", "2"])
+  assert fixed["refit"] and fixed["epochs_run"] == 2
+  assert os.path.exists(tmp_path / "fixed" / "lightgcn_gowalla_su_refit")
+  assert not os.path.exists(tmp_path / "fixed" / "lightgcn_gowalla_su")
 
 
 def test_finished_detects_early_stop(script, tmp_path):
