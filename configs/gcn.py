@@ -27,8 +27,7 @@ from jaxrec import config_utils
 
 # Per-dataset overrides, selected on the validation split (see docstring).
 OVERRIDES = {"synthetic": dict(activation="none", dropout=0.2),
-             "lastfm": dict(activation="none", dropout=0.2),
-             "amazon_beauty": dict(activation="none", dropout=0.2)}
+             "lastfm": dict(activation="none", dropout=0.2)}
 
 
 def get_config(arg=None):
