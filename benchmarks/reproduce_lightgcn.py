@@ -251,11 +251,10 @@ def run_one(model: str, dataset: str, args) -> dict:
   """Trains (or resumes / reuses) one run; returns a row for the table."""
   config = make_config(model, dataset, args)
   run_dir = os.path.join(args.workdir, run_name(model, dataset, args))
-  if getattr(args, "refit_epochs", 0):
-    config.refit_epochs = config.num_epochs = args.refit_epochs
-    run_dir += "_refit"
-  elif getattr(args, "refit", False):
-    config.refit_epochs = config.num_epochs = selected_epoch(run_dir)
+  refit_epochs = getattr(args, "refit_epochs", 0) or (
+      getattr(args, "refit", False) and selected_epoch(run_dir))
+  if refit_epochs:
+    config.refit_epochs = config.num_epochs = refit_epochs
     run_dir += "_refit"
   start = time.perf_counter()
   if finished(run_dir, config):

@@ -648,35 +648,33 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
               "epoch_seconds": epoch_seconds}
     if callable(lr_fn):  # the rate of the epoch's last step
       record["learning_rate"] = float(lr_fn(int(state.step) - 1))
-    if refit and ((epoch + 1) % eval_every == 0 or epoch + 1 == num_epochs):
-      # No validation split: the last parameters are the result; checkpoint
-      # on the evaluation schedule so a long refit resumes.
-      meta.update(best_epoch=epoch + 1, epoch=epoch + 1)
-      bundle["best_params"] = jax.tree.map(jnp.copy, state.params)
-      meta["history"].append(record)
-      ckpt.save(epoch + 1, bundle, meta)
-      _write_history(history_path, meta["history"])
+    if (epoch + 1) % eval_every and epoch + 1 != num_epochs:
       bar.set_postfix(loss=f"{epoch_loss:.4f}")
-    elif not refit and ((epoch + 1) % eval_every == 0
-                        or epoch + 1 == num_epochs):
-      eval_start = time.perf_counter()
-      valid = evaluator(state.params, "valid")
-      record["eval_seconds"] = time.perf_counter() - eval_start
-      record.update({f"valid/{k}": v for k, v in valid.items()})
-      value = valid[select]
-      if value > meta["best_value"]:
-        meta.update(best_value=value, best_epoch=epoch + 1, bad_evals=0)
+    else:
+      shown = {}
+      if refit:
+        # No validation split: the last parameters are the result; checkpoint
+        # on the evaluation schedule so a long refit resumes.
+        meta["best_epoch"] = epoch + 1
         bundle["best_params"] = jax.tree.map(jnp.copy, state.params)
       else:
-        meta["bad_evals"] += 1
-      stopped = meta["bad_evals"] >= patience
+        eval_start = time.perf_counter()
+        valid = evaluator(state.params, "valid")
+        record["eval_seconds"] = time.perf_counter() - eval_start
+        record.update({f"valid/{k}": v for k, v in valid.items()})
+        value = valid[select]
+        if value > meta["best_value"]:
+          meta.update(best_value=value, best_epoch=epoch + 1, bad_evals=0)
+          bundle["best_params"] = jax.tree.map(jnp.copy, state.params)
+        else:
+          meta["bad_evals"] += 1
+        stopped = meta["bad_evals"] >= patience
+        shown = {select: f"{value:.4f}"}
       meta["epoch"] = epoch + 1
       meta["history"].append(record)
       ckpt.save(epoch + 1, bundle, meta)
       _write_history(history_path, meta["history"])
-      bar.set_postfix(loss=f"{epoch_loss:.4f}", **{select: f"{value:.4f}"})
-    else:
-      bar.set_postfix(loss=f"{epoch_loss:.4f}")
+      bar.set_postfix(loss=f"{epoch_loss:.4f}", **shown)
     _log_scalars(tb_writer, record, epoch + 1)
   bar.close()
 
