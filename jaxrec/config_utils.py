@@ -11,6 +11,11 @@ import os
 
 import ml_collections
 
+
+class ConfigError(ValueError):
+  """Invalid experiment config; the message names the key and valid values."""
+
+
 # configs/ beside the package (repository checkout / editable install).
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "configs")

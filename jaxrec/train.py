@@ -36,11 +36,11 @@ import jax.numpy as jnp
 import jraph
 import ml_collections
 import numpy as np
-import optax
 from flax.training import train_state
 import tqdm
 
 from jaxrec import checkpoint as checkpoint_lib
+from jaxrec.config_utils import ConfigError
 from jaxrec import metrics as metrics_lib
 from jaxrec import sharding as sharding_lib
 from jaxrec.data import sampler
@@ -53,6 +53,11 @@ from jaxrec.graphs import pad_graph
 from jaxrec.graphs import round_up
 from jaxrec.graphs import tiling
 from jaxrec.models import get_model
+# Re-exported: the optimiser and its schedule live in jaxrec/optimizers.py.
+from jaxrec.optimizers import learning_rate
+from jaxrec.optimizers import make_optimizer
+from jaxrec.optimizers import OPTIMIZER_KEYS
+from jaxrec.optimizers import SCHEDULES  # pylint: disable=unused-import
 
 TrainState = train_state.TrainState
 LossFn = Callable[..., tuple[jnp.ndarray, dict]]
@@ -149,17 +154,9 @@ def make_score_fn(model) -> Callable:
 # Set-up helpers.
 
 
-class ConfigError(ValueError):
-  """Invalid experiment config; the message names the key and valid values."""
-
-
 # Top-level keys read by the trainer / jaxrec.main beyond those of
 # `config_utils.base_config()` (every base_config key is always valid).
 EXTRA_CONFIG_KEYS = ("compare", "loss_fn", "search")
-OPTIMIZER_KEYS = ("name", "learning_rate", "weight_decay", "momentum",
-                  "grad_clip", "schedule", "hold_epochs", "decay_epochs",
-                  "final_lr_ratio")
-SCHEDULES = ("constant", "cosine")
 _METRIC_NAMES = ("recall", "ndcg", "precision", "hit_rate", "mrr", "map",
                  "coverage", "novelty", "avg_popularity")
 
@@ -208,71 +205,6 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(f"config.sampling: unknown sampling "
                       f"{config.sampling!r}; valid: {list(sampler.SAMPLINGS)}")
   learning_rate(config)  # rejects a bad schedule before anything is written
-
-
-def learning_rate(config: ml_collections.ConfigDict,
-                  steps_per_epoch: int = 1):
-  """Learning rate (a float or an optax schedule) from `config.optimizer`.
-
-  `schedule='cosine'`: hold `learning_rate` for `hold_epochs`, then cosine
-  decay to `final_lr_ratio` x it over `decay_epochs` and stay there. The
-  schedule is set in epochs so a refit on train + valid (more steps per
-  epoch) decays over the same epochs as the validation run it refits.
-
-  Args:
-    config: experiment config.
-    steps_per_epoch: optimiser steps per epoch (1 gives the right state
-      structure for restoring a checkpoint, not the right values).
-
-  Returns:
-    A float or a step -> learning-rate schedule.
-  """
-  opt = config.optimizer
-  lr = opt.learning_rate
-  schedule = opt.get("schedule", "constant")
-  if schedule not in SCHEDULES:
-    raise ConfigError(f"config.optimizer.schedule: unknown schedule "
-                      f"{schedule!r}; valid: {list(SCHEDULES)}")
-  if schedule == "constant":
-    return lr
-  decay_epochs = opt.get("decay_epochs", 0)
-  if decay_epochs <= 0:
-    raise ConfigError("config.optimizer.decay_epochs: the cosine schedule "
-                      f"needs a positive number of epochs, got {decay_epochs}")
-  hold = opt.get("hold_epochs", 0) * steps_per_epoch
-  cosine = optax.cosine_decay_schedule(
-      lr, decay_epochs * steps_per_epoch, alpha=opt.get("final_lr_ratio", 0.01))
-  return optax.join_schedules([optax.constant_schedule(lr), cosine], [hold])
-
-
-def make_optimizer(config: ml_collections.ConfigDict,
-                   steps_per_epoch: int = 1) -> optax.GradientTransformation:
-  """Optax optimiser from `config.optimizer` (name, learning_rate, ...).
-
-  Args:
-    config: experiment config.
-    steps_per_epoch: optimiser steps per epoch, for learning-rate schedules.
-
-  Returns:
-    The optax transformation.
-  """
-  opt = config.optimizer
-  name = opt.get("name", "adam")
-  lr = learning_rate(config, steps_per_epoch)
-  if name == "adam":
-    tx = optax.adam(lr)
-  elif name == "adamw":
-    tx = optax.adamw(lr, weight_decay=opt.get("weight_decay", 0.0))
-  elif name == "sgd":
-    tx = optax.sgd(lr, momentum=opt.get("momentum", None))
-  elif name == "adagrad":
-    tx = optax.adagrad(lr)
-  else:
-    raise ValueError(f"config.optimizer.name: unknown optimiser {name!r}; "
-                     "valid: adam, adamw, sgd, adagrad")
-  if opt.get("grad_clip", None):
-    tx = optax.chain(optax.clip_by_global_norm(opt.grad_clip), tx)
-  return tx
 
 
 def load_data(config: ml_collections.ConfigDict) -> Dataset:
@@ -566,8 +498,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                     **config.model.to_dict())
   batch_size = config.batch_size
   steps_per_epoch = math.ceil(len(dataset.train) / batch_size)
-  tx = make_optimizer(config, steps_per_epoch)
-  lr_fn = learning_rate(config, steps_per_epoch)
+  lr_fn = learning_rate(config, steps_per_epoch)  # also logged per epoch
+  tx = make_optimizer(config, steps_per_epoch, lr=lr_fn)
   mesh = sharding_lib.make_mesh(config)
   graph = sharding_lib.place_graph(graph, mesh, config)  # once, not per call
 

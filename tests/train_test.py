@@ -134,35 +134,6 @@ def test_refit_trains_on_train_plus_valid_for_fixed_epochs(dataset, tmp_path):
   chex.assert_trees_all_close(resumed["test"], result["test"], rtol=1e-6)
 
 
-def test_cosine_schedule_is_set_in_epochs():
-  config = _config()
-  config.optimizer.learning_rate = 0.02
-  config.optimizer.schedule = "cosine"
-  config.optimizer.hold_epochs = 2
-  config.optimizer.decay_epochs = 4
-  config.optimizer.final_lr_ratio = 0.1
-  for steps_per_epoch in (3, 7):  # e.g. a validation run and its refit
-    lr = train.learning_rate(config, steps_per_epoch)
-    at = lambda epoch: float(lr(int(epoch * steps_per_epoch)))
-    assert at(0) == pytest.approx(0.02) and at(2) == pytest.approx(0.02)
-    # Half-way through the decay: lr * (alpha + (1 - alpha) / 2).
-    assert at(4) == pytest.approx(0.02 * (0.1 + 0.9 * 0.5), rel=1e-5)
-    assert at(6) == pytest.approx(0.002) and at(50) == pytest.approx(0.002)
-  config.optimizer.schedule = "constant"
-  assert train.learning_rate(config, 3) == 0.02
-
-
-@pytest.mark.parametrize("bad, match", [
-    (dict(schedule="linear"), "unknown schedule 'linear'"),
-    (dict(schedule="cosine", decay_epochs=0), "decay_epochs"),
-])
-def test_bad_schedule_is_rejected(bad, match):
-  config = _config()
-  config.optimizer.update(bad)
-  with pytest.raises(train.ConfigError, match=match):
-    train.make_optimizer(config)
-
-
 def test_schedule_is_logged_and_resumes(dataset, tmp_path):
   config = _config(epochs=3)
   config.optimizer.schedule = "cosine"

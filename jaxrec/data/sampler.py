@@ -132,8 +132,10 @@ def _user_uniform_pairs(rng: np.random.Generator, keys: np.ndarray,
   """n (user, positive) pairs: users uniform over those with positives, then
   a uniform positive of each. Returned sorted by user. # [n], [n]"""
   key_users = keys // num_items  # [nnz], sorted
-  active, start, degree = np.unique(key_users, return_index=True,
-                                    return_counts=True)
+  # Runs of equal users in one linear pass (np.unique would sort again).
+  start = np.flatnonzero(np.diff(key_users, prepend=-1))  # [active users]
+  active = key_users[start]
+  degree = np.diff(start, append=len(key_users))
   pick = np.sort(rng.integers(0, len(active), size=n))  # [n]
   offset = np.floor(rng.random(n) * degree[pick]).astype(np.int64)
   return active[pick], keys[start[pick] + offset] % num_items
