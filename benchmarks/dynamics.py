@@ -3,8 +3,8 @@
 `train_and_evaluate` evaluates once per `eval_every` epochs; a model whose
 validation moves a lot within one epoch (SimGCL on Gowalla: one epoch is
 357 steps, ~3 minutes on a 2-core CPU) needs a finer view. This script
-trains a config exactly as the trainer does (same sampler, batches, seeds,
-jitted `train_steps`) and every `--every` steps records:
+trains a config exactly as the trainer does (`train.epoch_batches`, same
+seeds, jitted `train_steps`) on one device and every `--every` steps records:
 
   step, epoch (fraction), seconds, the mean of each loss term over the
   chunk (bpr, reg, ssl, ...), valid Recall@20 / NDCG@20, and the mean row
@@ -37,9 +37,9 @@ sys.path.insert(0, REPO)
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxrec import config_utils
+from jaxrec import sharding
 from jaxrec import train
 from jaxrec.data import sampler
 
@@ -88,22 +88,16 @@ def run(config, every: int, total_steps: int, out_path: str = "") -> list:
   params = train.init_params(model, graph, config.batch_size, init_rng,
                              config.get("num_negatives", 1))
   state = train.TrainState.create(apply_fn=model.apply, params=params, tx=tx)
-  step_fn = jax.jit(functools.partial(
+  step_fn = sharding.jit_train_steps(functools.partial(
       train.train_steps, model=model,
-      loss_fn=config.get("loss_fn", None) or train.model_loss),
-                    donate_argnums=0)
+      loss_fn=config.get("loss_fn", None) or train.model_loss), None)
   evaluator = train.Evaluator(model, graph, dataset, config)
   keys = sampler.positive_keys(dataset.train, dataset.num_items)
   records, step, epoch, start = [], 0, 0, time.perf_counter()
   out = open(out_path, "w") if out_path else None  # pylint: disable=consider-using-with
   try:
     while step < total_steps:
-      triples = sampler.epoch_triples(
-          dataset.train, dataset.num_users, dataset.num_items,
-          seed=config.seed, epoch=epoch,
-          num_negatives=config.get("num_negatives", 1), keys=keys,
-          sampling=config.get("sampling", "interaction"))
-      rows = train.stack_batches(triples, config.batch_size)
+      rows = train.epoch_batches(config, dataset, epoch, keys)
       num_steps = rows["users"].shape[0]
       for lo in range(0, num_steps, every):
         take = min(every, total_steps - step)
@@ -164,5 +158,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-  np.set_printoptions(precision=4)
   main()

@@ -336,6 +336,29 @@ def stack_batches(triples: dict, batch_size: int) -> dict:
   return out
 
 
+def epoch_batches(config: ml_collections.ConfigDict, dataset: Dataset,
+                  epoch: int, keys: Optional[np.ndarray] = None) -> dict:
+  """One epoch of training triples as stacked batches. # [S, B]
+
+  The sampler as the config sets it (seed, num_negatives, sampling) and
+  `config.batch_size`; a pure function of (config, train split, epoch).
+
+  Args:
+    config: experiment config.
+    dataset: the dataset whose train split is sampled.
+    epoch: epoch index.
+    keys: optional `sampler.positive_keys(dataset.train, num_items)`.
+
+  Returns:
+    `stack_batches` of the epoch's `sampler.epoch_triples`.
+  """
+  triples = sampler.epoch_triples(
+      dataset.train, dataset.num_users, dataset.num_items, seed=config.seed,
+      epoch=epoch, num_negatives=config.get("num_negatives", 1), keys=keys,
+      sampling=config.get("sampling", "interaction"))
+  return stack_batches(triples, config.batch_size)
+
+
 class Evaluator:
   """Jitted embedding + full-ranking evaluation of one model on one dataset."""
 
@@ -549,11 +572,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     if stopped:
       break
     start = time.perf_counter()
-    triples = sampler.epoch_triples(
-        dataset.train, dataset.num_users, dataset.num_items, seed=config.seed,
-        epoch=epoch, num_negatives=config.get("num_negatives", 1), keys=keys,
-        sampling=config.get("sampling", "interaction"))
-    rows = stack_batches(triples, batch_size)
+    rows = epoch_batches(config, dataset, epoch, keys)
     state, losses = bundle["state"], []
     num_steps = rows["users"].shape[0]
     for lo in range(0, num_steps, steps_per_call):

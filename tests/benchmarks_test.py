@@ -11,28 +11,20 @@ same target reuses the finished run without training.
 """
 
 import argparse
-import importlib.util
 import json
 import os
 
 import numpy as np
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import config_loader
+
 NUM_USERS, NUM_ITEMS = 24, 40
-
-
-def _load_script():
-  path = os.path.join(REPO, "benchmarks", "reproduce_lightgcn.py")
-  spec = importlib.util.spec_from_file_location("reproduce_lightgcn", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
 @pytest.fixture(scope="module")
 def script():
-  return _load_script()
+  return config_loader.load_benchmark("reproduce_lightgcn")
 
 
 def _write_fixture(root):

@@ -1,23 +1,15 @@
 """Smoke test of benchmarks/dynamics.py (sub-epoch training records)."""
 
-import importlib.util
 import json
-import os
 
 import pytest
 
 from tests import config_loader
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 @pytest.fixture(scope="module")
 def script():
-  path = os.path.join(REPO, "benchmarks", "dynamics.py")
-  spec = importlib.util.spec_from_file_location("dynamics", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return config_loader.load_benchmark("dynamics")
 
 
 def test_apply_settings_sets_nested_and_new_keys(script):
