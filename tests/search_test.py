@@ -288,3 +288,23 @@ def test_vmap_parallel_training_equals_sequential(tiny):
   assert not np.allclose(p0, p1)
   assert list(par["states"].opt_state.hyperparams["learning_rate"]) == [
       pytest.approx(c.learning_rate) for c in cands]
+
+
+def test_parallel_training_follows_the_configured_sampler(tiny):
+  """Search trials sample as the trainer does (config.sampling, negatives)."""
+  config = _tiny_config()
+  config.model.update(num_layers=1)
+  config.batch_size = 64
+  cands = [parallel.Candidate(5e-3, 1e-4, 0)]
+  config.update(sampling="user", num_negatives=2)
+  par = parallel.train_candidates(config, cands, tiny, num_epochs=1,
+                                  evaluate=False)
+  seq = parallel.train_sequential(config, cands, tiny, num_epochs=1,
+                                  evaluate=False)
+  chex.assert_trees_all_close(parallel.unstack(par["states"].params, 0),
+                              seq["params"][0], atol=2e-5, rtol=1e-4)
+  config.update(sampling="interaction", num_negatives=1)
+  default = parallel.train_sequential(config, cands, tiny, num_epochs=1,
+                                      evaluate=False)
+  assert not np.allclose(seq["params"][0]["user_embedding"],
+                         default["params"][0]["user_embedding"])

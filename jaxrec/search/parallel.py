@@ -163,9 +163,7 @@ def train_candidates(config: ml_collections.ConfigDict,
   epoch_times = []
   for epoch in range(num_epochs):
     start = time.perf_counter()
-    rows = train.stack_batches(sampler.epoch_triples(
-        dataset.train, dataset.num_users, dataset.num_items, seed=config.seed,
-        epoch=epoch, keys=pos_keys), config.batch_size)
+    rows = train.epoch_batches(config, dataset, epoch, pos_keys)  # [S, B]
     for lo in range(0, rows["users"].shape[0], steps_per_call):
       chunk = {key: v[lo:lo + steps_per_call] for key, v in rows.items()}
       states, _ = step_fn(states, l2, graph, chunk, keys)
@@ -217,9 +215,7 @@ def train_sequential(config: ml_collections.ConfigDict,
     out["epoch_times"].append([])
     for epoch in range(num_epochs):
       start = time.perf_counter()
-      rows = train.stack_batches(sampler.epoch_triples(
-          dataset.train, dataset.num_users, dataset.num_items,
-          seed=config.seed, epoch=epoch, keys=pos_keys), config.batch_size)
+      rows = train.epoch_batches(config, dataset, epoch, pos_keys)  # [S, B]
       for lo in range(0, rows["users"].shape[0], steps_per_call):
         chunk = {key: v[lo:lo + steps_per_call] for key, v in rows.items()}
         state, _ = step_fn(state, graph, chunk, train_rng)
