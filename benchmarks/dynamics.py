@@ -3,8 +3,9 @@
 `train_and_evaluate` evaluates once per `eval_every` epochs; a model whose
 validation moves a lot within one epoch (SimGCL on Gowalla: one epoch is
 357 steps, ~3 minutes on a 2-core CPU) needs a finer view. This script
-trains a config exactly as the trainer does (`train.epoch_batches`, same
-seeds, jitted `train_steps`) on one device and every `--every` steps records:
+trains a config exactly as the trainer does (`train.setup_experiment`: the
+same data, graph, model, initial state and jitted steps; `train.epoch_batches`)
+and every `--every` steps records:
 
   step, epoch (fraction), seconds, the mean of each loss term over the
   chunk (bpr, reg, ssl, ...), valid Recall@20 / NDCG@20, and the mean row
@@ -24,9 +25,7 @@ config file does not declare.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
-import math
 import os
 import sys
 import time
@@ -39,9 +38,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrec import config_utils
-from jaxrec import sharding
 from jaxrec import train
-from jaxrec.data import sampler
 
 
 def apply_settings(config, settings: list[str]):
@@ -77,22 +74,11 @@ def run(config, every: int, total_steps: int, out_path: str = "") -> list:
   Returns:
     The list of records (module docstring).
   """
-  train.validate_config(config)
-  dataset = train.load_data(config)
-  graph = jax.tree.map(jnp.asarray, train.build_graph(config, dataset))
-  model = train.get_model(config.model_name, dataset.num_users,
-                          dataset.num_items, **config.model.to_dict())
-  steps_per_epoch = math.ceil(len(dataset.train) / config.batch_size)
-  tx = train.make_optimizer(config, steps_per_epoch)
-  init_rng, train_rng = jax.random.split(jax.random.key(config.seed))
-  params = train.init_params(model, graph, config.batch_size, init_rng,
-                             config.get("num_negatives", 1))
-  state = train.TrainState.create(apply_fn=model.apply, params=params, tx=tx)
-  step_fn = sharding.jit_train_steps(functools.partial(
-      train.train_steps, model=model,
-      loss_fn=config.get("loss_fn", None) or train.model_loss), None)
-  evaluator = train.Evaluator(model, graph, dataset, config)
-  keys = sampler.positive_keys(dataset.train, dataset.num_items)
+  exp = train.setup_experiment(config)  # exactly the trainer's set-up
+  dataset, graph, model, state = exp.dataset, exp.graph, exp.model, exp.state
+  step_fn, evaluator, train_rng = exp.step_fn, exp.evaluator, exp.train_rng
+  keys = exp.positive_keys
+  del exp  # the train step donates `state`
   records, step, epoch, start = [], 0, 0, time.perf_counter()
   out = open(out_path, "w") if out_path else None  # pylint: disable=consider-using-with
   try:

@@ -340,18 +340,55 @@ def _to_float(tree) -> dict:
 # The loop.
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                       dataset: Optional[Dataset] = None) -> dict:
-  """Trains `config.model_name` on `config.dataset`, selecting on validation.
+@dataclasses.dataclass
+class Experiment:
+  """Everything `train_and_evaluate` builds before its first epoch.
+
+  Attributes:
+    dataset: the dataset as trained (validation merged into train on refit).
+    refit: whether `config.refit_epochs` asked for a refit.
+    num_epochs: epochs to train (`refit_epochs` on refit, else `num_epochs`).
+    graph: the training graph, placed on the mesh.
+    model: the Flax module.
+    state: the initial train state (sharded per the config).
+    train_rng: PRNG key of the train steps.
+    lr_fn: the learning-rate schedule (a float when constant).
+    mesh: the device mesh (None on one device).
+    step_fn: jitted `train_steps(state, graph, rows, rng)`.
+    evaluator: full-ranking evaluation of parameters on 'valid' / 'test'.
+    positive_keys: sorted train keys for the negative sampler.
+  """
+  dataset: Dataset
+  refit: bool
+  num_epochs: int
+  graph: jraph.GraphsTuple
+  model: Any
+  state: TrainState
+  train_rng: jax.Array
+  lr_fn: Any
+  mesh: Any
+  step_fn: Callable
+  evaluator: "Evaluator"
+  positive_keys: np.ndarray
+
+
+def setup_experiment(config: ml_collections.ConfigDict,
+                     dataset: Optional[Dataset] = None) -> Experiment:
+  """Validates the config and builds data, graph, model, state and steps.
+
+  Shared by `train_and_evaluate` and tools that must train exactly as it
+  does (benchmarks/dynamics.py). Writes nothing.
 
   Args:
-    config: experiment configuration (see configs/default.py).
-    workdir: output directory: checkpoints/, metrics.jsonl, results.json.
+    config: experiment configuration.
     dataset: optional pre-loaded dataset (skips `config.dataset`).
 
   Returns:
-    dict with 'best_epoch', 'valid' (metrics at the best epoch), 'test'
-    (reported once for the selected parameters), timings.
+    An `Experiment`.
+
+  Raises:
+    ConfigError: an invalid config.
+    ValueError: no validation split outside a refit.
   """
   sharding_lib.initialize_distributed(config)  # before any JAX computation
   validate_config(config)  # before anything is loaded or written
@@ -381,9 +418,40 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        config.get("num_negatives", 1))
   state = TrainState.create(apply_fn=model.apply, params=params, tx=tx)
   state = sharding_lib.shard_state(state, mesh, config)
+
+  step_fn = sharding_lib.jit_train_steps(
+      functools.partial(train_steps, model=model,
+                        loss_fn=config.get("loss_fn", None) or model_loss),
+      mesh)
+  return Experiment(
+      dataset=dataset, refit=refit, num_epochs=num_epochs, graph=graph,
+      model=model, state=state, train_rng=train_rng, lr_fn=lr_fn, mesh=mesh,
+      step_fn=step_fn, evaluator=Evaluator(model, graph, dataset, config),
+      positive_keys=sampler.positive_keys(dataset.train, dataset.num_items))
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       dataset: Optional[Dataset] = None) -> dict:
+  """Trains `config.model_name` on `config.dataset`, selecting on validation.
+
+  Args:
+    config: experiment configuration (see configs/default.py).
+    workdir: output directory: checkpoints/, metrics.jsonl, results.json.
+    dataset: optional pre-loaded dataset (skips `config.dataset`).
+
+  Returns:
+    dict with 'best_epoch', 'valid' (metrics at the best epoch), 'test'
+    (reported once for the selected parameters), timings.
+  """
+  exp = setup_experiment(config, dataset)
+  dataset, graph, model, refit = exp.dataset, exp.graph, exp.model, exp.refit
+  num_epochs, lr_fn, step_fn, evaluator = (exp.num_epochs, exp.lr_fn,
+                                           exp.step_fn, exp.evaluator)
+  train_rng, keys = exp.train_rng, exp.positive_keys
   # best_params must not alias state.params: the train step donates state.
-  bundle = {"state": state,
-            "best_params": jax.tree.map(jnp.copy, state.params)}  # same shardings
+  bundle = {"state": exp.state,
+            "best_params": jax.tree.map(jnp.copy, exp.state.params)}
+  del exp  # a restored checkpoint replaces the initial state: free it
 
   from jaxrec import recommend as recommend_lib  # pylint: disable=g-import-not-at-top
   os.makedirs(workdir, exist_ok=True)  # only once data + model are valid
@@ -401,12 +469,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   _write_history(history_path, meta["history"])
   tb_writer = _tensorboard_writer(config, workdir, meta["epoch"])
 
-  step_fn = sharding_lib.jit_train_steps(
-      functools.partial(train_steps, model=model,
-                        loss_fn=config.get("loss_fn", None) or model_loss),
-      mesh)
-  evaluator = Evaluator(model, graph, dataset, config)
-  keys = sampler.positive_keys(dataset.train, dataset.num_items)
   steps_per_call = max(1, config.get("steps_per_call", 16))
   select = config.selection_metric
   patience = config.get("patience", 10)
