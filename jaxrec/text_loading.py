@@ -106,7 +106,6 @@ def resolve_model_dir(model_name_or_path: Optional[str] = None) -> tuple[str, st
   return os.path.realpath(path), name
 
 
-
 @functools.lru_cache(maxsize=64)
 def _file_digest(path: str, size: int, mtime_ns: int) -> str:
   del size, mtime_ns  # Only part of the memo key.
