@@ -6,6 +6,7 @@ dataset is named once (`--config configs/lightgcn.py:gowalla`).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 
@@ -123,3 +124,60 @@ def base_config(dataset: str = "synthetic") -> ml_collections.ConfigDict:
   # TensorBoard event files (tensorboardX) in workdir/tensorboard.
   config.tensorboard = False
   return config
+
+
+# Top-level keys read by the trainer / jaxrec.main beyond those of
+# `config_utils.base_config()` (every base_config key is always valid).
+EXTRA_CONFIG_KEYS = ("compare", "loss_fn", "search")
+_METRIC_NAMES = ("recall", "ndcg", "precision", "hit_rate", "mrr", "map",
+                 "coverage", "novelty", "avg_popularity")
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+  """Rejects unknown config keys, model names and model kwargs up front.
+
+  Runs before anything is written, so a typo costs no half-made workdir.
+
+  Args:
+    config: experiment configuration.
+
+  Raises:
+    ConfigError: naming the bad key / value and listing the valid ones.
+  """
+  # pylint: disable=g-import-not-at-top
+  from jaxrec.data import sampler
+  from jaxrec.models import MODELS
+  from jaxrec.optimizers import learning_rate
+  from jaxrec.optimizers import OPTIMIZER_KEYS
+  # pylint: enable=g-import-not-at-top
+  valid = sorted(set(base_config().keys()) |
+                 set(EXTRA_CONFIG_KEYS))
+  unknown = sorted(set(config.keys()) - set(valid))
+  if unknown:
+    raise ConfigError(f"config: unknown top-level key(s) {unknown}; valid "
+                      f"keys: {valid}")
+  name = config.model_name
+  if name not in MODELS:
+    raise ConfigError(f"config.model_name: unknown model {name!r}; "
+                      f"registered models: {sorted(MODELS)}")
+  fields = ({f.name for f in dataclasses.fields(MODELS[name])} -
+            {"parent", "name", "num_users", "num_items"})
+  bad = sorted(set(config.model.keys()) - fields)
+  if bad:
+    raise ConfigError(f"config.model: unknown key(s) {bad} for model "
+                      f"{name!r}; valid keys: {sorted(fields)}")
+  bad = sorted(set(config.optimizer.keys()) - set(OPTIMIZER_KEYS))
+  if bad:
+    raise ConfigError(f"config.optimizer: unknown key(s) {bad}; valid keys: "
+                      f"{list(OPTIMIZER_KEYS)}")
+  metric, _, k = str(config.selection_metric).partition("@")
+  ks = [int(v) for v in config.get("eval_ks", (20,))]
+  if metric not in _METRIC_NAMES or not k.isdigit() or int(k) not in ks:
+    raise ConfigError(
+        f"config.selection_metric: {config.selection_metric!r} is not "
+        f"computed; expected '<metric>@<K>' with metric in "
+        f"{list(_METRIC_NAMES)} and K in config.eval_ks = {ks}")
+  if config.get("sampling", "interaction") not in sampler.SAMPLINGS:
+    raise ConfigError(f"config.sampling: unknown sampling "
+                      f"{config.sampling!r}; valid: {list(sampler.SAMPLINGS)}")
+  learning_rate(config)  # rejects a bad schedule before anything is written

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import logging
 import math
 import os
@@ -40,8 +39,12 @@ from flax.training import train_state
 import tqdm
 
 from jaxrec import checkpoint as checkpoint_lib
-from jaxrec.config_utils import ConfigError
+from jaxrec.config_utils import ConfigError  # pylint: disable=unused-import  (re-exported)
+# Re-exported: config validation lives in jaxrec/config_utils.py.
+from jaxrec.config_utils import EXTRA_CONFIG_KEYS  # pylint: disable=unused-import
+from jaxrec.config_utils import validate_config
 from jaxrec import metrics as metrics_lib
+from jaxrec import run_logging
 from jaxrec import sharding as sharding_lib
 from jaxrec.data import sampler
 from jaxrec.data.dataset import Dataset  # pylint: disable=unused-import
@@ -57,7 +60,7 @@ from jaxrec.models import get_model
 # Re-exported: the optimiser and its schedule live in jaxrec/optimizers.py.
 from jaxrec.optimizers import learning_rate
 from jaxrec.optimizers import make_optimizer
-from jaxrec.optimizers import OPTIMIZER_KEYS
+from jaxrec.optimizers import OPTIMIZER_KEYS  # pylint: disable=unused-import
 from jaxrec.optimizers import SCHEDULES  # pylint: disable=unused-import
 
 TrainState = train_state.TrainState
@@ -155,59 +158,6 @@ def make_score_fn(model) -> Callable:
 # Set-up helpers.
 
 
-# Top-level keys read by the trainer / jaxrec.main beyond those of
-# `config_utils.base_config()` (every base_config key is always valid).
-EXTRA_CONFIG_KEYS = ("compare", "loss_fn", "search")
-_METRIC_NAMES = ("recall", "ndcg", "precision", "hit_rate", "mrr", "map",
-                 "coverage", "novelty", "avg_popularity")
-
-
-def validate_config(config: ml_collections.ConfigDict) -> None:
-  """Rejects unknown config keys, model names and model kwargs up front.
-
-  Runs before anything is written, so a typo costs no half-made workdir.
-
-  Args:
-    config: experiment configuration.
-
-  Raises:
-    ConfigError: naming the bad key / value and listing the valid ones.
-  """
-  from jaxrec import config_utils  # pylint: disable=g-import-not-at-top
-  from jaxrec.models import MODELS  # pylint: disable=g-import-not-at-top
-  valid = sorted(set(config_utils.base_config().keys()) |
-                 set(EXTRA_CONFIG_KEYS))
-  unknown = sorted(set(config.keys()) - set(valid))
-  if unknown:
-    raise ConfigError(f"config: unknown top-level key(s) {unknown}; valid "
-                      f"keys: {valid}")
-  name = config.model_name
-  if name not in MODELS:
-    raise ConfigError(f"config.model_name: unknown model {name!r}; "
-                      f"registered models: {sorted(MODELS)}")
-  fields = ({f.name for f in dataclasses.fields(MODELS[name])} -
-            {"parent", "name", "num_users", "num_items"})
-  bad = sorted(set(config.model.keys()) - fields)
-  if bad:
-    raise ConfigError(f"config.model: unknown key(s) {bad} for model "
-                      f"{name!r}; valid keys: {sorted(fields)}")
-  bad = sorted(set(config.optimizer.keys()) - set(OPTIMIZER_KEYS))
-  if bad:
-    raise ConfigError(f"config.optimizer: unknown key(s) {bad}; valid keys: "
-                      f"{list(OPTIMIZER_KEYS)}")
-  metric, _, k = str(config.selection_metric).partition("@")
-  ks = [int(v) for v in config.get("eval_ks", (20,))]
-  if metric not in _METRIC_NAMES or not k.isdigit() or int(k) not in ks:
-    raise ConfigError(
-        f"config.selection_metric: {config.selection_metric!r} is not "
-        f"computed; expected '<metric>@<K>' with metric in "
-        f"{list(_METRIC_NAMES)} and K in config.eval_ks = {ks}")
-  if config.get("sampling", "interaction") not in sampler.SAMPLINGS:
-    raise ConfigError(f"config.sampling: unknown sampling "
-                      f"{config.sampling!r}; valid: {list(sampler.SAMPLINGS)}")
-  learning_rate(config)  # rejects a bad schedule before anything is written
-
-
 def dummy_batch(batch_size: int, num_negatives: int = 1) -> dict:
   """An all-zero batch with the train batches' shapes (for `model.init`)."""
   neg_shape = (batch_size,) if num_negatives == 1 else (batch_size, num_negatives)
@@ -296,40 +246,6 @@ def restore_best_params(workdir: str, config: ml_collections.ConfigDict,
     raise FileNotFoundError(f"{ckpt_dir}: no checkpoint yet")
   step, tree, meta = restored
   return step, tree["best_params"], meta
-
-
-def _write_json_atomic(path: str, payload: Any) -> None:
-  tmp = f"{path}.tmp{os.getpid()}"
-  with open(tmp, "w") as f:
-    json.dump(payload, f, indent=2, sort_keys=True)
-  os.replace(tmp, path)
-
-
-def _write_history(path: str, history: list[dict]) -> None:
-  tmp = f"{path}.tmp{os.getpid()}"
-  with open(tmp, "w") as f:
-    for record in history:
-      f.write(json.dumps(record, sort_keys=True) + "\n")
-  os.replace(tmp, path)
-
-
-def _tensorboard_writer(config, workdir: str, start_epoch: int):
-  """tensorboardX writer in workdir/tensorboard if `config.tensorboard`."""
-  if not config.get("tensorboard", False):
-    return None
-  from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
-  # purge_step drops events of epochs after the restored checkpoint (re-run).
-  return SummaryWriter(os.path.join(workdir, "tensorboard"),
-                       purge_step=start_epoch + 1)
-
-
-def _log_scalars(writer, record: dict, step: int) -> None:
-  if writer is None:
-    return
-  for key, value in record.items():
-    if key != "epoch":
-      writer.add_scalar(key if "/" in key else f"train/{key}", value, step)
-  writer.flush()
 
 
 def _to_float(tree) -> dict:
@@ -466,8 +382,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     _, bundle, meta = restored
     logging.info("resumed from epoch %d", meta["epoch"])
   history_path = os.path.join(workdir, "metrics.jsonl")
-  _write_history(history_path, meta["history"])
-  tb_writer = _tensorboard_writer(config, workdir, meta["epoch"])
+  run_logging.write_history(history_path, meta["history"])
+  tb_writer = run_logging.tensorboard_writer(config, workdir, meta["epoch"])
 
   steps_per_call = max(1, config.get("steps_per_call", 16))
   select = config.selection_metric
@@ -536,9 +452,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       meta["epoch"] = epoch + 1
       meta["history"].append(record)
       ckpt.save(epoch + 1, bundle, meta)
-      _write_history(history_path, meta["history"])
+      run_logging.write_history(history_path, meta["history"])
       bar.set_postfix(loss=f"{epoch_loss:.4f}", **shown)
-    _log_scalars(tb_writer, record, epoch + 1)
+    run_logging.log_scalars(tb_writer, record, epoch + 1)
   bar.close()
 
   valid = {} if refit else evaluator(bundle["best_params"], "valid")
@@ -558,11 +474,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       "test_eval_seconds": test_seconds,
       "epoch_losses": meta.get("epoch_losses", []),
   }
-  _log_scalars(tb_writer, {f"test/{k}": v for k, v in test.items()},
+  run_logging.log_scalars(tb_writer, {f"test/{k}": v for k, v in test.items()},
                meta["best_epoch"])
   if tb_writer is not None:
     tb_writer.close()
-  _write_json_atomic(os.path.join(workdir, "results.json"), results)
+  run_logging.write_json_atomic(os.path.join(workdir, "results.json"), results)
   ckpt.close()
   logging.info("%s epoch %d: valid %s=%s, test %s",
                "refit" if refit else "best", meta["best_epoch"], select,

@@ -28,6 +28,7 @@ import pytest
 
 from jaxrec import checkpoint as checkpoint_lib
 from jaxrec import recommend
+from jaxrec import run_logging
 from jaxrec import text
 from jaxrec import train
 from tests import config_loader
@@ -270,23 +271,23 @@ def _no_temp_files(directory, final_names):
 
 def test_results_and_history_writes_are_atomic(tmp_path, monkeypatch):
   path = str(tmp_path / "results.json")
-  train._write_json_atomic(path, {"a": 1})
-  monkeypatch.setattr(train.json, "dump", _half_then_fail(json.dump, 1))
+  run_logging.write_json_atomic(path, {"a": 1})
+  monkeypatch.setattr(run_logging.json, "dump", _half_then_fail(json.dump, 1))
   with pytest.raises(_Boom):
-    train._write_json_atomic(path, {"a": 2, "b": list(range(100))})
+    run_logging.write_json_atomic(path, {"a": 2, "b": list(range(100))})
   monkeypatch.undo()
   assert json.load(open(path)) == {"a": 1}
   hist = str(tmp_path / "metrics.jsonl")
-  train._write_history(hist, [{"epoch": 1}])
+  run_logging.write_history(hist, [{"epoch": 1}])
   calls = []
   def dumps(obj, **kwargs):
     calls.append(obj)
     if len(calls) == 2:
       raise _Boom()
     return json.dumps(obj, **kwargs)
-  monkeypatch.setattr(train.json, "dumps", dumps)
+  monkeypatch.setattr(run_logging.json, "dumps", dumps)
   with pytest.raises(_Boom):
-    train._write_history(hist, [{"epoch": 1}, {"epoch": 2}])
+    run_logging.write_history(hist, [{"epoch": 1}, {"epoch": 2}])
   monkeypatch.undo()
   assert [json.loads(l) for l in open(hist)] == [{"epoch": 1}]
 

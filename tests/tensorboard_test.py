@@ -9,6 +9,7 @@ import struct
 import pytest
 
 from jaxrec import config_utils
+from jaxrec import run_logging
 from jaxrec import train
 from tests import config_loader
 
@@ -38,8 +39,8 @@ def read_scalars(directory):
 def test_off_by_default(tmp_path):
   assert config_utils.base_config().tensorboard is False
   assert config_loader.load("test.py").tensorboard is False
-  assert train._tensorboard_writer(config_utils.base_config(), str(tmp_path),
-                                   0) is None
+  assert run_logging.tensorboard_writer(config_utils.base_config(),
+                                        str(tmp_path), 0) is None
   assert os.listdir(tmp_path) == []
 
 
