@@ -95,7 +95,7 @@ def main() -> None:
       enc.encode([t], show_progress=False)
     compile_s = time.perf_counter() - t0
     t0, c0 = time.perf_counter(), time.process_time()
-    emb = enc.encode(texts, show_progress=False)  # [n, d]
+    emb = enc.encode(texts, show_progress=False, deduplicate=False)  # [n, d]
     run_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
     assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-4)
     print(f"batch_size={bs:4d}: {args.n / run_s:7.1f} texts/s ({run_s:.1f}s wall for "

@@ -325,7 +325,8 @@ class TextEncoder:
     return {"input_ids": ids, "attention_mask": mask}
 
   def encode(self, texts: Sequence[str], batch_size: Optional[int] = None,
-             normalize: bool = True, show_progress: Optional[bool] = None) -> np.ndarray:
+             normalize: bool = True, show_progress: Optional[bool] = None,
+             deduplicate: bool = True) -> np.ndarray:
     """Embeds texts in length-bucketed, jitted batches.
 
     Texts are sorted by token count; each batch is padded to the smallest
@@ -339,11 +340,23 @@ class TextEncoder:
       batch_size: texts per forward pass (default `self.batch_size`).
       normalize: L2-normalise (default, the sentence-transformers recipe).
       show_progress: tqdm bar; None shows it for more than 20 batches.
+      deduplicate: encode each distinct text once and copy its row to every
+        repeat (catalogues and templated texts repeat; a text's embedding
+        does not depend on its batch mates, so the rows agree with per-row
+        encoding up to float rounding). False encodes every row (throughput
+        measurements).
 
     Returns:
       float32 embeddings. # [n, d]
     """
     texts = _check_texts(texts)
+    if deduplicate and len(texts) > 1:
+      unique, inverse = np.unique(np.asarray(texts, dtype=object),
+                                  return_inverse=True)  # [u], [n]
+      if len(unique) < len(texts):
+        emb = self.encode(list(unique), batch_size, normalize, show_progress,
+                          deduplicate=False)  # [u, d]
+        return emb[inverse.reshape(-1)]
     n = len(texts)
     if n == 0:
       return np.zeros((0, self.dim), np.float32)

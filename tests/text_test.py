@@ -114,6 +114,24 @@ def test_order_restored_and_batch_size_invariant(encoder):
   np.testing.assert_allclose(dup[:3], np.repeat(emb[:1], 3, 0), atol=1e-5)
 
 
+def test_deduplicated_encoding_matches_per_row(encoder, monkeypatch):
+  texts = _texts(6, seed=3)
+  repeated = [texts[i] for i in (0, 1, 0, 2, 1, 0, 3, 4, 5, 5)]  # 6 distinct
+  per_row = encoder.encode(repeated, deduplicate=False)  # [10, 384]
+  encoded_rows = []
+  original = encoder._tokenize_ragged
+  def spy(batch_texts, max_length):
+    encoded_rows.append(len(batch_texts))
+    return original(batch_texts, max_length)
+  monkeypatch.setattr(encoder, "_tokenize_ragged", spy)
+  dedup = encoder.encode(repeated)  # [10, 384]
+  assert encoded_rows == [6]  # each distinct text encoded once
+  chex.assert_shape(dedup, (10, encoder.dim))
+  np.testing.assert_allclose(dedup, per_row, atol=1e-5)
+  np.testing.assert_array_equal(dedup[0], dedup[2])
+  np.testing.assert_array_equal(dedup[0], dedup[5])
+
+
 def test_padding_invariance(encoder):
   toks = encoder.tokenize(SENTENCES[:2], pad_to="bucket")  # [2, 16]
   assert toks["input_ids"].shape == (2, 16)
