@@ -17,6 +17,9 @@ Gen scores BPR on its masked forward pass as the authors' LightGCN_gene does
 (`--gen_masked_backbone 1`, the default; 0 = BPR on the un-masked pass);
 `--gen_kd_weight` / `--gen_kd_temperature` override the shared RLMRec
 settings for Gen, `--gen_dedup_text 1` drops identical-text negatives.
+`--train_noise r` replaces a fraction r of the warm training interactions by
+random fake pairs (`preprocess.replace_with_noise`, RLMRec's robustness
+setting: the texts stay clean, so alignment can help denoise).
 
 Usage:
   python benchmarks/text_alignment.py [--seeds 0,1,2] [--epochs 40]
@@ -42,6 +45,7 @@ from jaxrec import config_utils
 from jaxrec import text as text_lib
 from jaxrec import train
 from jaxrec.data import coldstart
+from jaxrec.data import preprocess
 from jaxrec.data.synthetic import make_synthetic
 
 MODELS = ("lightgcn", "con", "gen", "alpharec", "textgnn")
@@ -137,6 +141,14 @@ def make_data(seed: int, args, encoder_cache: dict):
                            user_embeddings=user_emb)
   split = coldstart.cold_start_split(ds, item_fraction=args.cold_items,
                                      seed=seed)
+  if args.train_noise:
+    # Fake pairs among warm ids only, so warm and full share the noisy train.
+    noisy = preprocess.replace_with_noise(
+        split.warm.train, split.warm.num_items, args.train_noise, seed=seed,
+        exclude=[split.warm.valid, split.warm.test])
+    split = dataclasses.replace(
+        split, warm=dataclasses.replace(split.warm, train=noisy),
+        full=dataclasses.replace(split.full, train=noisy))
   return split, encode_s
 
 
@@ -190,7 +202,10 @@ def render(rows: list[dict], args, meta: dict) -> str:
          f"text_signal={args.text_signal}); item and user texts encoded with "
          "all-MiniLM-L6-v2 (384-d, jaxrec.text.encode_cached). Cold start: "
          f"{args.cold_items:.0%} of items held out with all their interactions "
-         "(half cold-valid, half cold-test, unused for selection); cold "
+         "(half cold-valid, half cold-test, unused for selection)"
+         + (f"; {args.train_noise:.0%} of the warm train interactions "
+            "replaced by random fake pairs (valid/test/cold untouched)"
+            if args.train_noise else "") + "; cold "
          "metrics rank only the cold-test items for warm users. Models: "
          f"dim {args.dim}, LightGCN {args.layers} layers, Adam lr {args.lr}, "
          f"batch {args.batch_size}, <= {args.epochs} epochs, eval every "
@@ -251,6 +266,10 @@ def parse_args(argv=None):
   p.add_argument("--num_interactions", type=int, default=25000)
   p.add_argument("--text_signal", type=float, default=0.8)
   p.add_argument("--cold_items", type=float, default=0.2)
+  p.add_argument("--train_noise", type=float, default=0.0,
+                 help="fraction of the warm train interactions replaced by "
+                 "random fake ones (RLMRec's robustness protocol); valid, "
+                 "test and cold sets are untouched")
   p.add_argument("--dim", type=int, default=32)
   p.add_argument("--layers", type=int, default=2)
   p.add_argument("--lr", type=float, default=5e-3)

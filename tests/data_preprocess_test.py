@@ -95,3 +95,40 @@ def test_filter_to_train_and_remove_overlap():
   with pytest.warns(DataWarning, match="dropped 1 rows"):
     out = preprocess.remove_overlap(train, test, 3)
   assert len(out) == 3
+
+
+@hypothesis.settings(max_examples=30, deadline=None)
+@hypothesis.given(seed=st.integers(0, 10**6),
+                  fraction=st.sampled_from([0.0, 0.05, 0.3, 0.6]))
+def test_replace_with_noise_keeps_users_and_avoids_real_pairs(seed, fraction):
+  rng = np.random.default_rng(seed)
+  num_users, num_items = 30, 12
+  keys = np.unique(rng.integers(0, num_users * num_items, 150))
+  keys = keys[(keys % num_items) < num_items // 3]  # every user misses >= 7
+  train = Interactions(keys // num_items, keys % num_items)
+  test = Interactions(np.arange(num_users), np.full(num_users, num_items - 1))
+  out = preprocess.replace_with_noise(train, num_items, fraction, seed=seed,
+                                      exclude=[test])
+  np.testing.assert_array_equal(out.users, train.users)
+  changed = out.items != train.items
+  assert changed.sum() == round(fraction * len(train))
+  out_keys = out.users.astype(np.int64) * num_items + out.items
+  assert len(np.unique(out_keys)) == len(out_keys)  # no repeated pair
+  real = set(keys.tolist()) | set((test.users * num_items + test.items).tolist())
+  assert not set(out_keys[changed].tolist()) & real  # fakes are new pairs
+  assert out.items.min() >= 0 and out.items.max() < num_items
+  again = preprocess.replace_with_noise(train, num_items, fraction, seed=seed,
+                                        exclude=[test])
+  np.testing.assert_array_equal(again.items, out.items)  # deterministic
+
+
+def test_replace_with_noise_rejects_bad_input():
+  train = Interactions(np.array([0, 0]), np.array([0, 1]))
+  with pytest.raises(Exception, match="fraction must be in"):
+    preprocess.replace_with_noise(train, 2, 1.0)
+  with pytest.raises(Exception, match="user 0 needs 1 fake items but has "
+                     "only 0"):
+    preprocess.replace_with_noise(train, 2, 0.5)
+  with pytest.raises(Exception, match="user 0 needs 2 fake items but has "
+                     "only 1"):
+    preprocess.replace_with_noise(train, 3, 0.99)

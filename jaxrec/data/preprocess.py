@@ -245,3 +245,71 @@ def remove_overlap(train: Interactions, other: Interactions,
     warn(f"{name}: dropped {int(known.sum())} rows that also occur in train")
     return other.subset(~known)
   return other
+
+
+def replace_with_noise(inter: Interactions, num_items: int, fraction: float,
+                       seed: int = 0,
+                       exclude: Sequence[Interactions] = ()) -> Interactions:
+  """Replaces a random `fraction` of interactions by random fake ones.
+
+  The robustness protocol of RLMRec (Ren et al., WWW 2024, Sec. 4.4): each
+  chosen row keeps its user and gets an item drawn uniformly among the items
+  that user has in neither `inter`, `exclude` (e.g. the valid/test splits)
+  nor the other fake rows, so per-user counts are unchanged and no fake
+  pair leaks an evaluation target into training.
+
+  Args:
+    inter: interactions with contiguous ids (typically the train split).
+    num_items: number of items; fake items are drawn from [0, num_items).
+    fraction: share of rows replaced, in [0, 1).
+    seed: random seed.
+    exclude: interactions whose pairs a fake row must not create.
+
+  Returns:
+    Interactions of the same length; the replaced rows have new items
+    (ratings and timestamps of every row are kept).
+
+  Raises:
+    DataError: `fraction` outside [0, 1), or a user with more fake rows
+      than items it never interacted with.
+  """
+  if not 0.0 <= fraction < 1.0:
+    raise DataError(f"replace_with_noise: fraction must be in [0, 1), got "
+                    f"{fraction}")
+  n = len(inter)
+  num_fake = int(round(fraction * n))
+  if num_fake == 0:
+    return inter
+  rng = np.random.default_rng(seed)
+  rows = np.sort(rng.choice(n, num_fake, replace=False))  # [k]
+  users = inter.users[rows].astype(np.int64)  # [k]
+  taken = np.concatenate([x.users.astype(np.int64) * num_items + x.items
+                          for x in (inter, *exclude)])
+  taken = np.unique(taken)  # sorted pair keys the fakes must avoid
+  num_users = int(max(users.max(), taken.max() // num_items)) + 1
+  free = num_items - np.bincount(taken // num_items, minlength=num_users)
+  short = np.flatnonzero(np.bincount(users, minlength=num_users) > free)
+  if short.size:
+    u = int(short[0])
+    raise DataError(
+        f"replace_with_noise: user {u} needs {int((users == u).sum())} fake "
+        f"items but has only {int(free[u])} items it never interacted with; "
+        "lower the fraction")
+  items = np.empty(num_fake, np.int64)  # [k]
+  todo = np.arange(num_fake)
+  while todo.size:  # rejection sampling; a few rounds for sparse data
+    items[todo] = rng.integers(0, num_items, todo.size)
+    keys = users * num_items + items  # [k]
+    pos = np.minimum(np.searchsorted(taken, keys[todo]), taken.size - 1)
+    clash = taken[pos] == keys[todo]
+    # Two fakes of one user on the same item: keep an accepted one (sorted
+    # first among equal keys), redraw the others.
+    pending = np.zeros(num_fake, np.int8)
+    pending[todo] = 1
+    order = np.lexsort((pending, keys))
+    repeat = np.zeros(num_fake, bool)
+    repeat[order[1:]] = keys[order[1:]] == keys[order[:-1]]
+    todo = todo[clash | repeat[todo]]
+  new_items = inter.items.copy()
+  new_items[rows] = items
+  return dataclasses.replace(inter, items=new_items)
