@@ -127,7 +127,7 @@ def base_config(dataset: str = "synthetic") -> ml_collections.ConfigDict:
 
 
 # Top-level keys read by the trainer / jaxrec.main beyond those of
-# `config_utils.base_config()` (every base_config key is always valid).
+# `base_config()` (every base_config key is always valid).
 EXTRA_CONFIG_KEYS = ("compare", "loss_fn", "search")
 _METRIC_NAMES = ("recall", "ndcg", "precision", "hit_rate", "mrr", "map",
                  "coverage", "novelty", "avg_popularity")
@@ -150,8 +150,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   from jaxrec.optimizers import learning_rate
   from jaxrec.optimizers import OPTIMIZER_KEYS
   # pylint: enable=g-import-not-at-top
-  valid = sorted(set(base_config().keys()) |
-                 set(EXTRA_CONFIG_KEYS))
+  valid = sorted(set(base_config().keys()) | set(EXTRA_CONFIG_KEYS))
   unknown = sorted(set(config.keys()) - set(valid))
   if unknown:
     raise ConfigError(f"config: unknown top-level key(s) {unknown}; valid "

@@ -39,9 +39,8 @@ from flax.training import train_state
 import tqdm
 
 from jaxrec import checkpoint as checkpoint_lib
-from jaxrec.config_utils import ConfigError  # pylint: disable=unused-import  (re-exported)
-# Re-exported: config validation lives in jaxrec/config_utils.py.
-from jaxrec.config_utils import EXTRA_CONFIG_KEYS  # pylint: disable=unused-import
+# Re-exported for jaxrec.main: config validation lives in jaxrec/config_utils.py.
+from jaxrec.config_utils import ConfigError
 from jaxrec.config_utils import validate_config
 from jaxrec import metrics as metrics_lib
 from jaxrec import run_logging
@@ -60,7 +59,6 @@ from jaxrec.models import get_model
 # Re-exported: the optimiser and its schedule live in jaxrec/optimizers.py.
 from jaxrec.optimizers import learning_rate
 from jaxrec.optimizers import make_optimizer
-from jaxrec.optimizers import OPTIMIZER_KEYS  # pylint: disable=unused-import
 from jaxrec.optimizers import SCHEDULES  # pylint: disable=unused-import
 
 TrainState = train_state.TrainState
@@ -474,8 +472,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       "test_eval_seconds": test_seconds,
       "epoch_losses": meta.get("epoch_losses", []),
   }
-  run_logging.log_scalars(tb_writer, {f"test/{k}": v for k, v in test.items()},
-               meta["best_epoch"])
+  run_logging.log_scalars(tb_writer,
+                          {f"test/{k}": v for k, v in test.items()},
+                          meta["best_epoch"])
   if tb_writer is not None:
     tb_writer.close()
   run_logging.write_json_atomic(os.path.join(workdir, "results.json"), results)

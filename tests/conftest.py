@@ -9,7 +9,19 @@ threads. An XLA_FLAGS that already sets the device count is kept.
 
 import os
 
+import pytest
+
 _FLAG = "--xla_force_host_platform_device_count"
 if _FLAG not in os.environ.get("XLA_FLAGS", ""):
   os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                              f" {_FLAG}=8").strip()
+
+
+@pytest.fixture(scope="session")
+def bundled_model_path():
+  """Path of the bundled all-MiniLM-L6-v2; skips the test without it."""
+  from jaxrec import text  # pylint: disable=g-import-not-at-top
+  try:
+    return text.default_model_path()
+  except FileNotFoundError as e:
+    pytest.skip(f"bundled model unavailable: {e}")

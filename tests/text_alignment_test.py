@@ -11,7 +11,6 @@ import os
 import numpy as np
 import pytest
 
-from jaxrec import text
 from tests import config_loader
 
 TINY = ["--num_users", "60", "--num_items", "250", "--num_interactions",
@@ -19,11 +18,7 @@ TINY = ["--num_users", "60", "--num_items", "250", "--num_interactions",
 
 
 @pytest.fixture(scope="module")
-def script():
-  try:
-    text.default_model_path()
-  except FileNotFoundError as e:
-    pytest.skip(f"bundled model unavailable: {e}")
+def script(bundled_model_path):  # pylint: disable=unused-argument
   return config_loader.load_benchmark("text_alignment")
 
 

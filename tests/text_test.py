@@ -68,11 +68,7 @@ def _texts(n, seed=0):
 
 
 @pytest.fixture(scope="module")
-def encoder():
-  try:
-    text.default_model_path()
-  except FileNotFoundError as e:
-    pytest.skip(f"bundled model unavailable: {e}")
+def encoder(bundled_model_path):  # pylint: disable=unused-argument
   return text.TextEncoder(max_length=128, batch_size=8)
 
 

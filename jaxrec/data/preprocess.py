@@ -300,8 +300,7 @@ def replace_with_noise(inter: Interactions, num_items: int, fraction: float,
   while todo.size:  # rejection sampling; a few rounds for sparse data
     items[todo] = rng.integers(0, num_items, todo.size)
     keys = users * num_items + items  # [k]
-    pos = np.minimum(np.searchsorted(taken, keys[todo]), taken.size - 1)
-    clash = taken[pos] == keys[todo]
+    _, clash = lookup_ids(taken, keys[todo])
     # Two fakes of one user on the same item: keep an accepted one (sorted
     # first among equal keys), redraw the others.
     pending = np.zeros(num_fake, np.int8)
