@@ -191,23 +191,7 @@ def test_embeddings_wrapper_two_stage_top_k():
   assert_metrics_close(got, want, atol=1e-5)
 
 
-@pytest.mark.parametrize("width,chunk", [(1000, 16), (997, 32), (333, 8)])
-def test_chunked_top_k_equals_lax_top_k_with_ties(width, chunk):
-  rng = np.random.default_rng(width)
-  scores = rng.integers(0, 40, (12, width)).astype(np.float32)  # many ties
-  scores[0, :] = -np.inf  # no finite score
-  scores[1, 5:] = -np.inf  # fewer than k finite scores
-  scores[2, :] = 1.0  # all tied
-  values, idx = jax.jit(metrics.chunked_top_k, static_argnums=(1, 2))(
-      scores, 20, chunk)
-  ref_values, ref_idx = jax.jit(jax.lax.top_k, static_argnums=1)(scores, 20)
-  chex.assert_trees_all_equal((values, idx), (ref_values, ref_idx))
-  chex.assert_type(idx, jnp.int32)
-
-
-def test_default_chunk_size_and_batch_size():
-  assert metrics.default_chunk_size(40981, 20) in (32, 64)
-  assert metrics.default_chunk_size(100, 20) == 0
+def test_user_batch_size_for():
   assert metrics.user_batch_size_for(1000, 10) == 10
   batch = metrics.user_batch_size_for(40981, 29858)
   assert batch * 40981 * 4 * 4 <= (1 << 30) and batch >= 1024
