@@ -1,7 +1,6 @@
 """Tests for jaxrec.metrics against brute-force NumPy and closed forms."""
 
 import chex
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
