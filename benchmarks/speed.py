@@ -188,8 +188,14 @@ def _timed(fn, *args):
 
 def measure(size: str, max_epoch_steps: int, timed_steps: int,
             timed_calls: int, steps_per_epoch: int = 0,
-            tile_nodes: int = -1) -> dict:
-  """All measurements of one size (run in its own process)."""
+            tile_nodes: int = -1, min_epoch_seconds: float = 0.0) -> dict:
+  """All measurements of one size (run in its own process).
+
+  An epoch of at most `max_epoch_steps` steps is timed whole, repeated until
+  `min_epoch_seconds` have been timed (at least once); the medians are
+  reported. Longer epochs are extrapolated from `timed_calls` calls of
+  `timed_steps` steps (median).
+  """
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from jaxrec import metrics, sharding, train  # pylint: disable=g-import-not-at-top
@@ -238,15 +244,28 @@ def measure(size: str, max_epoch_steps: int, timed_steps: int,
       state, m = step_fn(state, graph, {k: v[:s] for k, v in rows.items()}, rng)
       jax.block_until_ready(m)
       res.setdefault("compile_seconds", []).append(time.perf_counter() - start)
-    start = time.perf_counter()
-    rows, losses = epoch_rows(1), []
-    for lo in range(0, num_steps, STEPS_PER_CALL):
-      chunk = {k: v[lo:lo + STEPS_PER_CALL] for k, v in rows.items()}
-      state, m = step_fn(state, graph, chunk, rng)
-      losses.append(m["loss"])
+    # Whole epochs, repeated until min_epoch_seconds have been timed: one
+    # epoch of a small graph lasts well under a second, and a single such
+    # reading swung by 30% between quiet runs (results/speed.md, session 14).
+    epoch_times, sample_times, timed = [], [], 0.0
+    while not epoch_times or timed < min_epoch_seconds:
+      start = time.perf_counter()
+      rows, losses = epoch_rows(1 + len(epoch_times)), []
+      sampled = time.perf_counter()
+      for lo in range(0, num_steps, STEPS_PER_CALL):
+        chunk = {k: v[lo:lo + STEPS_PER_CALL] for k, v in rows.items()}
+        state, m = step_fn(state, graph, chunk, rng)
+        losses.append(m["loss"])
+      jax.block_until_ready(losses)
+      epoch_times.append(time.perf_counter() - start)
+      sample_times.append(sampled - start)
+      timed += epoch_times[-1]
     res["epoch_loss"] = float(jnp.mean(jnp.concatenate(losses)))
-    res["epoch_seconds"] = time.perf_counter() - start
-    res["step_seconds"] = (res["epoch_seconds"] - res["sample_seconds"]) / num_steps
+    res["epoch_repeats"] = len(epoch_times)
+    res["epoch_seconds_all"] = epoch_times
+    res["epoch_seconds"] = statistics.median(epoch_times)
+    res["step_seconds"] = statistics.median(
+        (e - s) / num_steps for e, s in zip(epoch_times, sample_times))
     res["extrapolated"] = False
   else:  # fixed number of steps, extrapolated to the epoch
     s = min(timed_steps, num_steps)
@@ -346,7 +365,8 @@ def report(results: list[dict], machine: dict, command: str,
     t_min = prop_bytes(r["edges"]) / bw
     epoch = f"{r['epoch_seconds']:.1f}" + (
         f" (extrapolated from {r['timed_steps']} steps)" if r["extrapolated"]
-        else "")
+        else f" (median of {r['epoch_repeats']})"
+        if r.get("epoch_repeats", 1) > 1 else "")
     lines.append(
         f"| {r['size']} | {r['users']:,} | {r['items']:,} | {r['train']:,} | "
         f"{r['edges']:,} | {r.get('kernel', 'bcsr_symmetric')} | "
@@ -417,7 +437,8 @@ def run_worker(size: str, args) -> dict:
          "--timed_steps", str(args.timed_steps),
          "--timed_calls", str(args.timed_calls),
          "--steps_per_epoch", str(args.steps_per_epoch),
-         "--tile_nodes", str(args.tile_nodes)]
+         "--tile_nodes", str(args.tile_nodes),
+         "--min_epoch_seconds", str(args.min_epoch_seconds)]
   proc = subprocess.run(cmd, capture_output=True, text=True,
                         timeout=args.worker_timeout, check=False)
   sys.stderr.write(proc.stderr[-3000:])
@@ -439,6 +460,9 @@ def main(argv=None):
   parser.add_argument("--tile_nodes", type=int, default=-1,
                       help="config.graph.tile_nodes: -1 auto (column tiles "
                            "for large graphs on CPU), 0 off, > 0 block size")
+  parser.add_argument("--min_epoch_seconds", type=float, default=0.0,
+                      help="repeat whole timed epochs until this many seconds "
+                           "are timed; the median is reported (0 = one epoch)")
   parser.add_argument("--rss_limit_gb", type=float, default=8.0)
   parser.add_argument("--worker_timeout", type=int, default=3000)
   parser.add_argument("--out", default="")
@@ -447,7 +471,8 @@ def main(argv=None):
   args = parser.parse_args(argv)
   if args.worker:
     res = measure(args.worker, args.max_epoch_steps, args.timed_steps,
-                  args.timed_calls, args.steps_per_epoch, args.tile_nodes)
+                  args.timed_calls, args.steps_per_epoch, args.tile_nodes,
+                  args.min_epoch_seconds)
     print(json.dumps(res), flush=True)
     return
   import jax  # pylint: disable=g-import-not-at-top
