@@ -33,7 +33,10 @@ so a step costs about the same at batch 16,384 as at 2,048 and an epoch has
 (<model>_<dataset>_b<batch>_lr<lr>) so they never resume a paper-protocol
 run. --contrast_rows N bounds the InfoNCE of SGL / SimGCL / XSimGCL to N
 random rows of such a batch (`layers.batch_contrast`; its cost is
-quadratic in the rows) while BPR keeps the whole batch. --decay_epochs N
+quadratic in the rows) while BPR keeps the whole batch. --contrast_negatives
+all gives SGL's InfoNCE every user / item of the other view as negatives
+(the released SGL code's `calc_ssl_loss_v2`) instead of the batch's.
+--decay_epochs N
 (with --hold_epochs H, --final_lr_ratio r) holds the learning rate for H
 epochs, then decays it along a cosine to r x lr over N epochs
 (`train.learning_rate`); the run directory names these too.
@@ -112,7 +115,8 @@ def load_config(model: str, dataset: str):
 
 # Protocol overrides (flags; 0 = unset) and their run-directory suffixes.
 _SUFFIX = {"batch_size": "b", "learning_rate": "lr", "contrast_rows": "c",
-           "hold_epochs": "h", "decay_epochs": "d", "final_lr_ratio": "f"}
+           "contrast_negatives": "neg", "hold_epochs": "h",
+           "decay_epochs": "d", "final_lr_ratio": "f"}
 # Flags that only mean something with a cosine schedule (--decay_epochs).
 _SCHEDULE_FLAGS = ("hold_epochs", "final_lr_ratio")
 
@@ -128,6 +132,8 @@ def overrides(model: str, args) -> dict:
   for flag in _SUFFIX:
     value = getattr(args, flag, 0)  # absent in older argument namespaces
     if flag == "contrast_rows" and model not in CONTRASTIVE:
+      continue
+    if flag == "contrast_negatives" and model != "sgl":
       continue
     if flag in _SCHEDULE_FLAGS and not getattr(args, "decay_epochs", 0):
       continue
@@ -152,6 +158,8 @@ def make_config(model: str, dataset: str, args):
     config.optimizer.learning_rate = flags["learning_rate"]
   if "contrast_rows" in flags:
     config.model.contrast_rows = flags["contrast_rows"]
+  if "contrast_negatives" in flags:
+    config.model.contrast_negatives = flags["contrast_negatives"]
   if "decay_epochs" in flags:
     config.optimizer.schedule = "cosine"
     for key in ("hold_epochs", "decay_epochs", "final_lr_ratio"):
@@ -355,6 +363,11 @@ def main(argv=None) -> list[dict]:
   parser.add_argument("--contrast_rows", type=int, default=0,
                       help="SGL/SimGCL/XSimGCL: InfoNCE over the first N "
                            "(shuffled) batch rows; 0 = all")
+  parser.add_argument("--contrast_negatives", choices=("", "batch", "all"),
+                      default="",
+                      help="SGL only: InfoNCE negatives, 'all' = every user / "
+                           "item of the other view (the released SGL code); "
+                           "'' = the config's (in-batch)")
   parser.add_argument("--decay_epochs", type=int, default=0,
                       help="> 0: cosine learning-rate decay over this many "
                            "epochs (after --hold_epochs at the full rate)")

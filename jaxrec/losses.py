@@ -118,13 +118,16 @@ def info_nce_pool(anchors: jnp.ndarray, positives: jnp.ndarray,
                   pool: jnp.ndarray, temperature: float = 0.2,
                   mask: Optional[jnp.ndarray] = None,
                   pool_mask: Optional[jnp.ndarray] = None,
-                  normalise: bool = True) -> jnp.ndarray:
-  """InfoNCE whose negatives are a separate candidate pool (SGL 'v2' form).
+                  normalise: bool = True,
+                  positive_in_pool: bool = False) -> jnp.ndarray:
+  """InfoNCE whose negatives are a separate candidate pool.
 
   loss_i = -log( exp(s(a_i, p_i)/t) / (exp(s(a_i, p_i)/t)
-                                       + sum_j exp(s(a_i, c_j)/t)) ),
-  e.g. with the pool = all users of the second view. A pool row equal to the
-  positive is NOT removed (it counts as one more negative, as in SGL's code).
+                                       + sum_j exp(s(a_i, c_j)/t)) ).
+  With `positive_in_pool` the pool already holds every positive (e.g. the
+  pool is all users of the second view) and the denominator is the pool
+  alone, sum_j exp(s(a_i, c_j)/t): the released SGL code's
+  `calc_ssl_loss_v2`, where each positive counts exactly once.
 
   Args:
     anchors: first view. # [B, d]
@@ -134,6 +137,7 @@ def info_nce_pool(anchors: jnp.ndarray, positives: jnp.ndarray,
     mask: optional row mask of the anchors. # [B]
     pool_mask: optional mask of the pool rows (0 = not a negative). # [P]
     normalise: cosine similarity instead of dot product.
+    positive_in_pool: the pool contains each anchor's positive (above).
 
   Returns:
     Scalar loss.
@@ -146,8 +150,11 @@ def info_nce_pool(anchors: jnp.ndarray, positives: jnp.ndarray,
   neg = anchors @ pool.T / temperature  # [B, P]
   if pool_mask is not None:
     neg = jnp.where(pool_mask[None, :] > 0, neg, -jnp.inf)
-  logits = jnp.concatenate([pos[:, None], neg], axis=1)  # [B, 1+P]
-  per_row = -jax.nn.log_softmax(logits, axis=-1)[:, 0]  # [B]
+  if positive_in_pool:
+    per_row = jax.nn.logsumexp(neg, axis=-1) - pos  # [B]
+  else:
+    logits = jnp.concatenate([pos[:, None], neg], axis=1)  # [B, 1+P]
+    per_row = -jax.nn.log_softmax(logits, axis=-1)[:, 0]  # [B]
   return _masked_mean(per_row, mask)
 
 

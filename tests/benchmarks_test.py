@@ -171,6 +171,17 @@ def test_batch_and_lr_overrides_get_their_own_run(script):
   assert simgcl.model.contrast_rows == 4096 and simgcl.batch_size == 16384
   assert (script.run_name("simgcl", "gowalla", large)
           == "simgcl_gowalla_b16384_lr0.005_c4096")
+  # SGL's all-node negatives are applied and named for SGL only.
+  all_neg = argparse.Namespace(**base, batch_size=16384, learning_rate=5e-3,
+                               contrast_rows=4096, contrast_negatives="all")
+  assert script.make_config("sgl", "gowalla",
+                            all_neg).model.contrast_negatives == "all"
+  assert (script.run_name("sgl", "gowalla", all_neg)
+          == "sgl_gowalla_b16384_lr0.005_c4096_negall")
+  assert (script.run_name("simgcl", "gowalla", all_neg)
+          == "simgcl_gowalla_b16384_lr0.005_c4096")
+  assert "contrast_negatives" not in script.make_config("simgcl", "gowalla",
+                                                        all_neg).model
   # A cosine schedule is applied and named; its options alone are ignored.
   cosine = argparse.Namespace(**base, batch_size=16384, learning_rate=2e-2,
                               hold_epochs=20, decay_epochs=100,

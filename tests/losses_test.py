@@ -82,6 +82,12 @@ def test_info_nce_pool_closed_form():
   chex.assert_trees_all_close(
       losses.info_nce_pool(a, p, pool, 0.2, pool_mask=pool_mask),
       losses.info_nce_pool(a, p, pool[:3], 0.2), rtol=1e-5)
+  # The pool holds the positives (SGL's all-node form): each counts once.
+  full = np.concatenate([p, pool])
+  want = np.mean(-pos + np.log(np.exp(n(a) @ n(full).T / 0.2).sum(1)))
+  chex.assert_trees_all_close(
+      losses.info_nce_pool(a, p, full, 0.2, positive_in_pool=True), want,
+      rtol=1e-5)
 
 
 def test_sampled_softmax_closed_form():

@@ -354,13 +354,21 @@ def uniform_noise(rng: jax.Array, x: jnp.ndarray, eps: float) -> jnp.ndarray:
   return jnp.sign(x) * u * eps
 
 
+CONTRAST_NEGATIVES = ("batch", "all")
+
+
 def batch_contrast(view1: jnp.ndarray, view2: jnp.ndarray, batch: dict,
                    num_users: int, num_items: int,
-                   temperature: float, max_rows: int = 0) -> jnp.ndarray:
+                   temperature: float, max_rows: int = 0,
+                   negatives: str = "batch") -> jnp.ndarray:
   """InfoNCE(users) + InfoNCE(items) between two node views of a batch.
 
-  Positives are the same node in the other view; negatives the batch's other
-  distinct users (items). Repeated ids count once (`first_occurrence_mask`).
+  Positives are the same node in the other view. With negatives='batch' the
+  negatives are the batch's other distinct users (items) and repeated ids
+  count once (`first_occurrence_mask`); with 'all' the denominator sums over
+  ALL users (items) of the second view and every batch row is an anchor,
+  as in the released SGL code (`calc_ssl_loss_v2`, its default); it costs
+  B x (U + I) similarities instead of B^2.
 
   Args:
     view1, view2: node representations of the two views. # [N, d]
@@ -373,15 +381,24 @@ def batch_contrast(view1: jnp.ndarray, view2: jnp.ndarray, batch: dict,
       cost for the large batches of full-graph training (B = 16,384 costs
       ~17 GFLOP per InfoNCE, B = 4,096 1/16 of that) while BPR keeps the
       whole batch.
+    negatives: 'batch' or 'all' (above).
 
   Returns:
     Scalar loss.
   """
+  if negatives not in CONTRAST_NEGATIVES:
+    raise ValueError(f"batch_contrast: negatives must be one of "
+                     f"{CONTRAST_NEGATIVES}, got {negatives!r}")
   u1, i1 = split_nodes(view1, num_users, num_items)
   u2, i2 = split_nodes(view2, num_users, num_items)
   users, items, mask = batch["users"], batch["pos_items"], batch["mask"]
   if max_rows and max_rows < users.shape[0]:  # static shapes: a slice
     users, items, mask = users[:max_rows], items[:max_rows], mask[:max_rows]
+  if negatives == "all":
+    return (losses.info_nce_pool(u1[users], u2[users], u2, temperature,
+                                 mask=mask, positive_in_pool=True) +
+            losses.info_nce_pool(i1[items], i2[items], i2, temperature,
+                                 mask=mask, positive_in_pool=True))
   umask = losses.first_occurrence_mask(users, mask)
   imask = losses.first_occurrence_mask(items, mask)
   return (losses.info_nce(u1[users], u2[users], temperature, mask=umask) +

@@ -12,7 +12,9 @@ recomputed from the kept edges with a segment_sum (D_k^-1/2 A_k D_k^-1/2,
 `layers.sym_renormalise`). The contrastive term is InfoNCE (cosine,
 temperature tau, in-batch negatives) between the two views' layer-mean
 embeddings of the batch's distinct users, plus the same for its distinct
-positive items. Ranking uses the un-augmented LightGCN embeddings.
+positive items (or, with contrast_negatives='all', against every user / item
+of the other view, as the released SGL code). Ranking uses the un-augmented
+LightGCN embeddings.
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ class SGL(LightGCN):
   # 0 = InfoNCE over every batch row; > 0 = over the first contrast_rows
   # (a random subset: batches are shuffled), see layers.batch_contrast.
   contrast_rows: int = 0
+  # InfoNCE negatives: 'batch' (the batch's other distinct users / items, as
+  # SELFRec) or 'all' (every user / item of the other view, the released SGL
+  # code's default `calc_ssl_loss_v2`), see layers.batch_contrast.
+  contrast_negatives: str = "batch"
 
   def view_weights(self, graph: jraph.GraphsTuple,
                    rng: jax.Array) -> list[jnp.ndarray]:
@@ -82,6 +88,6 @@ class SGL(LightGCN):
     ssl = layers_lib.batch_contrast(
         self.view(graph, ego, rng1), self.view(graph, ego, rng2), batch,
         self.num_users, self.num_items, self.ssl_temperature,
-        self.contrast_rows)
+        self.contrast_rows, self.contrast_negatives)
     loss = bpr + self.l2_reg * reg + self.ssl_weight * ssl
     return loss, {"loss": loss, "bpr": bpr, "reg": reg, "ssl": ssl}
