@@ -31,6 +31,11 @@ Recall@20 0.1734 / NDCG@20 0.1471 (0.1713 / 0.1459 at epoch 16), below the
 at epoch 30 (~0.0012 per epoch):
 
   python benchmarks/reproduce_lightgcn.py --models sgl --datasets gowalla --data_root ../shared/data --refit_epochs 30 --eval_every 4
+
+At batch 16,384 / lr 5e-3 a cosine decay (held 32 epochs, decayed over 48)
+ends lower, 0.1653 / 0.1395 (benchmarks/results/lightgcn_gowalla.md).
+model.contrast_negatives='all' switches InfoNCE to the released SGL code's
+all-node denominator (not run on Gowalla yet).
 """
 
 from jaxrec import config_utils
