@@ -9,7 +9,8 @@ at each size, in the generator's order and in degree order, and times one
 jitted forward `A_hat @ x` (d = 64, 8192-node blocks) for each, interleaved,
 `--rounds` times; prints V/E and min / median seconds. It also times the
 second product as a scatter (`segment_sum` over the virtual rows) instead
-of the BCSR gather. Node order is not yet an option of the library.
+of the BCSR gather. The library's relabelling is
+`jaxrec.data.preprocess.relabel_by_degree` (`speed.py --node_order degree`).
 
   python benchmarks/node_order.py --sizes 3e6,1e7 --rounds 7
 """

@@ -158,10 +158,15 @@ def batch_size_for(train_size: int, steps_per_epoch: int) -> int:
   return -(-train_size // steps_per_epoch)
 
 
-def load(size: str, seed: int = 0, tile_nodes: int = -1):
-  """(config, dataset, seconds) for 'gowalla' or a synthetic edge count."""
+def load(size: str, seed: int = 0, tile_nodes: int = -1,
+         node_order: str = "data"):
+  """(config, dataset, seconds) for 'gowalla' or a synthetic edge count.
+
+  node_order: 'data' (as loaded / generated) or 'degree'
+  (`preprocess.relabel_by_degree`, included in the seconds).
+  """
   from jaxrec import config_utils, train  # pylint: disable=g-import-not-at-top
-  from jaxrec.data import synthetic  # pylint: disable=g-import-not-at-top
+  from jaxrec.data import preprocess, synthetic  # pylint: disable=g-import-not-at-top
   start = time.perf_counter()
   if size == "gowalla":
     config = config_utils.base_config("gowalla")
@@ -171,6 +176,10 @@ def load(size: str, seed: int = 0, tile_nodes: int = -1):
     dataset = synthetic.make_synthetic(
         **synthetic_sizes(int(float(size))), with_texts=False, seed=seed,
         name=f"synthetic_{size}")
+  if node_order == "degree":
+    dataset = preprocess.relabel_by_degree(dataset)
+  elif node_order != "data":
+    raise ValueError(f"node_order must be 'data' or 'degree', got {node_order!r}")
   config.model_name = "lightgcn"
   config.model = dict(embed_dim=DIM, num_layers=LAYERS, l2_reg=1e-4)
   config.batch_size = BATCH
@@ -188,7 +197,8 @@ def _timed(fn, *args):
 
 def measure(size: str, max_epoch_steps: int, timed_steps: int,
             timed_calls: int, steps_per_epoch: int = 0,
-            tile_nodes: int = -1, min_epoch_seconds: float = 0.0) -> dict:
+            tile_nodes: int = -1, min_epoch_seconds: float = 0.0,
+            node_order: str = "data") -> dict:
   """All measurements of one size (run in its own process).
 
   An epoch of at most `max_epoch_steps` steps is timed whole, repeated until
@@ -204,7 +214,9 @@ def measure(size: str, max_epoch_steps: int, timed_steps: int,
   from jaxrec.models.lightgcn import light_propagate  # pylint: disable=g-import-not-at-top
 
   res = {"size": size}
-  config, ds, res["data_seconds"] = load(size, tile_nodes=tile_nodes)
+  config, ds, res["data_seconds"] = load(size, tile_nodes=tile_nodes,
+                                         node_order=node_order)
+  res["node_order"] = node_order
   res.update(dataset=ds.summary(), users=ds.num_users, items=ds.num_items,
              train=len(ds.train), rss_after_data=_rss_bytes())
   batch = res["batch"] = batch_size_for(len(ds.train), steps_per_epoch)
@@ -438,7 +450,8 @@ def run_worker(size: str, args) -> dict:
          "--timed_calls", str(args.timed_calls),
          "--steps_per_epoch", str(args.steps_per_epoch),
          "--tile_nodes", str(args.tile_nodes),
-         "--min_epoch_seconds", str(args.min_epoch_seconds)]
+         "--min_epoch_seconds", str(args.min_epoch_seconds),
+         "--node_order", args.node_order]
   proc = subprocess.run(cmd, capture_output=True, text=True,
                         timeout=args.worker_timeout, check=False)
   sys.stderr.write(proc.stderr[-3000:])
@@ -463,6 +476,10 @@ def main(argv=None):
   parser.add_argument("--min_epoch_seconds", type=float, default=0.0,
                       help="repeat whole timed epochs until this many seconds "
                            "are timed; the median is reported (0 = one epoch)")
+  parser.add_argument("--node_order", choices=("data", "degree"),
+                      default="data",
+                      help="'degree': relabel users / items by decreasing "
+                           "train degree first (preprocess.relabel_by_degree)")
   parser.add_argument("--rss_limit_gb", type=float, default=8.0)
   parser.add_argument("--worker_timeout", type=int, default=3000)
   parser.add_argument("--out", default="")
@@ -472,7 +489,7 @@ def main(argv=None):
   if args.worker:
     res = measure(args.worker, args.max_epoch_steps, args.timed_steps,
                   args.timed_calls, args.steps_per_epoch, args.tile_nodes,
-                  args.min_epoch_seconds)
+                  args.min_epoch_seconds, args.node_order)
     print(json.dumps(res), flush=True)
     return
   import jax  # pylint: disable=g-import-not-at-top

@@ -132,3 +132,28 @@ def test_replace_with_noise_rejects_bad_input():
   with pytest.raises(Exception, match="user 0 needs 2 fake items but has "
                      "only 1"):
     preprocess.replace_with_noise(train, 3, 0.99)
+
+
+def test_relabel_by_degree_moves_everything_with_its_node():
+  from jaxrec.data import synthetic  # pylint: disable=g-import-not-at-top
+  ds = synthetic.make_synthetic(num_users=60, num_items=40,
+                                num_interactions=600, seed=0)
+  out = preprocess.relabel_by_degree(ds)
+  assert np.all(np.diff(np.bincount(out.train.users,
+                                    minlength=out.num_users)) <= 0)
+  assert np.all(np.diff(np.bincount(out.train.items,
+                                    minlength=out.num_items)) <= 0)
+  for split in ("train", "valid", "test"):  # same pairs in original ids
+    a, b = getattr(ds, split), getattr(out, split)
+    old = {(int(ds.user_ids.to_original(u)) if ds.user_ids else int(u),
+            int(ds.item_ids.to_original(i)) if ds.item_ids else int(i))
+           for u, i in zip(a.users, a.items)}
+    new = set(zip(out.user_ids.to_original(b.users).tolist(),
+                  out.item_ids.to_original(b.items).tolist()))
+    assert old == new and len(b) == len(a)
+  orig_item = out.item_ids.original  # old id of each new item
+  if ds.item_ids is None:
+    assert out.item_texts == [ds.item_texts[k] for k in orig_item]
+    np.testing.assert_array_equal(out.item_categories,
+                                  ds.item_categories[orig_item])
+  assert ds.train.users is not out.train.users  # input left unchanged

@@ -16,7 +16,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from jaxrec.data.dataset import DataError, IdMap, Interactions
+from jaxrec.data.dataset import DataError, Dataset, IdMap, Interactions
 
 logger = logging.getLogger(__name__)
 
@@ -312,3 +312,51 @@ def replace_with_noise(inter: Interactions, num_items: int, fraction: float,
   new_items = inter.items.copy()
   new_items[rows] = items
   return dataclasses.replace(inter, items=new_items)
+
+
+def relabel_by_degree(dataset: Dataset) -> Dataset:
+  """Relabels users and items by decreasing train degree (ties: old order).
+
+  A locality-aware node order for propagation: popular columns share the
+  first column tiles, so fewer (block, row) pairs exist and the gathers hit
+  fewer cache lines (`benchmarks/node_order.py`: the tiled product 11-21%
+  faster on 3e6-1e7-edge synthetic graphs). Ranking metrics do not depend
+  on ids. Every split, text, embedding and category moves with its node,
+  and `user_ids` / `item_ids` still map new ids to the original ones.
+
+  Args:
+    dataset: a Dataset with contiguous ids.
+
+  Returns:
+    The relabelled Dataset (the input is not modified).
+  """
+  def order_of(ids, n):  # old id of each new id
+    return np.argsort(-np.bincount(ids, minlength=n), kind="stable")
+
+  user_order = order_of(dataset.train.users, dataset.num_users)  # [U]
+  item_order = order_of(dataset.train.items, dataset.num_items)  # [I]
+  new_user = np.empty_like(user_order)
+  new_user[user_order] = np.arange(dataset.num_users)
+  new_item = np.empty_like(item_order)
+  new_item[item_order] = np.arange(dataset.num_items)
+
+  def split(inter: Interactions) -> Interactions:
+    return dataclasses.replace(
+        inter, users=new_user[inter.users].astype(np.int32),
+        items=new_item[inter.items].astype(np.int32))
+
+  def id_map(old: Optional[IdMap], order: np.ndarray) -> IdMap:
+    return IdMap(order if old is None else old.original[order])
+
+  rows = lambda a, order: None if a is None else np.asarray(a)[order]
+  texts = lambda t, order: None if t is None else [t[k] for k in order]
+  return dataclasses.replace(
+      dataset, train=split(dataset.train), valid=split(dataset.valid),
+      test=split(dataset.test),
+      user_ids=id_map(dataset.user_ids, user_order),
+      item_ids=id_map(dataset.item_ids, item_order),
+      user_texts=texts(dataset.user_texts, user_order),
+      item_texts=texts(dataset.item_texts, item_order),
+      user_embeddings=rows(dataset.user_embeddings, user_order),
+      item_embeddings=rows(dataset.item_embeddings, item_order),
+      item_categories=rows(dataset.item_categories, item_order))
