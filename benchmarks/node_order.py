@@ -18,7 +18,6 @@ of the BCSR gather. The library's relabelling is
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import time
@@ -34,15 +33,8 @@ import jax.numpy as jnp  # pylint: disable=g-import-not-at-top,wrong-import-posi
 from jax.experimental import sparse as jsparse  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 import speed  # pylint: disable=g-import-not-at-top,wrong-import-position
+from jaxrec.data import preprocess  # pylint: disable=g-import-not-at-top,wrong-import-position
 from jaxrec.graphs import bipartite, tiling  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-
-def degree_relabel(ids: np.ndarray, n: int) -> np.ndarray:
-  """New id of each old id: rank by decreasing degree (stable). # [n]"""
-  order = np.argsort(-np.bincount(ids, minlength=n), kind="stable")
-  new = np.empty(n, np.int64)
-  new[order] = np.arange(n)
-  return new
 
 
 def gather_product(x, weights, tiles):
@@ -68,14 +60,10 @@ def main(argv=None):
               "scatter": jax.jit(scatter_product)}
   for size in args.sizes.split(","):
     _, ds, _ = speed.load(size)
-    users, items = ds.train.users, ds.train.items
-    orders = {"generator": (users, items),
-              "degree": (degree_relabel(users, ds.num_users)[users],
-                         degree_relabel(items, ds.num_items)[items])}
+    trains = {"generator": ds.train,
+              "degree": preprocess.relabel_by_degree(ds).train}
     setups = {}
-    for name, (u, i) in orders.items():
-      train = dataclasses.replace(ds.train, users=u.astype(np.int32),
-                                  items=i.astype(np.int32))
+    for name, train in trains.items():
       graph = tiling.tile_graph(
           bipartite.bipartite_graph(train, ds.num_users, ds.num_items),
           args.block_nodes)

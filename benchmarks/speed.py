@@ -259,8 +259,8 @@ def measure(size: str, max_epoch_steps: int, timed_steps: int,
     # Whole epochs, repeated until min_epoch_seconds have been timed: one
     # epoch of a small graph lasts well under a second, and a single such
     # reading swung by 30% between quiet runs (results/speed.md, session 14).
-    epoch_times, sample_times, timed = [], [], 0.0
-    while not epoch_times or timed < min_epoch_seconds:
+    epoch_times, sample_times = [], []
+    while not epoch_times or sum(epoch_times) < min_epoch_seconds:
       start = time.perf_counter()
       rows, losses = epoch_rows(1 + len(epoch_times)), []
       sampled = time.perf_counter()
@@ -271,7 +271,6 @@ def measure(size: str, max_epoch_steps: int, timed_steps: int,
       jax.block_until_ready(losses)
       epoch_times.append(time.perf_counter() - start)
       sample_times.append(sampled - start)
-      timed += epoch_times[-1]
     res["epoch_loss"] = float(jnp.mean(jnp.concatenate(losses)))
     res["epoch_repeats"] = len(epoch_times)
     res["epoch_seconds_all"] = epoch_times

@@ -330,15 +330,14 @@ def relabel_by_degree(dataset: Dataset) -> Dataset:
   Returns:
     The relabelled Dataset (the input is not modified).
   """
-  def order_of(ids, n):  # old id of each new id
-    return np.argsort(-np.bincount(ids, minlength=n), kind="stable")
+  def orders(ids, n):  # (old id of each new id, new id of each old id)
+    order = np.argsort(-np.bincount(ids, minlength=n), kind="stable")  # [n]
+    new = np.empty_like(order)
+    new[order] = np.arange(n)
+    return order, new
 
-  user_order = order_of(dataset.train.users, dataset.num_users)  # [U]
-  item_order = order_of(dataset.train.items, dataset.num_items)  # [I]
-  new_user = np.empty_like(user_order)
-  new_user[user_order] = np.arange(dataset.num_users)
-  new_item = np.empty_like(item_order)
-  new_item[item_order] = np.arange(dataset.num_items)
+  user_order, new_user = orders(dataset.train.users, dataset.num_users)  # [U]
+  item_order, new_item = orders(dataset.train.items, dataset.num_items)  # [I]
 
   def split(inter: Interactions) -> Interactions:
     return dataclasses.replace(
