@@ -67,6 +67,10 @@ def main(argv=None):
       graph = tiling.tile_graph(
           bipartite.bipartite_graph(train, ds.num_users, ds.num_items),
           args.block_nodes)
+      if not tiling.has_tiles(graph):
+        raise SystemExit(f"size {size}: {int(graph.n_node[0]):,} nodes fit in "
+                         f"one {args.block_nodes}-node block, nothing to tile "
+                         f"(use a larger size or a smaller --block_nodes)")
       tiles = jax.tree.map(jnp.asarray, graph.globals[tiling.TILES_KEY])
       x = jax.random.normal(jax.random.key(0), (int(graph.n_node[0]), 64))
       setups[name] = (x, tiles["weights"], tiles)
