@@ -162,11 +162,12 @@ def load(size: str, seed: int = 0, tile_nodes: int = -1,
          node_order: str = "data"):
   """(config, dataset, seconds) for 'gowalla' or a synthetic edge count.
 
-  node_order: 'data' (as loaded / generated) or 'degree'
-  (`preprocess.relabel_by_degree`, included in the seconds).
+  node_order: `config.graph.node_order`, 'data' (as loaded / generated) or
+  'degree' (`preprocess.relabel_by_degree`, included in the seconds).
   """
   from jaxrec import config_utils, train  # pylint: disable=g-import-not-at-top
-  from jaxrec.data import preprocess, synthetic  # pylint: disable=g-import-not-at-top
+  from jaxrec import input_pipeline  # pylint: disable=g-import-not-at-top
+  from jaxrec.data import synthetic  # pylint: disable=g-import-not-at-top
   start = time.perf_counter()
   if size == "gowalla":
     config = config_utils.base_config("gowalla")
@@ -176,10 +177,8 @@ def load(size: str, seed: int = 0, tile_nodes: int = -1,
     dataset = synthetic.make_synthetic(
         **synthetic_sizes(int(float(size))), with_texts=False, seed=seed,
         name=f"synthetic_{size}")
-  if node_order == "degree":
-    dataset = preprocess.relabel_by_degree(dataset)
-  elif node_order != "data":
-    raise ValueError(f"node_order must be 'data' or 'degree', got {node_order!r}")
+  config.graph.node_order = node_order  # what train_and_evaluate would do
+  dataset = input_pipeline.order_nodes(config, dataset)
   config.model_name = "lightgcn"
   config.model = dict(embed_dim=DIM, num_layers=LAYERS, l2_reg=1e-4)
   config.batch_size = BATCH

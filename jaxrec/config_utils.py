@@ -81,6 +81,10 @@ def dataset_config(name: str) -> ml_collections.ConfigDict:
       name=loader_name, data_root=None, kwargs=dict(preset["kwargs"])))
 
 
+# config.graph.node_order values (input_pipeline.load_data applies them).
+NODE_ORDERS = ("data", "degree")
+
+
 def base_config(dataset: str = "synthetic") -> ml_collections.ConfigDict:
   """Defaults shared by every experiment (LightGCN-paper protocol)."""
   config = ml_collections.ConfigDict()
@@ -109,8 +113,13 @@ def base_config(dataset: str = "synthetic") -> ml_collections.ConfigDict:
   # cached in text_cache_dir ('' = ~/.cache/jaxrec/text). tile_nodes: column
   # blocks of cache-tiled propagation (jaxrec/graphs/tiling.py): -1 = auto (on
   # CPU for graphs beyond ~8 MiB of d=64 rows), 0 = off, > 0 = nodes per block.
+  # node_order: 'data' (ids as loaded) or 'degree' (users and items relabelled
+  # by decreasing train degree, preprocess.relabel_by_degree: better cache
+  # locality on large graphs, benchmarks/results/speed.md; recommendations and
+  # exports still use the original ids).
   config.graph = dict(norm="sym", text_features=False, pad_multiple=0,
-                      text_model="", text_cache_dir="", tile_nodes=-1)
+                      text_model="", text_cache_dir="", tile_nodes=-1,
+                      node_order="data")
   # Devices and layouts (jaxrec/sharding.py): a ('data',) or ('data', 'model')
   # mesh; tables 'rows' | 'columns' | 'replicated' over 'model'; edge-parallel
   # propagation; multi-host jax.distributed.initialize (off by default).
@@ -179,4 +188,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   if config.get("sampling", "interaction") not in sampler.SAMPLINGS:
     raise ConfigError(f"config.sampling: unknown sampling "
                       f"{config.sampling!r}; valid: {list(sampler.SAMPLINGS)}")
+  order = config.get("graph", {}).get("node_order", "data")
+  if order not in NODE_ORDERS:
+    raise ConfigError(f"config.graph.node_order: unknown node order "
+                      f"{order!r}; valid: {list(NODE_ORDERS)}")
   learning_rate(config)  # rejects a bad schedule before anything is written

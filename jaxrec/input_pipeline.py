@@ -31,13 +31,41 @@ from jaxrec.graphs import tiling
 
 
 def load_data(config: ml_collections.ConfigDict) -> Dataset:
-  """Loads the dataset named by `config.dataset`."""
+  """Loads the dataset named by `config.dataset`, in `config.graph.node_order`."""
   from jaxrec.data import registry  # pylint: disable=g-import-not-at-top
   ds = config.dataset
   kwargs = dict(ds.get("kwargs", {}) or {})
   kwargs.setdefault("seed", config.seed)  # a preset's own data seed wins
-  return registry.load_dataset(ds.name, data_root=ds.get("data_root", None),
-                               **kwargs)
+  return order_nodes(config, registry.load_dataset(
+      ds.name, data_root=ds.get("data_root", None), **kwargs))
+
+
+def order_nodes(config: ml_collections.ConfigDict, dataset: Dataset) -> Dataset:
+  """The dataset with its ids in `config.graph.node_order`.
+
+  'data' keeps the ids; 'degree' relabels users and items by decreasing train
+  degree (`preprocess.relabel_by_degree`; the id maps keep the original ids).
+  Idempotent: a dataset already in degree order comes back unchanged, so
+  applying it to a dataset from `load_data` again is harmless.
+
+  Args:
+    config: experiment configuration.
+    dataset: the loaded dataset.
+
+  Returns:
+    The dataset in the configured order.
+
+  Raises:
+    ValueError: an unknown node order.
+  """
+  from jaxrec.data import preprocess  # pylint: disable=g-import-not-at-top
+  order = config.get("graph", {}).get("node_order", "data")
+  if order == "data":
+    return dataset
+  if order == "degree":
+    return preprocess.relabel_by_degree(dataset)
+  raise ValueError(f"config.graph.node_order: unknown node order {order!r}; "
+                   "valid: 'data', 'degree'")
 
 
 def build_graph(config: ml_collections.ConfigDict,

@@ -52,6 +52,7 @@ from jaxrec.data.dataset import Dataset  # pylint: disable=unused-import
 from jaxrec.input_pipeline import build_graph
 from jaxrec.input_pipeline import epoch_batches
 from jaxrec.input_pipeline import load_data
+from jaxrec.input_pipeline import order_nodes
 from jaxrec.input_pipeline import refit_dataset
 from jaxrec.input_pipeline import stack_batches
 from jaxrec.input_pipeline import tile_block_nodes  # pylint: disable=unused-import
@@ -306,7 +307,11 @@ def setup_experiment(config: ml_collections.ConfigDict,
   """
   sharding_lib.initialize_distributed(config)  # before any JAX computation
   validate_config(config)  # before anything is loaded or written
-  dataset = dataset if dataset is not None else load_data(config)
+  # A caller's dataset gets the configured node order too (idempotent).
+  if dataset is None:
+    dataset = load_data(config)
+  else:  # a caller's dataset gets the configured node order too (idempotent)
+    dataset = order_nodes(config, dataset)
   refit = config.get("refit_epochs", 0) > 0
   if refit:
     dataset = refit_dataset(dataset)

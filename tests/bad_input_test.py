@@ -188,6 +188,13 @@ def _case_bad_selection_metric(root):
   return config
 
 
+def _case_bad_node_order(root):
+  del root
+  config = _config("synthetic")
+  config.graph.node_order = "popularity"
+  return config
+
+
 CASES = [
     ("malformed_line", _case_malformed_line, DataError,
      [r"lightgcn/gowalla/train\.txt:2:", "integer ids", r"b'x'"]),
@@ -227,6 +234,8 @@ CASES = [
      [r"config\.optimizer", r"\['lr'\]", "'learning_rate'"]),
     ("bad_selection_metric", _case_bad_selection_metric, train.ConfigError,
      ["recall@50", r"config\.eval_ks = \[10, 20\]"]),
+    ("bad_node_order", _case_bad_node_order, train.ConfigError,
+     [r"config\.graph\.node_order", "'popularity'", "'degree'"]),
 ]
 
 

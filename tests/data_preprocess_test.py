@@ -155,3 +155,21 @@ def test_relabel_by_degree_moves_everything_with_its_node():
   np.testing.assert_array_equal(out.item_categories,
                                 ds.item_categories[orig_item])
   assert ds.train.users is not out.train.users  # input left unchanged
+
+
+def test_relabel_by_degree_is_idempotent():
+  """A second relabelling changes nothing (train_and_evaluate may apply it
+  to a dataset load_data already ordered)."""
+  from jaxrec.data import synthetic  # pylint: disable=g-import-not-at-top
+  ds = synthetic.make_synthetic(num_users=60, num_items=40,
+                                num_interactions=600, seed=1)
+  once = preprocess.relabel_by_degree(ds)
+  twice = preprocess.relabel_by_degree(once)
+  for split in ("train", "valid", "test"):
+    np.testing.assert_array_equal(getattr(once, split).users,
+                                  getattr(twice, split).users)
+    np.testing.assert_array_equal(getattr(once, split).items,
+                                  getattr(twice, split).items)
+  np.testing.assert_array_equal(once.user_ids.original, twice.user_ids.original)
+  np.testing.assert_array_equal(once.item_ids.original, twice.item_ids.original)
+  assert once.item_texts == twice.item_texts

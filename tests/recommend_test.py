@@ -204,3 +204,47 @@ def test_cli_unknown_user_is_a_clear_error(run):
   assert out.stdout == ""
   with open(os.path.join(run["workdir"], "results.json")) as f:
     assert json.load(f)["model"] == "mf"
+
+
+@pytest.fixture(scope="module")
+def degree_run(tmp_path_factory, run):
+  """The `run` data trained with config.graph.node_order = 'degree'."""
+  root = tmp_path_factory.mktemp("rec_degree")
+  config = config_loader.load("test.py", "mf")
+  config.dataset.name = "csv"
+  config.dataset.kwargs = dict(path=os.path.join(
+      os.path.dirname(run["workdir"]), "ratings.csv"), id_type="auto")
+  config.num_epochs = 3
+  config.graph.node_order = "degree"
+  workdir = str(root / "workdir")
+  train.train_and_evaluate(config, workdir)
+  export = str(root / "emb")
+  recommend.TrainedModel.load(workdir).export_embeddings(export)
+  load = lambda name: np.load(os.path.join(export, f"{name}.npy"))
+  return dict(workdir=workdir, user_emb=load("user_embeddings"),
+              item_emb=load("item_embeddings"), user_ids=load("user_ids"),
+              item_ids=load("item_ids"))
+
+
+def test_degree_order_run_speaks_original_ids(run, degree_run):
+  """node_order='degree' relabels inside the run; users see original ids."""
+  ds = run["dataset"]  # independent reload, data order
+  user_ids, item_ids = degree_run["user_ids"], degree_run["item_ids"]
+  # Run row r holds original id user_ids[r]; data-order id of that row:
+  users = ds.user_ids.to_new(user_ids)  # [U]
+  items = ds.item_ids.to_new(item_ids)  # [I]
+  assert sorted(users.tolist()) == list(range(ds.num_users))
+  assert sorted(items.tolist()) == list(range(ds.num_items))
+  train_csr = ds.csr("train")
+  assert np.all(np.diff(np.diff(train_csr.indptr)[users]) <= 0)  # by degree
+  assert np.all(np.diff(np.bincount(train_csr.indices,
+                                    minlength=ds.num_items)[items]) <= 0)
+  k = 10
+  seen = ((train_csr + ds.csr("valid")).toarray() > 0)[np.ix_(users, items)]
+  scores = (degree_run["user_emb"].astype(np.float64) @
+            degree_run["item_emb"].astype(np.float64).T)
+  scores[seen] = -np.inf
+  order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+  frame = recommend.recommend(degree_run["workdir"], k=k)
+  assert frame["user"].tolist() == np.repeat(user_ids, k).tolist()
+  assert frame["item"].tolist() == item_ids[order].ravel().tolist()

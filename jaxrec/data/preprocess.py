@@ -323,6 +323,8 @@ def relabel_by_degree(dataset: Dataset) -> Dataset:
   faster on 3e6-1e7-edge synthetic graphs). Ranking metrics do not depend
   on ids. Every split, text, embedding and category moves with its node,
   and `user_ids` / `item_ids` still map new ids to the original ones.
+  Idempotent: a dataset already in this order comes back unchanged. Used by
+  `config.graph.node_order = 'degree'`.
 
   Args:
     dataset: a Dataset with contiguous ids.
