@@ -31,3 +31,14 @@ def test_measure_repeats_short_epochs_and_reports_medians(speed):
   assert 0 < res["step_seconds"] <= max(times) / 8
   assert np.isfinite(res["epoch_loss"])
   assert 0 <= res["eval_recall"] <= 1
+
+
+def test_load_applies_the_configured_node_order(speed):
+  config, ds, _ = speed.load("1e4", node_order="degree")
+  assert config.graph.node_order == "degree"
+  assert np.all(np.diff(np.bincount(ds.train.users,
+                                    minlength=ds.num_users)) <= 0)
+  assert np.all(np.diff(np.bincount(ds.train.items,
+                                    minlength=ds.num_items)) <= 0)
+  with pytest.raises(ValueError, match="node_order.*'sorted'"):
+    speed.load("1e4", node_order="sorted")
