@@ -43,9 +43,14 @@ scaling of an epoch when the batch is sized to the data, as large-graph runs
 do, rather than fixed at LightGCN's 2048 (with which an epoch has E/4096
 full-graph steps, so epoch time grows as E^2 by construction).
 
+With --rounds R every size is measured R times, round by round (1e5, 1e6,
+..., then again), and each size reports its median-step round: on a shared
+host a slow spell then hits every size alike instead of one size's whole
+measurement. The report lists each round's step times and exponent.
+
 Usage:
   python benchmarks/speed.py [--sizes 1e5,1e6,1e7] [--gowalla]
-      [--steps_per_epoch 0] [--out benchmarks/results/speed.md]
+      [--steps_per_epoch 0] [--rounds 1] [--out benchmarks/results/speed.md]
       [--json /tmp/speed.json]
 """
 
@@ -53,6 +58,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import itertools
 import json
 import math
 import os
@@ -404,6 +410,18 @@ def report(results: list[dict], machine: dict, command: str,
          if all(r.get("batch", BATCH) == BATCH for r in syn) else
          "The batch is sized to the data (a fixed number of full-graph steps "
          "per epoch), so epoch time scales like step time."), "",
+  ]
+  per_round = round_exponents(results)
+  if len(per_round) > 1:
+    lines += [
+        f"{len(per_round)} interleaved rounds (each size reports its "
+        "median-step round). Step seconds per round: " + "; ".join(
+            f"{r['size']} " + " / ".join(f"{t:.4g}" for t in
+                                         r["rounds_step_seconds"])
+            for r in syn) + ". Step-time exponent per round: " +
+        ", ".join(f"{e:.2f}" for e in per_round) + ".", ""]
+  lines += [
+
       "## Full-ranking evaluation (all users with a test item, K=20, train + "
       "valid masked, 1 GiB budget)", "",
       "| data | users evaluated | items | user batch | first call s (compile) "
@@ -458,6 +476,26 @@ def run_worker(size: str, args) -> dict:
   return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def median_round(runs: list[dict]) -> dict:
+  """One size's result over interleaved rounds: the run with the median step
+  time (so every field comes from one consistent run), plus every round's
+  step and epoch seconds."""
+  ordered = sorted(runs, key=lambda r: r["step_seconds"])
+  res = dict(ordered[(len(ordered) - 1) // 2])  # lower median for even counts
+  res["rounds_step_seconds"] = [r["step_seconds"] for r in runs]
+  res["rounds_epoch_seconds"] = [r["epoch_seconds"] for r in runs]
+  return res
+
+
+def round_exponents(results: list[dict]) -> list[float]:
+  """Step-time exponent of each interleaved round (synthetic sizes)."""
+  syn = [r for r in results if r["size"] != "gowalla"]
+  rounds = min((len(r.get("rounds_step_seconds", [])) for r in syn), default=0)
+  return [fit_exponent([r["edges"] for r in syn],
+                       [r["rounds_step_seconds"][k] for r in syn])
+          for k in range(rounds)]
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--sizes", default="1e5,1e6,1e7")
@@ -478,6 +516,11 @@ def main(argv=None):
                       default="data",
                       help="'degree': relabel users / items by decreasing "
                            "train degree first (preprocess.relabel_by_degree)")
+  parser.add_argument("--rounds", type=int, default=1,
+                      help="measure every size this many times, sizes "
+                           "interleaved round by round (a slow spell of a "
+                           "shared host then hits every size alike); each "
+                           "size reports its median-step round")
   parser.add_argument("--rss_limit_gb", type=float, default=8.0)
   parser.add_argument("--worker_timeout", type=int, default=3000)
   parser.add_argument("--out", default="")
@@ -500,15 +543,20 @@ def main(argv=None):
   sizes = [s for s in args.sizes.split(",") if s] + (["gowalla"] if args.gowalla else [])
   command = "python benchmarks/speed.py " + " ".join(
       sys.argv[1:] if argv is None else argv)
-  results, failed = [], []
-  for size in sizes:  # the report is rewritten after every size
-    try:
-      results.append(run_worker(size, args))
+  if args.rounds < 1:
+    parser.error(f"--rounds must be >= 1, got {args.rounds}")
+  runs, failed = {size: [] for size in sizes}, []
+  for round_, size in itertools.product(range(args.rounds), sizes):
+    if any(f.startswith(f"{size}:") for f in failed):
+      continue
+    try:  # the report is rewritten after every measurement
+      runs[size].append(run_worker(size, args))
     except (RuntimeError, subprocess.TimeoutExpired) as e:
       failed.append(f"{size}: {e}")
       print(f"size {size} failed: {e}", flush=True)
       continue
-    print(json.dumps(results[-1]), flush=True)
+    print(json.dumps(dict(runs[size][-1], round=round_)), flush=True)
+    results = [median_round(runs[s]) for s in sizes if runs[s]]
     text = report(results, machine, command.strip(), args.rss_limit_gb)
     if failed:
       text += "\nFailed sizes: " + "; ".join(failed) + "\n"
@@ -521,6 +569,7 @@ def main(argv=None):
         with open(tmp, "w") as f:
           f.write(payload)
         os.replace(tmp, path)
+  results = [median_round(runs[s]) for s in sizes if runs[s]]
   if results:
     print(report(results, machine, command.strip(), args.rss_limit_gb), flush=True)
   syn = [r for r in results if r["size"] != "gowalla"]

@@ -42,3 +42,23 @@ def test_load_applies_the_configured_node_order(speed):
                                     minlength=ds.num_items)) <= 0)
   with pytest.raises(ValueError, match="node_order.*'sorted'"):
     speed.load("1e4", node_order="sorted")
+
+
+def test_rounds_report_the_median_run_and_per_round_exponents(speed):
+  edges = {"1e5": 1e5, "1e6": 1e6}
+  runs = {size: [dict(size=size, edges=e, step_seconds=t * e, epoch_seconds=
+                      32 * t * e, tag=k) for k, t in enumerate(ts)]
+          for (size, e), ts in zip(edges.items(),
+                                   ([3e-8, 1e-8, 2e-8], [2e-8, 2e-8, 5e-8]))}
+  merged = [speed.median_round(runs[s]) for s in edges]
+  assert merged[0]["tag"] == 2  # the median round, all its fields
+  np.testing.assert_allclose(merged[0]["rounds_step_seconds"],
+                             [3e-3, 1e-3, 2e-3])
+  assert merged[1]["step_seconds"] == pytest.approx(2e-2)
+  # Per round: (3e-8 -> 2e-8), (1e-8 -> 2e-8), (2e-8 -> 5e-8) per edge.
+  np.testing.assert_allclose(
+      speed.round_exponents(merged),
+      [1 + np.log10(2 / 3), 1 + np.log10(2), 1 + np.log10(2.5)], rtol=1e-9)
+  assert speed.round_exponents([dict(merged[0], rounds_step_seconds=[1.0]),
+                                merged[1]]) == [speed.fit_exponent(
+                                    [1e5, 1e6], [1.0, 2e-2])]
