@@ -512,7 +512,8 @@ def main(argv=None):
   parser.add_argument("--min_epoch_seconds", type=float, default=0.0,
                       help="repeat whole timed epochs until this many seconds "
                            "are timed; the median is reported (0 = one epoch)")
-  parser.add_argument("--node_order", choices=("data", "degree"),
+  from jaxrec.config_utils import NODE_ORDERS  # pylint: disable=g-import-not-at-top
+  parser.add_argument("--node_order", choices=NODE_ORDERS,
                       default="data",
                       help="'degree': relabel users / items by decreasing "
                            "train degree first (preprocess.relabel_by_degree)")
@@ -527,6 +528,8 @@ def main(argv=None):
   parser.add_argument("--json", default="")
   parser.add_argument("--worker", default="", help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
+  if args.rounds < 1:
+    parser.error(f"--rounds must be >= 1, got {args.rounds}")
   if args.worker:
     res = measure(args.worker, args.max_epoch_steps, args.timed_steps,
                   args.timed_calls, args.steps_per_epoch, args.tile_nodes,
@@ -543,33 +546,30 @@ def main(argv=None):
   sizes = [s for s in args.sizes.split(",") if s] + (["gowalla"] if args.gowalla else [])
   command = "python benchmarks/speed.py " + " ".join(
       sys.argv[1:] if argv is None else argv)
-  if args.rounds < 1:
-    parser.error(f"--rounds must be >= 1, got {args.rounds}")
-  runs, failed = {size: [] for size in sizes}, []
+  runs, failed, results = {size: [] for size in sizes}, {}, []
   for round_, size in itertools.product(range(args.rounds), sizes):
-    if any(f.startswith(f"{size}:") for f in failed):
+    if size in failed:  # a failed size is not retried in later rounds
       continue
     try:  # the report is rewritten after every measurement
       runs[size].append(run_worker(size, args))
     except (RuntimeError, subprocess.TimeoutExpired) as e:
-      failed.append(f"{size}: {e}")
+      failed[size] = f"{size}: {e}"
       print(f"size {size} failed: {e}", flush=True)
       continue
     print(json.dumps(dict(runs[size][-1], round=round_)), flush=True)
     results = [median_round(runs[s]) for s in sizes if runs[s]]
     text = report(results, machine, command.strip(), args.rss_limit_gb)
     if failed:
-      text += "\nFailed sizes: " + "; ".join(failed) + "\n"
+      text += "\nFailed sizes: " + "; ".join(failed.values()) + "\n"
+    record = {"machine": machine, "results": results,
+              "failed": list(failed.values())}
     for path, payload in ((args.out, text),
-                          (args.json, json.dumps({"machine": machine,
-                                                  "results": results,
-                                                  "failed": failed}, indent=1))):
+                          (args.json, json.dumps(record, indent=1))):
       if path:
         tmp = f"{path}.tmp{os.getpid()}"
         with open(tmp, "w") as f:
           f.write(payload)
         os.replace(tmp, path)
-  results = [median_round(runs[s]) for s in sizes if runs[s]]
   if results:
     print(report(results, machine, command.strip(), args.rss_limit_gb), flush=True)
   syn = [r for r in results if r["size"] != "gowalla"]

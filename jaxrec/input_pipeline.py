@@ -58,6 +58,7 @@ def order_nodes(config: ml_collections.ConfigDict, dataset: Dataset) -> Dataset:
   Raises:
     ValueError: an unknown node order.
   """
+  from jaxrec.config_utils import NODE_ORDERS  # pylint: disable=g-import-not-at-top
   from jaxrec.data import preprocess  # pylint: disable=g-import-not-at-top
   order = config.get("graph", {}).get("node_order", "data")
   if order == "data":
@@ -65,7 +66,7 @@ def order_nodes(config: ml_collections.ConfigDict, dataset: Dataset) -> Dataset:
   if order == "degree":
     return preprocess.relabel_by_degree(dataset)
   raise ValueError(f"config.graph.node_order: unknown node order {order!r}; "
-                   "valid: 'data', 'degree'")
+                   f"valid: {list(NODE_ORDERS)}")
 
 
 def build_graph(config: ml_collections.ConfigDict,

@@ -307,7 +307,6 @@ def setup_experiment(config: ml_collections.ConfigDict,
   """
   sharding_lib.initialize_distributed(config)  # before any JAX computation
   validate_config(config)  # before anything is loaded or written
-  # A caller's dataset gets the configured node order too (idempotent).
   if dataset is None:
     dataset = load_data(config)
   else:  # a caller's dataset gets the configured node order too (idempotent)
