@@ -3,9 +3,10 @@
 Times every kernel of `jaxrec.graphs.propagation.METHODS` ('segment_sum'
 gather/scatter, its sorted-segment variant 'segment_sum_sorted',
 `jax.experimental.sparse` 'bcoo' and 'bcsr', and the symmetric-only
-'symmetric', 'bcsr_symmetric' and 'tiled_symmetric' custom VJPs; the last
-uses the column tiles `train.build_graph` attaches to this graph, see
-benchmarks/tiling.py) on the real Gowalla training graph of the 'gowalla'
+'symmetric', 'bcsr_symmetric' and 'tiled_symmetric' custom VJPs and their
+native-kernel versions 'native_symmetric' and 'native_tiled_symmetric'; the
+tiled ones use the column tiles `train.build_graph` attaches to this graph,
+see benchmarks/tiling.py) on the real Gowalla training graph of the 'gowalla'
 preset (LightGCN-PyTorch split, 10% of train carved off for validation, so
 the graph holds 2 x 729k directed edges). Two programs per kernel, each jitted:
   fwd      e^K = layer-mean of [e^0, A e^0, A^2 e^0, A^3 e^0]   # [N, 64]
@@ -17,8 +18,8 @@ median over the rounds. Every kernel's output is checked against
 
 With --train_steps N it also times N scanned LightGCN training steps (BPR +
 L2, Adam, batch 2048: `train.train_steps`) per general kernel and for
-the symmetric kernels LightGCN runs by default on the symmetric
-('sym'-normalised) training graph ('tiled_symmetric' when it has tiles).
+the symmetric kernels LightGCN runs on the symmetric ('sym'-normalised)
+training graph ('tiled_symmetric' when it has tiles, or its native version).
 
 Usage:
   python benchmarks/propagation.py [--repeats 7] [--methods a,b] [--train_steps 4]
@@ -133,7 +134,8 @@ def run(methods, repeats: int, dim: int, num_layers: int,
   step_times = {}
   if train_steps:
     general = [m for m in methods if m in propagation.GENERAL_METHODS
-               or m in (propagation.SYMMETRIC_METHOD, propagation.TILED_METHOD)]
+               or m in (propagation.SYMMETRIC_METHOD, propagation.TILED_METHOD,
+                        *propagation.NATIVE_METHODS)]
     progs = train_step_programs(graph, dataset, general, train_steps, dim,
                                 num_layers)
     rng = jax.random.key(1)

@@ -24,6 +24,10 @@ Five kernels compute the same product:
     tiles (`jaxrec.graphs.tiling`), for graphs whose node table outgrows the
     CPU cache; needs a graph with tiles (`tiling.tile_graph`) and symmetric
     weights.
+  * 'native_symmetric' and 'native_tiled_symmetric': 'bcsr_symmetric' and
+    'tiled_symmetric' with jaxrec's own CPU kernel for the CSR products
+    (`jaxrec.graphs.native`: vectorised over features, prefetching, compiled
+    on first use). CPU and float32 only.
 `benchmarks/propagation.py` times them (forward + backward of 3 LightGCN
 layers on Gowalla); DEFAULT_METHOD is the fastest general kernel and every
 propagation model uses `propagate`. With `method=None`, `propagate` picks
@@ -32,7 +36,9 @@ graph's own weights of a graph marked by `bipartite.mark_symmetric` (what
 `bipartite_graph` does for the 'sym' and 'none' norms), or a caller's
 `symmetric=True` (SGL's renormalised dropout views), and 'tiled_symmetric'
 for such weights on a graph that carries tiles (`train.build_graph` tiles
-large graphs on CPU, `config.graph.tile_nodes`).
+large graphs on CPU, `config.graph.tile_nodes`); and their native versions
+when `native.enabled()` (single-device CPU with the kernel built) and x is
+float32.
 """
 
 from __future__ import annotations
@@ -42,11 +48,15 @@ import jax.numpy as jnp
 import jraph
 from jax.experimental import sparse as jsparse
 
+from jaxrec.graphs import native
 from jaxrec.graphs import tiling
 from jaxrec.graphs.bipartite import is_symmetric
 
 METHODS = ("segment_sum", "segment_sum_sorted", "bcoo", "bcsr", "symmetric",
-           "bcsr_symmetric", "tiled_symmetric")
+           "bcsr_symmetric", "tiled_symmetric", "native_symmetric",
+           "native_tiled_symmetric")
+# Kernels that call `jaxrec.graphs.native` (CPU, float32).
+NATIVE_METHODS = ("native_symmetric", "native_tiled_symmetric")
 # Kernels that are correct for any edge weights (eligible as the default).
 GENERAL_METHODS = ("segment_sum", "segment_sum_sorted", "bcoo", "bcsr")
 DEFAULT_METHOD = "bcsr"
@@ -54,6 +64,9 @@ DEFAULT_METHOD = "bcsr"
 SYMMETRIC_METHOD = "bcsr_symmetric"
 # Default for symmetric weights on a graph with column tiles.
 TILED_METHOD = "tiled_symmetric"
+# Their replacements when the native kernel is enabled (`native.enabled`).
+NATIVE_FOR = {SYMMETRIC_METHOD: "native_symmetric",
+              TILED_METHOD: "native_tiled_symmetric"}
 
 
 def _segment_sum(x, weights, senders, receivers, sorted_: bool):
@@ -112,38 +125,49 @@ def _bcsr_matmul(x, weights, senders, indptr):
   return adj @ x
 
 
-@jax.custom_vjp
-def bcsr_symmetric_propagate(x: jnp.ndarray, weights: jnp.ndarray,
-                             senders: jnp.ndarray, receivers: jnp.ndarray,
-                             indptr: jnp.ndarray) -> jnp.ndarray:
-  """BCSR A_hat @ x for a SYMMETRIC A_hat; the backward is A_hat @ g.
-
-  Args:
-    x: node features. # [N, d]
-    weights: symmetric edge weights, receiver-sorted. # [E]
-    senders: int32 column (source) of each edge. # [E]
-    receivers: int32 row (target) of each edge, sorted. # [E]
-    indptr: CSR row pointers of the receiver-sorted edges. # [N + 1]
-
-  Returns:
-    A_hat @ x. # [N, d]
-  """
-  return _bcsr_matmul(x, weights, senders, indptr)
+def _native_matmul(x, weights, senders, indptr):
+  return native.csr_matmul(x, weights, senders, indptr)
 
 
-def _bcsr_symmetric_fwd(x, weights, senders, receivers, indptr):
-  out = _bcsr_matmul(x, weights, senders, indptr)
-  return out, (x, weights, senders, receivers, indptr)
+def _symmetric_csr(product):
+  """A custom-VJP CSR propagation built on `product`: backward = A_hat @ g."""
+
+  @jax.custom_vjp
+  def propagate_csr(x: jnp.ndarray, weights: jnp.ndarray,
+                    senders: jnp.ndarray, receivers: jnp.ndarray,
+                    indptr: jnp.ndarray) -> jnp.ndarray:
+    """CSR A_hat @ x for a SYMMETRIC A_hat; the backward is A_hat @ g.
+
+    Args:
+      x: node features. # [N, d]
+      weights: symmetric edge weights, receiver-sorted. # [E]
+      senders: int32 column (source) of each edge. # [E]
+      receivers: int32 row (target) of each edge, sorted. # [E]
+      indptr: CSR row pointers of the receiver-sorted edges. # [N + 1]
+
+    Returns:
+      A_hat @ x. # [N, d]
+    """
+    del receivers  # only the backward's weight gradient needs them
+    return product(x, weights, senders, indptr)
+
+  def fwd(x, weights, senders, receivers, indptr):
+    out = product(x, weights, senders, indptr)
+    return out, (x, weights, senders, receivers, indptr)
+
+  def bwd(res, g):
+    x, weights, senders, receivers, indptr = res
+    dx = product(g, weights, senders, indptr)  # A_hat^T g = A_hat g
+    dw = _edge_weight_grad(g, x, weights, senders, receivers)
+    return dx, dw, None, None, None
+
+  propagate_csr.defvjp(fwd, bwd)
+  return propagate_csr
 
 
-def _bcsr_symmetric_bwd(res, g):
-  x, weights, senders, receivers, indptr = res
-  dx = _bcsr_matmul(g, weights, senders, indptr)  # A_hat^T g = A_hat g
-  dw = _edge_weight_grad(g, x, weights, senders, receivers)
-  return dx, dw, None, None, None
-
-
-bcsr_symmetric_propagate.defvjp(_bcsr_symmetric_fwd, _bcsr_symmetric_bwd)
+# XLA's BCSR product, and the native CPU kernel (`jaxrec.graphs.native`).
+bcsr_symmetric_propagate = _symmetric_csr(_bcsr_matmul)
+native_symmetric_propagate = _symmetric_csr(_native_matmul)
 
 
 def propagate(graph: jraph.GraphsTuple, x: jnp.ndarray,
@@ -158,7 +182,8 @@ def propagate(graph: jraph.GraphsTuple, x: jnp.ndarray,
     edge_weights: optional weights overriding `graph.edges` (edge dropout,
       attention). # [E]
     method: one of METHODS, or None: for symmetric weights TILED_METHOD on
-      a graph with tiles, else SYMMETRIC_METHOD; DEFAULT_METHOD otherwise.
+      a graph with tiles, else SYMMETRIC_METHOD (their NATIVE_FOR versions
+      for float32 x when `native.enabled()`); DEFAULT_METHOD otherwise.
       'segment_sum_sorted', 'bcsr' and the symmetric kernels need edges
       sorted by receiver; the symmetric kernels also need symmetric weights
       (module docstring).
@@ -175,6 +200,8 @@ def propagate(graph: jraph.GraphsTuple, x: jnp.ndarray,
   if method is None:
     if symmetric:
       method = TILED_METHOD if tiling.has_tiles(graph) else SYMMETRIC_METHOD
+      if x.dtype == jnp.float32 and native.enabled():
+        method = NATIVE_FOR[method]
     else:
       method = DEFAULT_METHOD
   num_nodes = x.shape[0]
@@ -193,18 +220,21 @@ def propagate(graph: jraph.GraphsTuple, x: jnp.ndarray,
   if method == "bcsr":
     indptr = _row_pointers(graph.receivers, num_nodes)  # [N + 1]
     return _bcsr_matmul(x, weights.astype(x.dtype), graph.senders, indptr)
-  if method == "bcsr_symmetric":
+  if method in ("bcsr_symmetric", "native_symmetric"):
     indptr = _row_pointers(graph.receivers, num_nodes)  # [N + 1]
-    return bcsr_symmetric_propagate(x, weights.astype(x.dtype), graph.senders,
-                                    graph.receivers, indptr)
-  if method == "tiled_symmetric":
+    kernel = (bcsr_symmetric_propagate if method == "bcsr_symmetric"
+              else native_symmetric_propagate)
+    return kernel(x, weights.astype(x.dtype), graph.senders, graph.receivers,
+                  indptr)
+  if method in ("tiled_symmetric", "native_tiled_symmetric"):
     if not tiling.has_tiles(graph):
-      raise ValueError("propagate: method 'tiled_symmetric' needs a graph with "
+      raise ValueError(f"propagate: method {method!r} needs a graph with "
                        "column tiles (jaxrec.graphs.tiling.tile_graph)")
     tiles = graph.globals[tiling.TILES_KEY]
     tiled_weights = tiling.tiled_weights_of(tiles, edge_weights)  # [E]
-    return tiling.tiled_symmetric_propagate(x, tiled_weights.astype(x.dtype),
-                                            tiles)
+    kernel = (tiling.tiled_symmetric_propagate if method == "tiled_symmetric"
+              else tiling.native_tiled_symmetric_propagate)
+    return kernel(x, tiled_weights.astype(x.dtype), tiles)
   raise ValueError(f"propagation method must be one of {METHODS}, "
                    f"got {method!r}")
 

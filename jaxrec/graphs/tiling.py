@@ -24,7 +24,8 @@ permuted), so any weights in the graph's edge order can be used: the graph's
 own or SGL's dropout views. The backward
 pass needs symmetric weights (A_hat^T g = A_hat g, as 'bcsr_symmetric').
 `tile_graph` attaches the tiles to `graph.globals`; `propagation.propagate`
-uses them for symmetric weights (kernel 'tiled_symmetric').
+uses them for symmetric weights (kernel 'tiled_symmetric', or
+'native_tiled_symmetric': both products with `jaxrec.graphs.native`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ import jax.numpy as jnp
 import jraph
 import numpy as np
 from jax.experimental import sparse as jsparse
+
+from jaxrec.graphs import native
 
 # Key of the tiles in `graph.globals` (a dict of int32 arrays, see tile_graph).
 TILES_KEY = "column_tiles"
@@ -131,16 +134,27 @@ def has_tiles(graph: jraph.GraphsTuple) -> bool:
   return isinstance(graph.globals, dict) and TILES_KEY in graph.globals
 
 
-def _tiled_product(x: jnp.ndarray, tiled_weights: jnp.ndarray, tiles: dict):
+def _bcsr_product(x, weights, columns, row_pointers):
+  """XLA's BCSR product: CSR (weights, columns, row_pointers) @ x."""
+  shape = (row_pointers.shape[0] - 1, x.shape[0])
+  return jsparse.BCSR((weights, columns, row_pointers), shape=shape) @ x
+
+
+def _native_product(x, weights, columns, row_pointers):
+  """The same product with jaxrec's native CPU kernel."""
+  return native.csr_matmul(x, weights, columns, row_pointers)
+
+
+def _tiled_product(x: jnp.ndarray, tiled_weights: jnp.ndarray, tiles: dict,
+                   product=_bcsr_product):
   num_nodes = x.shape[0]
   num_virtual = tiles["virtual_rows"].shape[0]
   tiled_rows = tiles["real_row_pointers"].shape[0] - 1
-  virtual = jsparse.BCSR((tiled_weights, tiles["columns"],
-                          tiles["row_pointers"]),
-                         shape=(num_virtual, num_nodes)) @ x  # [V, d]
+  virtual = product(x, tiled_weights, tiles["columns"],
+                    tiles["row_pointers"])  # [V, d]
   ones = jnp.ones((num_virtual,), x.dtype)
-  out = jsparse.BCSR((ones, tiles["virtual_rows"], tiles["real_row_pointers"]),
-                     shape=(tiled_rows, num_virtual)) @ virtual  # [N', d]
+  out = product(virtual, ones, tiles["virtual_rows"],
+                tiles["real_row_pointers"])  # [N', d]
   if tiled_rows < num_nodes:  # nodes padded after tiling have no edges
     out = jnp.pad(out, ((0, num_nodes - tiled_rows), (0, 0)))
   return out
@@ -162,37 +176,45 @@ def tiled_weights_of(tiles: dict, weights: jnp.ndarray | None) -> jnp.ndarray:
   return weights[tiles["edge_order"]]
 
 
-@jax.custom_vjp
-def tiled_symmetric_propagate(x: jnp.ndarray, tiled_weights: jnp.ndarray,
-                              tiles: dict) -> jnp.ndarray:
-  """A_hat @ x through column tiles, for SYMMETRIC weights.
+def _symmetric_tiled(product):
+  """`tiled_symmetric_propagate` with the CSR `product` it is built on."""
 
-  Args:
-    x: node features. # [N, d]
-    tiled_weights: symmetric edge weights in TILED order
-      (`tiled_weights_of`); gradients flow back through that permutation.
-      # [E]
-    tiles: `column_tiles` arrays of this graph.
+  @jax.custom_vjp
+  def propagate_tiled(x: jnp.ndarray, tiled_weights: jnp.ndarray,
+                      tiles: dict) -> jnp.ndarray:
+    """A_hat @ x through column tiles, for SYMMETRIC weights.
 
-  Returns:
-    A_hat @ x. # [N, d]
-  """
-  return _tiled_product(x, tiled_weights, tiles)
+    Args:
+      x: node features. # [N, d]
+      tiled_weights: symmetric edge weights in TILED order
+        (`tiled_weights_of`); gradients flow back through that permutation.
+        # [E]
+      tiles: `column_tiles` arrays of this graph.
+
+    Returns:
+      A_hat @ x. # [N, d]
+    """
+    return _tiled_product(x, tiled_weights, tiles, product)
+
+  def fwd(x, tiled_weights, tiles):
+    return (_tiled_product(x, tiled_weights, tiles, product),
+            (x, tiled_weights, tiles))
+
+  def bwd(res, g):
+    x, tiled_weights, tiles = res
+    dx = _tiled_product(g, tiled_weights, tiles, product)  # A^T g = A g
+    # d<g, A x>/dw_e = <g[r_e], x[s_e]> in tiled order; dead code (removed
+    # by XLA) unless the weights are differentiated.
+    receivers = jnp.repeat(tiles["real_rows"],
+                           jnp.diff(tiles["row_pointers"]),
+                           total_repeat_length=tiles["columns"].shape[0])
+    dw = jnp.sum(g[receivers] * x[tiles["columns"]], axis=-1)
+    return dx, dw.astype(tiled_weights.dtype), None
+
+  propagate_tiled.defvjp(fwd, bwd)
+  return propagate_tiled
 
 
-def _tiled_fwd(x, tiled_weights, tiles):
-  return _tiled_product(x, tiled_weights, tiles), (x, tiled_weights, tiles)
-
-
-def _tiled_bwd(res, g):
-  x, tiled_weights, tiles = res
-  dx = _tiled_product(g, tiled_weights, tiles)  # A_hat^T g = A_hat g
-  # d<g, A x>/dw_e = <g[r_e], x[s_e]> in tiled order; dead code (removed by
-  # XLA) unless the weights are differentiated.
-  receivers = jnp.repeat(tiles["real_rows"], jnp.diff(tiles["row_pointers"]),
-                         total_repeat_length=tiles["columns"].shape[0])
-  dw = jnp.sum(g[receivers] * x[tiles["columns"]], axis=-1)
-  return dx, dw.astype(tiled_weights.dtype), None
-
-
-tiled_symmetric_propagate.defvjp(_tiled_fwd, _tiled_bwd)
+# XLA's BCSR products, and the native CPU kernel (`jaxrec.graphs.native`).
+tiled_symmetric_propagate = _symmetric_tiled(_bcsr_product)
+native_tiled_symmetric_propagate = _symmetric_tiled(_native_product)
