@@ -214,6 +214,7 @@ def measure(size: str, max_epoch_steps: int, timed_steps: int,
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from jaxrec import metrics, sharding, train  # pylint: disable=g-import-not-at-top
+  from jaxrec.graphs import native  # pylint: disable=g-import-not-at-top
   from jaxrec.graphs import tiling  # pylint: disable=g-import-not-at-top
   from jaxrec.data import sampler  # pylint: disable=g-import-not-at-top
   from jaxrec.models.lightgcn import light_propagate  # pylint: disable=g-import-not-at-top
@@ -229,11 +230,14 @@ def measure(size: str, max_epoch_steps: int, timed_steps: int,
   graph = jax.tree.map(jnp.asarray, train.build_graph(config, ds))
   res["edges"] = int(graph.senders.shape[0])
   res["nodes"] = int(graph.nodes["mask"].shape[0])
-  res["kernel"] = "bcsr_symmetric"
+  # What propagation.propagate picks for LightGCN's float32 tables.
+  res["kernel"] = "native_symmetric" if native.enabled() else "bcsr_symmetric"
   if tiling.has_tiles(graph):
     tiles = graph.globals[tiling.TILES_KEY]
     res["kernel"] = (f"tiled ({train.tile_block_nodes(tile_nodes, res['nodes'], res['edges'])}"
                      f"-node blocks, V={tiles['virtual_rows'].shape[0]:,})")
+    if native.enabled():
+      res["kernel"] = "native " + res["kernel"]
   model = train.get_model("lightgcn", ds.num_users, ds.num_items,
                           **config.model.to_dict())
   params = train.init_params(model, graph, batch, jax.random.key(0))

@@ -1,6 +1,6 @@
 """Message passing over the normalised adjacency: out = A_hat @ x.
 
-Five kernels compute the same product:
+These kernels compute the same product:
   * 'segment_sum': gather x[senders] * w, scatter-add into receivers.
   * 'segment_sum_sorted': the same with `indices_are_sorted=True`; needs the
     edges sorted by receiver (`bipartite_graph` sorts them and `pad_graph`
@@ -37,8 +37,7 @@ graph's own weights of a graph marked by `bipartite.mark_symmetric` (what
 `symmetric=True` (SGL's renormalised dropout views), and 'tiled_symmetric'
 for such weights on a graph that carries tiles (`train.build_graph` tiles
 large graphs on CPU, `config.graph.tile_nodes`); and their native versions
-when `native.enabled()` (single-device CPU with the kernel built) and x is
-float32.
+when `native.enabled()` (CPU backend, kernel built) and x is float32.
 """
 
 from __future__ import annotations
