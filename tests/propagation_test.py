@@ -6,8 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrec.graphs import propagate
 from jaxrec.graphs import native
+from jaxrec.graphs import propagate
 from jaxrec.graphs import propagation
 from jaxrec.graphs import tiling
 from tests.graph_fixtures import dense_adjacency

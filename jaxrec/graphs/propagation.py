@@ -54,8 +54,6 @@ from jaxrec.graphs.bipartite import is_symmetric
 METHODS = ("segment_sum", "segment_sum_sorted", "bcoo", "bcsr", "symmetric",
            "bcsr_symmetric", "tiled_symmetric", "native_symmetric",
            "native_tiled_symmetric")
-# Kernels that call `jaxrec.graphs.native` (CPU, float32).
-NATIVE_METHODS = ("native_symmetric", "native_tiled_symmetric")
 # Kernels that are correct for any edge weights (eligible as the default).
 GENERAL_METHODS = ("segment_sum", "segment_sum_sorted", "bcoo", "bcsr")
 DEFAULT_METHOD = "bcsr"
@@ -66,6 +64,8 @@ TILED_METHOD = "tiled_symmetric"
 # Their replacements when the native kernel is enabled (`native.enabled`).
 NATIVE_FOR = {SYMMETRIC_METHOD: "native_symmetric",
               TILED_METHOD: "native_tiled_symmetric"}
+# Kernels that call `jaxrec.graphs.native` (CPU, float32).
+NATIVE_METHODS = tuple(NATIVE_FOR.values())
 
 
 def _segment_sum(x, weights, senders, receivers, sorted_: bool):
@@ -119,15 +119,6 @@ def _row_pointers(receivers: jnp.ndarray, num_nodes: int) -> jnp.ndarray:
                           side="left").astype(jnp.int32)
 
 
-def _bcsr_matmul(x, weights, senders, indptr):
-  adj = jsparse.BCSR((weights, senders, indptr), shape=(x.shape[0],) * 2)
-  return adj @ x
-
-
-def _native_matmul(x, weights, senders, indptr):
-  return native.csr_matmul(x, weights, senders, indptr)
-
-
 def _symmetric_csr(product):
   """A custom-VJP CSR propagation built on `product`: backward = A_hat @ g."""
 
@@ -165,8 +156,14 @@ def _symmetric_csr(product):
 
 
 # XLA's BCSR product, and the native CPU kernel (`jaxrec.graphs.native`).
-bcsr_symmetric_propagate = _symmetric_csr(_bcsr_matmul)
-native_symmetric_propagate = _symmetric_csr(_native_matmul)
+bcsr_symmetric_propagate = _symmetric_csr(tiling.bcsr_matmul)
+native_symmetric_propagate = _symmetric_csr(native.csr_matmul)
+# The symmetric kernels by method name: plain CSR and column-tiled.
+_CSR_KERNELS = {"bcsr_symmetric": bcsr_symmetric_propagate,
+                "native_symmetric": native_symmetric_propagate}
+_TILED_KERNELS = {"tiled_symmetric": tiling.tiled_symmetric_propagate,
+                  "native_tiled_symmetric":
+                      tiling.native_tiled_symmetric_propagate}
 
 
 def propagate(graph: jraph.GraphsTuple, x: jnp.ndarray,
@@ -218,22 +215,19 @@ def propagate(graph: jraph.GraphsTuple, x: jnp.ndarray,
     return adj @ x
   if method == "bcsr":
     indptr = _row_pointers(graph.receivers, num_nodes)  # [N + 1]
-    return _bcsr_matmul(x, weights.astype(x.dtype), graph.senders, indptr)
-  if method in ("bcsr_symmetric", "native_symmetric"):
+    return tiling.bcsr_matmul(x, weights.astype(x.dtype), graph.senders,
+                              indptr)
+  if method in _CSR_KERNELS:
     indptr = _row_pointers(graph.receivers, num_nodes)  # [N + 1]
-    kernel = (bcsr_symmetric_propagate if method == "bcsr_symmetric"
-              else native_symmetric_propagate)
-    return kernel(x, weights.astype(x.dtype), graph.senders, graph.receivers,
-                  indptr)
-  if method in ("tiled_symmetric", "native_tiled_symmetric"):
+    return _CSR_KERNELS[method](x, weights.astype(x.dtype), graph.senders,
+                                graph.receivers, indptr)
+  if method in _TILED_KERNELS:
     if not tiling.has_tiles(graph):
       raise ValueError(f"propagate: method {method!r} needs a graph with "
                        "column tiles (jaxrec.graphs.tiling.tile_graph)")
     tiles = graph.globals[tiling.TILES_KEY]
     tiled_weights = tiling.tiled_weights_of(tiles, edge_weights)  # [E]
-    kernel = (tiling.tiled_symmetric_propagate if method == "tiled_symmetric"
-              else tiling.native_tiled_symmetric_propagate)
-    return kernel(x, tiled_weights.astype(x.dtype), tiles)
+    return _TILED_KERNELS[method](x, tiled_weights.astype(x.dtype), tiles)
   raise ValueError(f"propagation method must be one of {METHODS}, "
                    f"got {method!r}")
 

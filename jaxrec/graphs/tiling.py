@@ -134,19 +134,28 @@ def has_tiles(graph: jraph.GraphsTuple) -> bool:
   return isinstance(graph.globals, dict) and TILES_KEY in graph.globals
 
 
-def _bcsr_product(x, weights, columns, row_pointers):
-  """XLA's BCSR product: CSR (weights, columns, row_pointers) @ x."""
+def bcsr_matmul(x: jnp.ndarray, weights: jnp.ndarray, columns: jnp.ndarray,
+                row_pointers: jnp.ndarray) -> jnp.ndarray:
+  """XLA's BCSR product A @ x for the CSR matrix (weights, columns, row_pointers).
+
+  The same signature as `native.csr_matmul`, so either can be the `product`
+  of the tiled and symmetric kernels.
+
+  Args:
+    x: dense rows. # [N, d]
+    weights: A's entries. # [E]
+    columns: column of each entry, in [0, N). # [E]
+    row_pointers: CSR row pointers of A. # [R + 1]
+
+  Returns:
+    A @ x. # [R, d]
+  """
   shape = (row_pointers.shape[0] - 1, x.shape[0])
   return jsparse.BCSR((weights, columns, row_pointers), shape=shape) @ x
 
 
-def _native_product(x, weights, columns, row_pointers):
-  """The same product with jaxrec's native CPU kernel."""
-  return native.csr_matmul(x, weights, columns, row_pointers)
-
-
 def _tiled_product(x: jnp.ndarray, tiled_weights: jnp.ndarray, tiles: dict,
-                   product=_bcsr_product):
+                   product=bcsr_matmul):
   num_nodes = x.shape[0]
   num_virtual = tiles["virtual_rows"].shape[0]
   tiled_rows = tiles["real_row_pointers"].shape[0] - 1
@@ -216,5 +225,5 @@ def _symmetric_tiled(product):
 
 
 # XLA's BCSR products, and the native CPU kernel (`jaxrec.graphs.native`).
-tiled_symmetric_propagate = _symmetric_tiled(_bcsr_product)
-native_tiled_symmetric_propagate = _symmetric_tiled(_native_product)
+tiled_symmetric_propagate = _symmetric_tiled(bcsr_matmul)
+native_tiled_symmetric_propagate = _symmetric_tiled(native.csr_matmul)
