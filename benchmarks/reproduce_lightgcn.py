@@ -36,6 +36,8 @@ random rows of such a batch (`layers.batch_contrast`; its cost is
 quadratic in the rows) while BPR keeps the whole batch. --contrast_negatives
 all gives SGL's InfoNCE every user / item of the other view as negatives
 (the released SGL code's `calc_ssl_loss_v2`) instead of the batch's.
+--ssl_weight / --temperature set the contrastive models' lambda and tau
+(for tuning them on the validation split; suffixes '_l<lambda>', '_t<tau>').
 --decay_epochs N
 (with --hold_epochs H, --final_lr_ratio r) holds the learning rate for H
 epochs, then decays it along a cosine to r x lr over N epochs
@@ -115,8 +117,11 @@ def load_config(model: str, dataset: str):
 
 # Protocol overrides (flags; 0 = unset) and their run-directory suffixes.
 _SUFFIX = {"batch_size": "b", "learning_rate": "lr", "contrast_rows": "c",
-           "contrast_negatives": "neg", "hold_epochs": "h",
-           "decay_epochs": "d", "final_lr_ratio": "f"}
+           "contrast_negatives": "neg", "ssl_weight": "l",
+           "temperature": "t", "hold_epochs": "h", "decay_epochs": "d",
+           "final_lr_ratio": "f"}
+# Flags that only the CONTRASTIVE models have.
+_CONTRASTIVE_FLAGS = ("contrast_rows", "ssl_weight", "temperature")
 # Flags that only mean something with a cosine schedule (--decay_epochs).
 _SCHEDULE_FLAGS = ("hold_epochs", "final_lr_ratio")
 
@@ -126,12 +131,12 @@ def overrides(model: str, args) -> dict:
 
   One source for `make_config` (what is applied) and `run_name` (what the
   run directory says), so the two cannot disagree. --contrast_rows applies
-  only to the CONTRASTIVE models.
+  (like --ssl_weight / --temperature) only to the CONTRASTIVE models.
   """
   flags = {}
   for flag in _SUFFIX:
     value = getattr(args, flag, 0)  # absent in older argument namespaces
-    if flag == "contrast_rows" and model not in CONTRASTIVE:
+    if flag in _CONTRASTIVE_FLAGS and model not in CONTRASTIVE:
       continue
     if flag == "contrast_negatives" and model != "sgl":
       continue
@@ -160,6 +165,10 @@ def make_config(model: str, dataset: str, args):
     config.model.contrast_rows = flags["contrast_rows"]
   if "contrast_negatives" in flags:
     config.model.contrast_negatives = flags["contrast_negatives"]
+  if "ssl_weight" in flags:
+    config.model.ssl_weight = flags["ssl_weight"]
+  if "temperature" in flags:
+    config.model.ssl_temperature = flags["temperature"]
   if "decay_epochs" in flags:
     config.optimizer.schedule = "cosine"
     for key in ("hold_epochs", "decay_epochs", "final_lr_ratio"):
@@ -343,7 +352,8 @@ def _write_table(text: str, args) -> None:
   os.replace(tmp, out)
 
 
-def main(argv=None) -> list[dict]:
+def parse_args(argv=None) -> argparse.Namespace:
+  """The command line of one invocation (also used by tune_ssl.py)."""
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--models", default=",".join(MODELS))
   parser.add_argument("--datasets", default=",".join(DATASETS))
@@ -368,6 +378,11 @@ def main(argv=None) -> list[dict]:
                       help="SGL only: InfoNCE negatives, 'all' = every user / "
                            "item of the other view (the released SGL code); "
                            "'' = the config's (in-batch)")
+  parser.add_argument("--ssl_weight", type=float, default=0.0,
+                      help="SGL/SimGCL/XSimGCL: lambda of the InfoNCE term; "
+                           "0 = the config's")
+  parser.add_argument("--temperature", type=float, default=0.0,
+                      help="SGL/SimGCL/XSimGCL: InfoNCE tau; 0 = the config's")
   parser.add_argument("--decay_epochs", type=int, default=0,
                       help="> 0: cosine learning-rate decay over this many "
                            "epochs (after --hold_epochs at the full rate)")
@@ -388,15 +403,20 @@ def main(argv=None) -> list[dict]:
   parser.add_argument("--progress", action="store_true", help="tqdm bars")
   parser.add_argument("--out", default="", help="default: WORKDIR/results.md")
   args = parser.parse_args(argv)
+  for m in args.models.split(","):
+    if m and m not in MODELS:
+      parser.error(f"--models: unknown model {m!r}; choose from {MODELS}")
+  for d in args.datasets.split(","):
+    if d and d not in DATASETS:
+      parser.error(f"--datasets: unknown dataset {d!r}; choose from {DATASETS}")
+  return args
+
+
+def main(argv=None) -> list[dict]:
+  args = parse_args(argv)
   logging.getLogger().setLevel(logging.INFO)
   models = [m for m in args.models.split(",") if m]
   datasets = [d for d in args.datasets.split(",") if d]
-  for m in models:
-    if m not in MODELS:
-      parser.error(f"--models: unknown model {m!r}; choose from {MODELS}")
-  for d in datasets:
-    if d not in DATASETS:
-      parser.error(f"--datasets: unknown dataset {d!r}; choose from {DATASETS}")
   os.makedirs(args.workdir, exist_ok=True)
   rows, skipped = [], []
   for dataset in datasets:

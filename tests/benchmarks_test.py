@@ -197,3 +197,50 @@ def test_batch_and_lr_overrides_get_their_own_run(script):
   assert script.run_name("lightgcn", "gowalla", hold_only) == "lightgcn_gowalla_su"
   assert "schedule" not in script.make_config("lightgcn", "gowalla",
                                               hold_only).optimizer
+
+
+def test_ssl_weight_and_temperature_flags(script):
+  """--ssl_weight / --temperature set lambda / tau of the contrastive models
+  only and name their run directories ('_l', '_t')."""
+  args = argparse.Namespace(protocol="paper", data_root=None, epochs=10,
+                            eval_every=1, patience=2, progress=False,
+                            ssl_weight=0.5, temperature=0.1)
+  config = script.make_config("sgl", "gowalla", args)
+  assert (config.model.ssl_weight, config.model.ssl_temperature) == (0.5, 0.1)
+  assert script.run_name("sgl", "gowalla", args) == "sgl_gowalla_l0.5_t0.1"
+  assert (script.make_config("xsimgcl", "gowalla", args).model.ssl_temperature
+          == 0.1)
+  lightgcn = script.make_config("lightgcn", "gowalla", args)
+  assert "ssl_weight" not in lightgcn.model
+  assert script.run_name("lightgcn", "gowalla", args) == "lightgcn_gowalla_su"
+  unset = argparse.Namespace(**{**vars(args), "ssl_weight": 0.0,
+                                "temperature": 0.0})
+  assert script.make_config("sgl", "gowalla", unset).model.ssl_weight == 0.1
+  assert script.run_name("sgl", "gowalla", unset) == "sgl_gowalla"
+
+
+def test_tune_ssl_selects_on_validation_and_refits(tmp_path):
+  """benchmarks/tune_ssl.py: one validation run per grid point, the best
+  validation Recall@20 is refit on train + valid, only the refit is tested."""
+  tune = config_loader.load_benchmark("tune_ssl")
+  data_root, workdir = tmp_path / "data", tmp_path / "work"
+  _write_fixture(str(data_root))
+  out = tmp_path / "tune.md"
+  result = tune.main([
+      "--model", "sgl", "--dataset", "gowalla", "--ssl_weights", "0.1,0.5",
+      "--temperatures", "0.2", "--out", str(out), "--data_root",
+      str(data_root), "--workdir", str(workdir), "--epochs", "2",
+      "--eval_every", "1"])
+  grid, refit = result["grid"], result["refit"]
+  assert [(r["ssl_weight"], r["temperature"]) for r in grid] == [(0.1, 0.2),
+                                                                  (0.5, 0.2)]
+  best = max(grid, key=lambda r: r["valid_recall@20"])
+  assert (refit["ssl_weight"], refit["refit"]) == (best["ssl_weight"], True)
+  assert refit["epochs_run"] == best["best_epoch"]
+  lam = f"{best['ssl_weight']:g}"
+  assert os.path.isdir(workdir / f"sgl_gowalla_l{lam}_t0.2_refit")
+  table = out.read_text()
+  assert f"| {lam} | 0.2 | {best['best_epoch']} |" in table
+  assert f"{refit['test_recall@20']:.4f}" in table
+  with pytest.raises(SystemExit, match="--ssl_weights"):
+    tune.main(["--ssl_weights", "0.1,x"])

@@ -1,0 +1,143 @@
+"""Tunes lambda / tau of a contrastive recommender on validation, then refits.
+
+The SGL / SimGCL / XSimGCL papers tune the InfoNCE weight lambda and the
+temperature tau per dataset; their published values cover Yelp2018 and
+Amazon-Book only. This script runs one `reproduce_lightgcn.py` validation
+run (early stopping on the validation split carved from train) per grid
+point (--ssl_weights x --temperatures, in the order given), picks the point
+with the best validation Recall@20, and refits it on train + valid for its
+validation-selected number of epochs (`reproduce_lightgcn.py --refit`);
+the test split is read once, for that refit. Test metrics of the other grid
+points are never shown.
+
+--deadline_seconds bounds the whole search: a grid point is started only if
+the time left covers the slowest run so far plus the refit of the best point
+so far (its selected epochs x seconds per epoch, x 1.25 for the 11% larger
+train+valid set and compilation), so the refit always runs.
+
+Writes --out (a table of every grid point; default WORKDIR/tune_<model>.md)
+after every run. Other reproduce_lightgcn.py flags (--batch_size,
+--learning_rate, --contrast_rows, --sampling, ...) pass through unchanged.
+
+Usage:
+  python benchmarks/tune_ssl.py --model sgl --dataset gowalla
+      --ssl_weights 0.5,1.0,0.2,0.1 --temperatures 0.2 --epochs 80
+      --eval_every 2 --patience 4 --data_root ../shared/data
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import reproduce_lightgcn as reproduce  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+def _floats(text: str, flag: str) -> list[float]:
+  try:
+    values = [float(v) for v in text.split(",") if v.strip()]
+  except ValueError as e:
+    raise SystemExit(f"{flag}: expected comma-separated numbers, got "
+                     f"{text!r}") from e
+  if not values or min(values) <= 0:
+    raise SystemExit(f"{flag}: expected positive numbers, got {text!r}")
+  return values
+
+
+def refit_estimate(row: dict) -> float:
+  """Seconds a refit of `row`'s selected epochs is expected to take."""
+  return 1.25 * row["best_epoch"] * row["seconds_per_epoch"] + 60.0
+
+
+def markdown(model: str, dataset: str, rows: list[dict], skipped: list,
+             refit: dict | None, command: str) -> str:
+  """The grid (validation only) and the selected point's refit."""
+  lines = [f"# {model} on {dataset}: lambda / tau on validation", "",
+           f"Command: `{command}`", "",
+           "| lambda | tau | best epoch | epochs run | valid R@20 | valid N@20 "
+           "| s/epoch | wall s |", "|---" * 8 + "|"]
+  for r in rows:
+    lines.append(
+        f"| {r['ssl_weight']:g} | {r['temperature']:g} | {r['best_epoch']} | "
+        f"{r['epochs_run']} | {r['valid_recall@20']:.4f} | "
+        f"{r['valid_ndcg@20']:.4f} | {r['seconds_per_epoch']:.2f} | "
+        f"{r['wall_seconds_this_call']:.0f} |")
+  for lam, tau in skipped:
+    lines.append(f"| {lam:g} | {tau:g} | not run (deadline) | | | | | |")
+  if refit:
+    lines += ["", f"Selected lambda {refit['ssl_weight']:g}, tau "
+              f"{refit['temperature']:g} (best validation Recall@20); refit "
+              f"on train + valid for {refit['epochs_run']} epochs "
+              f"({refit['seconds_per_epoch']:.2f} s/epoch): test Recall@20 "
+              f"**{refit['test_recall@20']:.4f}**, NDCG@20 "
+              f"**{refit['test_ndcg@20']:.4f}**."]
+  return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> dict:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--model", default="sgl",
+                      choices=reproduce.CONTRASTIVE)
+  parser.add_argument("--dataset", default="gowalla",
+                      choices=reproduce.DATASETS)
+  parser.add_argument("--ssl_weights", default="0.1")
+  parser.add_argument("--temperatures", default="0.2")
+  parser.add_argument("--deadline_seconds", type=float, default=0.0,
+                      help="0 = no limit")
+  parser.add_argument("--out", default="")
+  args, rest = parser.parse_known_args(argv)
+  logging.getLogger().setLevel(logging.INFO)
+  weights = _floats(args.ssl_weights, "--ssl_weights")
+  temperatures = _floats(args.temperatures, "--temperatures")
+  base = ["--models", args.model, "--datasets", args.dataset] + rest
+  start = time.perf_counter()
+  rows, skipped, refit = [], [], None
+  workdir = None
+
+  def write():
+    out = args.out or os.path.join(workdir, f"tune_{args.model}.md")
+    command = " ".join(["python benchmarks/tune_ssl.py"]
+                       + (argv if argv is not None else sys.argv[1:]))
+    tmp = f"{out}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+      f.write(markdown(args.model, args.dataset, rows, skipped, refit,
+                       command))
+    os.replace(tmp, out)
+
+  for tau in temperatures:
+    for lam in weights:
+      point = base + ["--ssl_weight", str(lam), "--temperature", str(tau)]
+      if args.deadline_seconds and rows:
+        best = max(rows, key=lambda r: r["valid_recall@20"])
+        slowest = max(r["wall_seconds_this_call"] for r in rows)
+        left = args.deadline_seconds - (time.perf_counter() - start)
+        if left < slowest + refit_estimate(best):
+          skipped.append((lam, tau))
+          continue
+      run_args = reproduce.parse_args(point)
+      workdir = run_args.workdir
+      os.makedirs(workdir, exist_ok=True)
+      row = reproduce.run_one(args.model, args.dataset, run_args)
+      row.update(ssl_weight=lam, temperature=tau, argv=point)
+      rows.append(row)
+      print(f"lambda {lam:g} tau {tau:g}: best epoch {row['best_epoch']}, "
+            f"valid R@20 {row['valid_recall@20']:.4f}", flush=True)
+      write()
+  best = max(rows, key=lambda r: r["valid_recall@20"])
+  refit = reproduce.run_one(args.model, args.dataset,
+                            reproduce.parse_args(best["argv"] + ["--refit"]))
+  refit.update(ssl_weight=best["ssl_weight"], temperature=best["temperature"])
+  write()
+  print(f"refit lambda {refit['ssl_weight']:g} tau {refit['temperature']:g}: "
+        f"test R@20 {refit['test_recall@20']:.4f} N@20 "
+        f"{refit['test_ndcg@20']:.4f}", flush=True)
+  return {"grid": rows, "skipped": skipped, "refit": refit}
+
+
+if __name__ == "__main__":
+  main()
