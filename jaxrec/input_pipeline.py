@@ -25,6 +25,7 @@ from jaxrec.data.dataset import empty_interactions
 from jaxrec.data.dataset import Interactions
 from jaxrec.graphs import bipartite_graph
 from jaxrec.graphs import is_symmetric
+from jaxrec.graphs import native
 from jaxrec.graphs import pad_graph
 from jaxrec.graphs import round_up
 from jaxrec.graphs import tiling
@@ -99,10 +100,16 @@ def build_graph(config: ml_collections.ConfigDict,
     nodes = round_up(int(graph.n_node[0]) + 1, multiple)
     edges = round_up(int(graph.n_edge[0]), multiple)
     graph = pad_graph(graph, nodes, edges)
-  block = tile_block_nodes(gcfg.get("tile_nodes", -1),
-                           int(np.sum(graph.n_node)), len(graph.senders))
+  tile_nodes = gcfg.get("tile_nodes", -1)
+  block = tile_block_nodes(tile_nodes, int(np.sum(graph.n_node)),
+                           len(graph.senders))
   if block and is_symmetric(graph):
-    graph = tiling.tile_graph(graph, block)
+    tiled = tiling.tile_graph(graph, block)
+    automatic = tile_nodes is None or tile_nodes == -1
+    if not (automatic and tiling.has_tiles(tiled) and native.enabled()
+            and tiling.virtual_ratio(tiled)
+            > tiling.AUTO_MAX_VIRTUAL_RATIO_NATIVE):
+      graph = tiled
   return graph
 
 
@@ -114,8 +121,10 @@ def tile_block_nodes(tile_nodes: Optional[int], num_nodes: int,
     tile_nodes: `config.graph.tile_nodes`: -1 (or None) for automatic: tiles
       of `tiling.DEFAULT_BLOCK_NODES` on the CPU backend for graphs with more
       than `tiling.AUTO_MIN_NODES` nodes (the node table outgrows the cache)
-      and a mean degree of at least `tiling.AUTO_MIN_DEGREE`; 0 for none; or
-      the nodes per block.
+      and a mean degree of at least `tiling.AUTO_MIN_DEGREE` (`build_graph`
+      then drops the tiles again when the native kernel runs and they give
+      more than `tiling.AUTO_MAX_VIRTUAL_RATIO_NATIVE` virtual rows per
+      edge); 0 for none; or the nodes per block.
     num_nodes: nodes of the graph (padding included).
     num_edges: directed edges of the graph.
 

@@ -118,3 +118,30 @@ def test_build_graph_tiles_large_graphs_and_lightgcn_is_unchanged():
                               rtol=1e-5)
   chex.assert_trees_all_close(jax.grad(loss)(x, graph),
                               jax.grad(loss)(x, plain), atol=1e-5)
+
+
+@pytest.mark.parametrize("native_on,max_ratio,want_tiles", [
+    (False, 0.0, True),   # XLA kernels: the size / degree rule alone
+    (True, 0.0, False),   # native kernel, V/E above the bound: untiled
+    (True, 1.0, True),    # native kernel, V/E within the bound: tiled
+])
+def test_automatic_tiles_with_the_native_kernel_bound_virtual_rows(
+    monkeypatch, native_on, max_ratio, want_tiles):
+  """Auto tiling (-1) drops tiles whose V/E exceeds the native-kernel bound;
+  an explicit block size always tiles."""
+  ds = synthetic.make_synthetic(num_users=300, num_items=200,
+                                num_interactions=3000, with_texts=False)
+  monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+  monkeypatch.setattr(tiling, "DEFAULT_BLOCK_NODES", 64)
+  monkeypatch.setattr(tiling, "AUTO_MIN_NODES", 100)
+  monkeypatch.setattr(tiling, "AUTO_MIN_DEGREE", 1)
+  monkeypatch.setattr(tiling, "AUTO_MAX_VIRTUAL_RATIO_NATIVE", max_ratio)
+  monkeypatch.setattr(native, "enabled", lambda: native_on)
+  config = ml_collections.ConfigDict({"graph": {"tile_nodes": -1}})
+  graph = train.build_graph(config, ds)
+  assert tiling.has_tiles(graph) == want_tiles
+  ratio = tiling.virtual_ratio(tiling.tile_graph(graph if not want_tiles
+                                                 else tiling.untile(graph), 64))
+  assert 0.0 < ratio <= 1.0
+  config.graph.tile_nodes = 64
+  assert tiling.has_tiles(train.build_graph(config, ds))

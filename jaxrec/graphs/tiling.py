@@ -48,6 +48,13 @@ DEFAULT_BLOCK_NODES = 8192
 # gathers save). Measured on the benchmark CPU: benchmarks/results/tiling.md.
 AUTO_MIN_NODES = 16384
 AUTO_MIN_DEGREE = 16
+# With the native CSR kernel (graphs/native.py), whose prefetched gathers
+# lose less to cache misses, tiles pay only when a row touches few blocks:
+# automatic tiling keeps them when V / E (virtual rows per edge) is at most
+# this. Measured whole LightGCN steps (benchmarks/results/speed.md): tiles
+# 1.04-1.15x faster on degree-ordered synthetic graphs at V/E 0.065-0.134,
+# 1.42-1.49x slower on Gowalla at V/E 0.18.
+AUTO_MAX_VIRTUAL_RATIO_NATIVE = 0.15
 
 
 def column_tiles(senders: np.ndarray, receivers: np.ndarray, num_nodes: int,
@@ -119,6 +126,12 @@ def tile_graph(graph: jraph.GraphsTuple,
   tiles["weights"] = np.asarray(graph.edges)[tiles["edge_order"]]
   extra[TILES_KEY] = tiles
   return graph._replace(globals=extra)
+
+
+def virtual_ratio(graph: jraph.GraphsTuple) -> float:
+  """V / E of a tiled graph: virtual rows (block, row pairs) per edge."""
+  tiles = graph.globals[TILES_KEY]
+  return len(tiles["real_rows"]) / max(len(tiles["columns"]), 1)
 
 
 def untile(graph: jraph.GraphsTuple) -> jraph.GraphsTuple:
