@@ -264,6 +264,29 @@ def selected_epoch(run_dir: str) -> int:
   return int(results["best_epoch"])
 
 
+def check_same_model(run_dir: str, config) -> None:
+  """Refuses to resume / reuse a run trained with other model settings.
+
+  A run directory is named by the flags, not by the config file's values,
+  so a changed default (say a lambda selected on validation) would
+  otherwise silently continue or report the old run.
+  """
+  path = os.path.join(run_dir, "config.json")
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    saved = json.load(f).get("model", {})
+  wanted = json.loads(config.model.to_json_best_effort())
+  changed = sorted(k for k in set(saved) | set(wanted)
+                   if saved.get(k) != wanted.get(k))
+  if changed:
+    raise ValueError(
+        f"{path}: this run was trained with other model settings ("
+        + ", ".join(f"{k}: {saved.get(k)!r} there, {wanted.get(k)!r} now"
+                    for k in changed)
+        + "); use another --workdir or remove the run directory")
+
+
 def run_one(model: str, dataset: str, args) -> dict:
   """Trains (or resumes / reuses) one run; returns a row for the table."""
   config = make_config(model, dataset, args)
@@ -273,6 +296,7 @@ def run_one(model: str, dataset: str, args) -> dict:
   if refit_epochs:
     config.refit_epochs = config.num_epochs = refit_epochs
     run_dir += "_refit"
+  check_same_model(run_dir, config)
   start = time.perf_counter()
   if finished(run_dir, config):
     with open(os.path.join(run_dir, "results.json")) as f:

@@ -215,7 +215,7 @@ def test_ssl_weight_and_temperature_flags(script):
   assert script.run_name("lightgcn", "gowalla", args) == "lightgcn_gowalla_su"
   unset = argparse.Namespace(**{**vars(args), "ssl_weight": 0.0,
                                 "temperature": 0.0})
-  assert script.make_config("sgl", "gowalla", unset).model.ssl_weight == 0.1
+  assert script.make_config("sgl", "gowalla", unset).model.ssl_weight == 0.2
   assert script.run_name("sgl", "gowalla", unset) == "sgl_gowalla"
 
 
@@ -244,3 +244,20 @@ def test_tune_ssl_selects_on_validation_and_refits(tmp_path):
   assert f"{refit['test_recall@20']:.4f}" in table
   with pytest.raises(SystemExit, match="--ssl_weights"):
     tune.main(["--ssl_weights", "0.1,x"])
+
+
+def test_run_with_other_model_settings_is_not_resumed(script, tmp_path):
+  """A run directory trained with other model settings (e.g. a config
+  default changed since) is refused with the differing keys named."""
+  data_root, workdir = tmp_path / "data", tmp_path / "work"
+  _write_fixture(str(data_root))
+  argv = ["--models", "lightgcn", "--datasets", "gowalla", "--data_root",
+          str(data_root), "--workdir", str(workdir), "--eval_every", "1",
+          "--epochs", "1", "--out", str(tmp_path / "table.md")]
+  script.main(argv)
+  path = workdir / "lightgcn_gowalla_su" / "config.json"
+  saved = json.loads(path.read_text())
+  saved["model"]["l2_reg"] = 0.5
+  path.write_text(json.dumps(saved))
+  with pytest.raises(ValueError, match="l2_reg: 0.5 there, 0.0001 now"):
+    script.main(argv + ["--epochs", "2"])
