@@ -22,22 +22,17 @@ namespace {
 
 // Rows of x are gathered this many edges ahead of their use: random rows of
 // a table beyond L2 cost a cache miss each, and the prefetches overlap them.
-// The look-ahead runs across row ends (CSR rows are contiguous), so short
-// rows are covered too. Against 8 edges ahead within the row, 3 layers
-// fwd+bwd took 3-6% less time on Gowalla and on a 1e7-edge synthetic graph
-// (32 ahead: 5-10% less at 3e6-1e7 but 4% more on Gowalla; one-off probes,
-// session 18).
-constexpr int64_t kPrefetchEdges = 16;
+constexpr int64_t kPrefetchEdges = 8;
 
 template <int D>
 void RowsFixedWidth(const float* x, const float* w, const int32_t* col,
                     const int32_t* ptr, int64_t r0, int64_t r1, float* out) {
   for (int64_t r = r0; r < r1; ++r) {
-    const int64_t lo = ptr[r], hi = ptr[r + 1], end = ptr[r1];
+    const int64_t lo = ptr[r], hi = ptr[r + 1];
     float acc[D];
     for (int k = 0; k < D; ++k) acc[k] = 0.f;
     for (int64_t j = lo; j < hi; ++j) {
-      if (j + kPrefetchEdges < end) {
+      if (j + kPrefetchEdges < hi) {
         const char* p = reinterpret_cast<const char*>(
             x + static_cast<int64_t>(col[j + kPrefetchEdges]) * D);
         for (int b = 0; b < D * 4; b += 64) __builtin_prefetch(p + b, 0, 3);
