@@ -261,3 +261,22 @@ def test_run_with_other_model_settings_is_not_resumed(script, tmp_path):
   path.write_text(json.dumps(saved))
   with pytest.raises(ValueError, match="l2_reg: 0.5 there, 0.0001 now"):
     script.main(argv + ["--epochs", "2"])
+
+
+def test_tune_ssl_deadline_skips_points_but_keeps_the_refit(tmp_path):
+  """Once the time left cannot cover another run plus the refit, the other
+  grid points are skipped and listed; the best point run is still refit."""
+  tune = config_loader.load_benchmark("tune_ssl")
+  data_root = tmp_path / "data"
+  _write_fixture(str(data_root))
+  out = tmp_path / "tune.md"
+  result = tune.main([
+      "--model", "sgl", "--ssl_weights", "0.1,0.5,1.0", "--deadline_seconds",
+      "1e-3", "--out", str(out), "--data_root", str(data_root), "--workdir",
+      str(tmp_path / "work"), "--epochs", "1", "--eval_every", "1"])
+  assert [r["ssl_weight"] for r in result["grid"]] == [0.1]
+  assert result["skipped"] == [(0.5, 0.2), (1.0, 0.2)]
+  assert result["refit"]["ssl_weight"] == 0.1 and result["refit"]["refit"]
+  table = out.read_text()
+  assert "| 0.5 | 0.2 | not run (deadline) |" in table
+  assert "| 1 | 0.2 | not run (deadline) |" in table
