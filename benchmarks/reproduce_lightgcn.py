@@ -36,6 +36,8 @@ random rows of such a batch (`layers.batch_contrast`; its cost is
 quadratic in the rows) while BPR keeps the whole batch. --contrast_negatives
 all gives SGL's InfoNCE every user / item of the other view as negatives
 (the released SGL code's `calc_ssl_loss_v2`) instead of the batch's.
+--view_period epoch draws SGL's two views once per epoch (the released SGL
+code) instead of every step (suffix '_vepoch').
 --ssl_weight / --temperature set the contrastive models' lambda and tau
 (for tuning them on the validation split; suffixes '_l<lambda>', '_t<tau>').
 --decay_epochs N
@@ -117,7 +119,7 @@ def load_config(model: str, dataset: str):
 
 # Protocol overrides (flags; 0 = unset) and their run-directory suffixes.
 _SUFFIX = {"batch_size": "b", "learning_rate": "lr", "contrast_rows": "c",
-           "contrast_negatives": "neg", "ssl_weight": "l",
+           "contrast_negatives": "neg", "view_period": "v", "ssl_weight": "l",
            "temperature": "t", "hold_epochs": "h", "decay_epochs": "d",
            "final_lr_ratio": "f"}
 # Flags that only the CONTRASTIVE models have.
@@ -138,7 +140,7 @@ def overrides(model: str, args) -> dict:
     value = getattr(args, flag, 0)  # absent in older argument namespaces
     if flag in _CONTRASTIVE_FLAGS and model not in CONTRASTIVE:
       continue
-    if flag == "contrast_negatives" and model != "sgl":
+    if flag in ("contrast_negatives", "view_period") and model != "sgl":
       continue
     if flag in _SCHEDULE_FLAGS and not getattr(args, "decay_epochs", 0):
       continue
@@ -165,6 +167,8 @@ def make_config(model: str, dataset: str, args):
     config.model.contrast_rows = flags["contrast_rows"]
   if "contrast_negatives" in flags:
     config.model.contrast_negatives = flags["contrast_negatives"]
+  if "view_period" in flags:
+    config.model.view_period = flags["view_period"]
   if "ssl_weight" in flags:
     config.model.ssl_weight = flags["ssl_weight"]
   if "temperature" in flags:
@@ -402,6 +406,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                       help="SGL only: InfoNCE negatives, 'all' = every user / "
                            "item of the other view (the released SGL code); "
                            "'' = the config's (in-batch)")
+  parser.add_argument("--view_period", choices=("", "step", "epoch"),
+                      default="",
+                      help="SGL only: draw the two dropout views every step "
+                           "or once per epoch (the released SGL code); '' = "
+                           "the config's (step)")
   parser.add_argument("--ssl_weight", type=float, default=0.0,
                       help="SGL/SimGCL/XSimGCL: lambda of the InfoNCE term; "
                            "0 = the config's")

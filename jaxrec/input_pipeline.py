@@ -194,13 +194,18 @@ def epoch_batches(config: ml_collections.ConfigDict, dataset: Dataset,
     keys: optional `sampler.positive_keys(dataset.train, num_items)`.
 
   Returns:
-    `stack_batches` of the epoch's `sampler.epoch_triples`.
+    `stack_batches` of the epoch's `sampler.epoch_triples`, plus 'epoch'
+    (the epoch index in every slot, int32 [S, B]) for models whose
+    augmented views are drawn once per epoch (`model.view_period='epoch'`).
   """
   triples = sampler.epoch_triples(
       dataset.train, dataset.num_users, dataset.num_items, seed=config.seed,
       epoch=epoch, num_negatives=config.get("num_negatives", 1), keys=keys,
       sampling=config.get("sampling", "interaction"))
-  return stack_batches(triples, config.batch_size)
+  rows = stack_batches(triples, config.batch_size)
+  if config.get("model", {}).get("view_period", "step") == "epoch":
+    rows["epoch"] = np.full(rows["mask"].shape, epoch, np.int32)  # [S, B]
+  return rows
 
 
 def refit_dataset(dataset: Dataset) -> Dataset:

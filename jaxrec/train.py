@@ -158,12 +158,17 @@ def make_score_fn(model) -> Callable:
 
 
 def dummy_batch(batch_size: int, num_negatives: int = 1) -> dict:
-  """An all-zero batch with the train batches' shapes (for `model.init`)."""
+  """An all-zero batch with the train batches' shapes (for `model.init`).
+
+  Includes the optional 'epoch' row (`input_pipeline.epoch_batches`) so
+  models that draw per-epoch augmentations can be initialised too.
+  """
   neg_shape = (batch_size,) if num_negatives == 1 else (batch_size, num_negatives)
   return {"users": np.zeros(batch_size, np.int32),
           "pos_items": np.zeros(batch_size, np.int32),
           "neg_items": np.zeros(neg_shape, np.int32),
-          "mask": np.ones(batch_size, np.float32)}
+          "mask": np.ones(batch_size, np.float32),
+          "epoch": np.zeros(batch_size, np.int32)}
 
 
 def init_params(model, graph: jraph.GraphsTuple, batch_size: int,

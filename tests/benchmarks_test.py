@@ -217,6 +217,12 @@ def test_ssl_weight_and_temperature_flags(script):
                                 "temperature": 0.0})
   assert script.make_config("sgl", "gowalla", unset).model.ssl_weight == 0.2
   assert script.run_name("sgl", "gowalla", unset) == "sgl_gowalla"
+  per_epoch = argparse.Namespace(**{**vars(unset), "view_period": "epoch"})
+  assert script.make_config("sgl", "gowalla",
+                            per_epoch).model.view_period == "epoch"
+  assert script.run_name("sgl", "gowalla", per_epoch) == "sgl_gowalla_vepoch"
+  assert "view_period" not in script.make_config("simgcl", "gowalla",
+                                                 per_epoch).model
 
 
 def test_tune_ssl_selects_on_validation_and_refits(tmp_path):

@@ -122,3 +122,41 @@ def test_synthetic_override():
   assert (model.drop_rate, model.ssl_temperature, model.ssl_weight) == (
       0.1, 0.2, 0.02)
   assert config_loader.load("sgl.py", "lastfm").model.ssl_weight == 0.1
+
+
+def test_views_drawn_once_per_epoch():
+  """view_period='epoch': every step of an epoch contrasts the same views
+  (the step's dropout key does not matter), a new epoch draws new ones;
+  'step' draws new views every step; epoch_batches adds the 'epoch' row."""
+  graph = tiny_graph()
+  kw = dict(num_users=U, num_items=I, embed_dim=D, num_layers=2,
+            drop_rate=0.5, ssl_weight=1.0)
+  batch = dict(tiny_batch())
+  batch["epoch"] = np.full(batch["users"].shape, 3, np.int32)
+  per_epoch, per_step = SGL(view_period="epoch", **kw), SGL(**kw)
+  params = per_epoch.init({"params": jax.random.key(0),
+                           "dropout": jax.random.key(1)}, graph, batch,
+                          method="loss")
+  ssl = lambda model, b, key: float(model.apply(
+      params, graph, b, method="loss", rngs={"dropout": key})[1]["ssl"])
+  k1, k2 = jax.random.key(5), jax.random.key(6)
+  assert ssl(per_epoch, batch, k1) == ssl(per_epoch, batch, k2)
+  next_epoch = dict(batch, epoch=batch["epoch"] + 1)
+  assert ssl(per_epoch, next_epoch, k1) != ssl(per_epoch, batch, k1)
+  assert ssl(per_step, batch, k1) != ssl(per_step, batch, k2)
+  with pytest.raises(ValueError, match="'epoch' row"):
+    ssl(per_epoch, tiny_batch(), k1)
+  with pytest.raises(ValueError, match="view_period"):
+    ssl(SGL(view_period="batch", **kw), batch, k1)
+
+  from jaxrec import input_pipeline  # pylint: disable=g-import-not-at-top
+  from jaxrec.data import synthetic  # pylint: disable=g-import-not-at-top
+  ds = synthetic.make_synthetic(num_users=30, num_items=20,
+                                num_interactions=200, with_texts=False)
+  config = config_loader.load("sgl.py", "synthetic")
+  config.batch_size = 64
+  assert "epoch" not in input_pipeline.epoch_batches(config, ds, 0)
+  config.model.view_period = "epoch"
+  rows = input_pipeline.epoch_batches(config, ds, 7)
+  chex.assert_shape(rows["epoch"], rows["users"].shape)
+  assert np.all(rows["epoch"] == 7)

@@ -6,7 +6,11 @@ InfoNCE between two stochastic views of the graph:
     one mask for all layers;
   * 'nd' node dropout: each node dropped w.p. rho with all its edges;
   * 'rw' random walk: edge dropout re-drawn for every layer.
-Views are re-sampled every step from the 'dropout' RNG stream. Shapes stay
+Views are re-sampled every step from the 'dropout' RNG stream, or, with
+view_period='epoch', once per epoch as in the released SGL code (from
+`view_seed` and the batch's 'epoch' row, which `input_pipeline.epoch_batches`
+adds for such configs: every step of an epoch contrasts the same two
+views). Shapes stay
 static: a dropped edge keeps its slot with weight 0 and degrees are
 recomputed from the kept edges with a segment_sum (D_k^-1/2 A_k D_k^-1/2,
 `layers.sym_renormalise`). The contrastive term is InfoNCE (cosine,
@@ -50,6 +54,10 @@ class SGL(LightGCN):
   # SELFRec) or 'all' (every user / item of the other view, the released SGL
   # code's default `calc_ssl_loss_v2`), see layers.batch_contrast.
   contrast_negatives: str = "batch"
+  # 'step': new views every step; 'epoch': one pair of views per epoch,
+  # drawn from fold_in(key(view_seed), batch['epoch']).
+  view_period: str = "step"
+  view_seed: int = 0
 
   def view_weights(self, graph: jraph.GraphsTuple,
                    rng: jax.Array) -> list[jnp.ndarray]:
@@ -79,12 +87,26 @@ class SGL(LightGCN):
       outs.append(h)
     return jnp.mean(jnp.stack(outs), axis=0)
 
+  def view_rng(self, batch: dict) -> jax.Array:
+    """PRNG key of this step's pair of views (see `view_period`)."""
+    if self.view_period == "step":
+      return self.make_rng("dropout")
+    if self.view_period != "epoch":
+      raise ValueError(f"SGL: view_period must be 'step' or 'epoch', got "
+                       f"{self.view_period!r}")
+    if "epoch" not in batch:
+      raise ValueError("SGL: view_period='epoch' needs the batch's 'epoch' "
+                       "row (input_pipeline.epoch_batches adds it when "
+                       "config.model.view_period == 'epoch')")
+    epoch = batch["epoch"].reshape(-1)[0]  # the same in every slot
+    return jax.random.fold_in(jax.random.key(self.view_seed), epoch)
+
   def loss(self, graph: jraph.GraphsTuple, batch: dict):
     """BPR + l2_reg * L2(ego) + ssl_weight * (InfoNCE_users + InfoNCE_items)."""
     out = self.propagate_all(graph, train=True)
     bpr, reg = self.bpr_terms(out, batch)
     ego = layers_lib.ego_nodes(graph, out["user_ego"], out["item_ego"])
-    rng1, rng2 = jax.random.split(self.make_rng("dropout"))
+    rng1, rng2 = jax.random.split(self.view_rng(batch))
     ssl = layers_lib.batch_contrast(
         self.view(graph, ego, rng1), self.view(graph, ego, rng2), batch,
         self.num_users, self.num_items, self.ssl_temperature,
