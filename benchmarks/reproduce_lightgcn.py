@@ -122,8 +122,19 @@ _SUFFIX = {"batch_size": "b", "learning_rate": "lr", "contrast_rows": "c",
            "contrast_negatives": "neg", "view_period": "v", "ssl_weight": "l",
            "temperature": "t", "hold_epochs": "h", "decay_epochs": "d",
            "final_lr_ratio": "f"}
-# Flags that only the CONTRASTIVE models have.
-_CONTRASTIVE_FLAGS = ("contrast_rows", "ssl_weight", "temperature")
+# Where each flag goes in the config (a path of keys); the schedule flags
+# are applied together with the cosine schedule in `make_config`.
+_CONFIG_PATH = {"batch_size": ("batch_size",),
+                "learning_rate": ("optimizer", "learning_rate"),
+                "contrast_rows": ("model", "contrast_rows"),
+                "contrast_negatives": ("model", "contrast_negatives"),
+                "view_period": ("model", "view_period"),
+                "ssl_weight": ("model", "ssl_weight"),
+                "temperature": ("model", "ssl_temperature")}
+# Flags that only some models have (the others ignore them).
+_ONLY_FOR = {"contrast_rows": CONTRASTIVE, "ssl_weight": CONTRASTIVE,
+             "temperature": CONTRASTIVE, "contrast_negatives": ("sgl",),
+             "view_period": ("sgl",)}
 # Flags that only mean something with a cosine schedule (--decay_epochs).
 _SCHEDULE_FLAGS = ("hold_epochs", "final_lr_ratio")
 
@@ -132,15 +143,13 @@ def overrides(model: str, args) -> dict:
   """The override flags set in `args` that apply to `model`, in _SUFFIX order.
 
   One source for `make_config` (what is applied) and `run_name` (what the
-  run directory says), so the two cannot disagree. --contrast_rows applies
-  (like --ssl_weight / --temperature) only to the CONTRASTIVE models.
+  run directory says), so the two cannot disagree. Model-specific flags
+  (_ONLY_FOR) apply only to their models.
   """
   flags = {}
   for flag in _SUFFIX:
     value = getattr(args, flag, 0)  # absent in older argument namespaces
-    if flag in _CONTRASTIVE_FLAGS and model not in CONTRASTIVE:
-      continue
-    if flag in ("contrast_negatives", "view_period") and model != "sgl":
+    if model not in _ONLY_FOR.get(flag, (model,)):
       continue
     if flag in _SCHEDULE_FLAGS and not getattr(args, "decay_epochs", 0):
       continue
@@ -159,20 +168,13 @@ def make_config(model: str, dataset: str, args):
     config.model.l2_reg = PAPER_PROTOCOL["l2_reg"]
     config.model.num_layers = PAPER_PROTOCOL["num_layers"]
   flags = overrides(model, args)
-  if "batch_size" in flags:
-    config.batch_size = flags["batch_size"]
-  if "learning_rate" in flags:
-    config.optimizer.learning_rate = flags["learning_rate"]
-  if "contrast_rows" in flags:
-    config.model.contrast_rows = flags["contrast_rows"]
-  if "contrast_negatives" in flags:
-    config.model.contrast_negatives = flags["contrast_negatives"]
-  if "view_period" in flags:
-    config.model.view_period = flags["view_period"]
-  if "ssl_weight" in flags:
-    config.model.ssl_weight = flags["ssl_weight"]
-  if "temperature" in flags:
-    config.model.ssl_temperature = flags["temperature"]
+  for flag, path in _CONFIG_PATH.items():
+    if flag in flags:
+      *parents, key = path
+      node = config
+      for parent in parents:
+        node = node[parent]
+      node[key] = flags[flag]
   if "decay_epochs" in flags:
     config.optimizer.schedule = "cosine"
     for key in ("hold_epochs", "decay_epochs", "final_lr_ratio"):
