@@ -39,7 +39,8 @@ all gives SGL's InfoNCE every user / item of the other view as negatives
 --view_period epoch draws SGL's two views once per epoch (the released SGL
 code) instead of every step (suffix '_vepoch').
 --ssl_weight / --temperature set the contrastive models' lambda and tau
-(for tuning them on the validation split; suffixes '_l<lambda>', '_t<tau>').
+(for tuning them on the validation split; suffixes '_l<lambda>', '_t<tau>'),
+--drop_rate SGL's rho (suffix '_r<rho>').
 --decay_epochs N
 (with --hold_epochs H, --final_lr_ratio r) holds the learning rate for H
 epochs, then decays it along a cosine to r x lr over N epochs
@@ -120,7 +121,7 @@ def load_config(model: str, dataset: str):
 # Protocol overrides (flags; 0 = unset) and their run-directory suffixes.
 _SUFFIX = {"batch_size": "b", "learning_rate": "lr", "contrast_rows": "c",
            "contrast_negatives": "neg", "view_period": "v", "ssl_weight": "l",
-           "temperature": "t", "hold_epochs": "h", "decay_epochs": "d",
+           "temperature": "t", "drop_rate": "r", "hold_epochs": "h", "decay_epochs": "d",
            "final_lr_ratio": "f"}
 # Where each flag goes in the config (a path of keys); the schedule flags
 # are applied together with the cosine schedule in `make_config`.
@@ -130,11 +131,12 @@ _CONFIG_PATH = {"batch_size": ("batch_size",),
                 "contrast_negatives": ("model", "contrast_negatives"),
                 "view_period": ("model", "view_period"),
                 "ssl_weight": ("model", "ssl_weight"),
-                "temperature": ("model", "ssl_temperature")}
+                "temperature": ("model", "ssl_temperature"),
+                "drop_rate": ("model", "drop_rate")}
 # Flags that only some models have (the others ignore them).
 _ONLY_FOR = {"contrast_rows": CONTRASTIVE, "ssl_weight": CONTRASTIVE,
              "temperature": CONTRASTIVE, "contrast_negatives": ("sgl",),
-             "view_period": ("sgl",)}
+             "view_period": ("sgl",), "drop_rate": ("sgl",)}
 # Flags that only mean something with a cosine schedule (--decay_epochs).
 _SCHEDULE_FLAGS = ("hold_epochs", "final_lr_ratio")
 
@@ -418,6 +420,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                            "0 = the config's")
   parser.add_argument("--temperature", type=float, default=0.0,
                       help="SGL/SimGCL/XSimGCL: InfoNCE tau; 0 = the config's")
+  parser.add_argument("--drop_rate", type=float, default=0.0,
+                      help="SGL only: rho, the edge / node dropout ratio of "
+                           "the views; 0 = the config's")
   parser.add_argument("--decay_epochs", type=int, default=0,
                       help="> 0: cosine learning-rate decay over this many "
                            "epochs (after --hold_epochs at the full rate)")

@@ -1,10 +1,11 @@
-"""Tunes lambda / tau of a contrastive recommender on validation, then refits.
+"""Tunes lambda / tau (/ rho) of a contrastive recommender on validation.
 
 The SGL / SimGCL / XSimGCL papers tune the InfoNCE weight lambda and the
 temperature tau per dataset; their published values cover Yelp2018 and
 Amazon-Book only. This script runs one `reproduce_lightgcn.py` validation
 run (early stopping on the validation split carved from train) per grid
-point (--ssl_weights x --temperatures, in the order given), picks the point
+point (--ssl_weights x --temperatures x SGL's --drop_rates, in the order
+given; an empty --drop_rates keeps the config's rho), picks the point
 with the best validation Recall@20, and refits it on train + valid for its
 validation-selected number of epochs (`reproduce_lightgcn.py --refit`);
 the test split is read once, for that refit. Test metrics of the other grid
@@ -54,24 +55,31 @@ def refit_estimate(row: dict) -> float:
   return 1.25 * row["best_epoch"] * row["seconds_per_epoch"] + 60.0
 
 
+def _rho(value: float | None) -> str:
+  return "config" if value is None else f"{value:g}"
+
+
 def markdown(model: str, dataset: str, rows: list[dict], skipped: list,
              refit: dict | None, command: str) -> str:
   """The grid (validation only) and the selected point's refit."""
-  lines = [f"# {model} on {dataset}: lambda / tau on validation", "",
+  lines = [f"# {model} on {dataset}: lambda / tau / rho on validation", "",
            f"Command: `{command}`", "",
-           "| lambda | tau | best epoch | epochs run | valid R@20 | valid N@20 "
-           "| s/epoch | wall s |", "|---" * 8 + "|"]
+           "| lambda | tau | rho | best epoch | epochs run | valid R@20 | "
+           "valid N@20 | s/epoch | wall s |", "|---" * 9 + "|"]
   for r in rows:
     lines.append(
-        f"| {r['ssl_weight']:g} | {r['temperature']:g} | {r['best_epoch']} | "
+        f"| {r['ssl_weight']:g} | {r['temperature']:g} | "
+        f"{_rho(r['drop_rate'])} | {r['best_epoch']} | "
         f"{r['epochs_run']} | {r['valid_recall@20']:.4f} | "
         f"{r['valid_ndcg@20']:.4f} | {r['seconds_per_epoch']:.2f} | "
         f"{r['wall_seconds_this_call']:.0f} |")
-  for lam, tau in skipped:
-    lines.append(f"| {lam:g} | {tau:g} | not run (deadline) | | | | | |")
+  for lam, tau, rho in skipped:
+    lines.append(f"| {lam:g} | {tau:g} | {_rho(rho)} | not run (deadline) "
+                 "| | | | | |")
   if refit:
     lines += ["", f"Selected lambda {refit['ssl_weight']:g}, tau "
-              f"{refit['temperature']:g} (best validation Recall@20); refit "
+              f"{refit['temperature']:g}, rho {_rho(refit['drop_rate'])} "
+              "(best validation Recall@20); refit "
               f"on train + valid for {refit['epochs_run']} epochs "
               f"({refit['seconds_per_epoch']:.2f} s/epoch): test Recall@20 "
               f"**{refit['test_recall@20']:.4f}**, NDCG@20 "
@@ -87,6 +95,8 @@ def main(argv=None) -> dict:
                       choices=reproduce.DATASETS)
   parser.add_argument("--ssl_weights", default="0.1")
   parser.add_argument("--temperatures", default="0.2")
+  parser.add_argument("--drop_rates", default="",
+                      help="SGL only: rho values; '' = the config's")
   parser.add_argument("--deadline_seconds", type=float, default=0.0,
                       help="0 = no limit")
   parser.add_argument("--out", default="")
@@ -94,6 +104,10 @@ def main(argv=None) -> dict:
   logging.getLogger().setLevel(logging.INFO)
   weights = _floats(args.ssl_weights, "--ssl_weights")
   temperatures = _floats(args.temperatures, "--temperatures")
+  drop_rates = ([None] if not args.drop_rates.strip() else
+                _floats(args.drop_rates, "--drop_rates"))
+  if drop_rates != [None] and args.model != "sgl":
+    raise SystemExit("--drop_rates: only SGL has a dropout ratio rho")
   base = ["--models", args.model, "--datasets", args.dataset] + rest
   start = time.perf_counter()
   rows, skipped, refit = [], [], None
@@ -109,31 +123,37 @@ def main(argv=None) -> dict:
                        command))
     os.replace(tmp, out)
 
-  for tau in temperatures:
-    for lam in weights:
-      point = base + ["--ssl_weight", str(lam), "--temperature", str(tau)]
-      if args.deadline_seconds and rows:
-        best = max(rows, key=lambda r: r["valid_recall@20"])
-        slowest = max(r["wall_seconds_this_call"] for r in rows)
-        left = args.deadline_seconds - (time.perf_counter() - start)
-        if left < slowest + refit_estimate(best):
-          skipped.append((lam, tau))
-          continue
-      run_args = reproduce.parse_args(point)
-      workdir = run_args.workdir
-      os.makedirs(workdir, exist_ok=True)
-      row = reproduce.run_one(args.model, args.dataset, run_args)
-      row.update(ssl_weight=lam, temperature=tau, argv=point)
-      rows.append(row)
-      print(f"lambda {lam:g} tau {tau:g}: best epoch {row['best_epoch']}, "
-            f"valid R@20 {row['valid_recall@20']:.4f}", flush=True)
-      write()
+  grid = [(lam, tau, rho) for rho in drop_rates for tau in temperatures
+          for lam in weights]
+  for lam, tau, rho in grid:
+    point = base + ["--ssl_weight", str(lam), "--temperature", str(tau)]
+    if rho is not None:
+      point += ["--drop_rate", str(rho)]
+    if args.deadline_seconds and rows:
+      best = max(rows, key=lambda r: r["valid_recall@20"])
+      slowest = max(r["wall_seconds_this_call"] for r in rows)
+      left = args.deadline_seconds - (time.perf_counter() - start)
+      if left < slowest + refit_estimate(best):
+        skipped.append((lam, tau, rho))
+        continue
+    run_args = reproduce.parse_args(point)
+    workdir = run_args.workdir
+    os.makedirs(workdir, exist_ok=True)
+    row = reproduce.run_one(args.model, args.dataset, run_args)
+    row.update(ssl_weight=lam, temperature=tau, drop_rate=rho, argv=point)
+    rows.append(row)
+    print(f"lambda {lam:g} tau {tau:g} rho {_rho(rho)}: best epoch "
+          f"{row['best_epoch']}, valid R@20 {row['valid_recall@20']:.4f}",
+          flush=True)
+    write()
   best = max(rows, key=lambda r: r["valid_recall@20"])
   refit = reproduce.run_one(args.model, args.dataset,
                             reproduce.parse_args(best["argv"] + ["--refit"]))
-  refit.update(ssl_weight=best["ssl_weight"], temperature=best["temperature"])
+  refit.update(ssl_weight=best["ssl_weight"], temperature=best["temperature"],
+                drop_rate=best["drop_rate"])
   write()
-  print(f"refit lambda {refit['ssl_weight']:g} tau {refit['temperature']:g}: "
+  print(f"refit lambda {refit['ssl_weight']:g} tau {refit['temperature']:g} "
+        f"rho {_rho(refit['drop_rate'])}: "
         f"test R@20 {refit['test_recall@20']:.4f} N@20 "
         f"{refit['test_ndcg@20']:.4f}", flush=True)
   return {"grid": rows, "skipped": skipped, "refit": refit}

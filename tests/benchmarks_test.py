@@ -223,6 +223,11 @@ def test_ssl_weight_and_temperature_flags(script):
   assert script.run_name("sgl", "gowalla", per_epoch) == "sgl_gowalla_vepoch"
   assert "view_period" not in script.make_config("simgcl", "gowalla",
                                                  per_epoch).model
+  rho = argparse.Namespace(**{**vars(unset), "drop_rate": 0.3})
+  assert script.make_config("sgl", "gowalla", rho).model.drop_rate == 0.3
+  assert script.run_name("sgl", "gowalla", rho) == "sgl_gowalla_r0.3"
+  assert script.make_config("simgcl", "gowalla", rho).model.to_dict() == (
+      script.make_config("simgcl", "gowalla", unset).model.to_dict())
 
 
 def test_tune_ssl_selects_on_validation_and_refits(tmp_path):
@@ -246,10 +251,35 @@ def test_tune_ssl_selects_on_validation_and_refits(tmp_path):
   lam = f"{best['ssl_weight']:g}"
   assert os.path.isdir(workdir / f"sgl_gowalla_l{lam}_t0.2_refit")
   table = out.read_text()
-  assert f"| {lam} | 0.2 | {best['best_epoch']} |" in table
+  assert f"| {lam} | 0.2 | config | {best['best_epoch']} |" in table
   assert f"{refit['test_recall@20']:.4f}" in table
   with pytest.raises(SystemExit, match="--ssl_weights"):
     tune.main(["--ssl_weights", "0.1,x"])
+  with pytest.raises(SystemExit, match="--drop_rates: only SGL"):
+    tune.main(["--model", "simgcl", "--drop_rates", "0.2"])
+
+
+def test_tune_ssl_drop_rate_grid(tmp_path):
+  """--drop_rates adds SGL's rho to the grid; each point trains with its own
+  rho (run directory '_r<rho>') and the refit keeps the selected one."""
+  tune = config_loader.load_benchmark("tune_ssl")
+  data_root, workdir = tmp_path / "data", tmp_path / "work"
+  _write_fixture(str(data_root))
+  out = tmp_path / "tune.md"
+  result = tune.main([
+      "--model", "sgl", "--ssl_weights", "0.1", "--temperatures", "0.2",
+      "--drop_rates", "0.2,0.3", "--out", str(out), "--data_root",
+      str(data_root), "--workdir", str(workdir), "--epochs", "1",
+      "--eval_every", "1"])
+  assert [r["drop_rate"] for r in result["grid"]] == [0.2, 0.3]
+  for rho in ("0.2", "0.3"):
+    saved = json.loads((workdir / f"sgl_gowalla_l0.1_t0.2_r{rho}" /
+                        "config.json").read_text())
+    assert saved["model"]["drop_rate"] == float(rho)
+  best = max(result["grid"], key=lambda r: r["valid_recall@20"])
+  assert result["refit"]["drop_rate"] == best["drop_rate"]
+  assert f"| 0.1 | 0.2 | {best['drop_rate']:g} | {best['best_epoch']} |" in (
+      out.read_text())
 
 
 def test_run_with_other_model_settings_is_not_resumed(script, tmp_path):
@@ -281,8 +311,8 @@ def test_tune_ssl_deadline_skips_points_but_keeps_the_refit(tmp_path):
       "1e-3", "--out", str(out), "--data_root", str(data_root), "--workdir",
       str(tmp_path / "work"), "--epochs", "1", "--eval_every", "1"])
   assert [r["ssl_weight"] for r in result["grid"]] == [0.1]
-  assert result["skipped"] == [(0.5, 0.2), (1.0, 0.2)]
+  assert result["skipped"] == [(0.5, 0.2, None), (1.0, 0.2, None)]
   assert result["refit"]["ssl_weight"] == 0.1 and result["refit"]["refit"]
   table = out.read_text()
-  assert "| 0.5 | 0.2 | not run (deadline) |" in table
-  assert "| 1 | 0.2 | not run (deadline) |" in table
+  assert "| 0.5 | 0.2 | config | not run (deadline) |" in table
+  assert "| 1 | 0.2 | config | not run (deadline) |" in table
