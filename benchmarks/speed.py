@@ -25,9 +25,9 @@ subprocess (so peak RSS figures do not mix) measures:
 The parent process measures this machine's limits: memory bandwidth (NumPy
 copy of a 512 MiB array, 1 and 2 threads, bytes read + written) and peak
 float32 FLOP/s (jitted 4096 x 4096 jnp matmul), and derives the roofline:
-  propagation, per layer: bytes >= E*d*4 (gather x[senders]) + E*d*4
-    (scatter-add into receivers) + E*12 (senders, receivers, weights);
-    t_min = bytes / bandwidth;
+  propagation, per layer: bytes >= E*d*b (gather x[senders]; b = 4 bytes,
+    2 with --gather_dtype bfloat16) + E*d*4 (scatter-add into receivers) +
+    E*12 (senders, receivers, weights); t_min = bytes / bandwidth;
   evaluation: FLOPs = 2 * U_eval * I * d; t_min = FLOPs / peak FLOP/s.
 It fits the growth exponent of epoch time (and of step time) vs edges over
 the synthetic sizes by log-log least squares, checks the largest size's peak
@@ -35,7 +35,9 @@ RSS against --rss_limit_gb and writes a markdown report.
 
 Propagation uses the kernel `train.build_graph` picks (column tiles for
 large graphs on CPU, `jaxrec.graphs.tiling`; --tile_nodes 0 turns them off),
-named in the table's 'kernel' column.
+named in the table's 'kernel' column. --gather_dtype bfloat16 sets
+`config.graph.gather_dtype` (the native kernel gathers bfloat16 rows, sums in
+float32; the kernel column then says 'bf16 gather').
 
 With --steps_per_epoch S the batch grows with the data instead (batch =
 ceil(train interactions / S), so every epoch is S full-graph steps): the
@@ -165,7 +167,7 @@ def batch_size_for(train_size: int, steps_per_epoch: int) -> int:
 
 
 def load(size: str, seed: int = 0, tile_nodes: int = -1,
-         node_order: str = "data"):
+         node_order: str = "data", gather_dtype: str = "float32"):
   """(config, dataset, seconds) for 'gowalla' or a synthetic edge count.
 
   node_order: `config.graph.node_order`, 'data' (as loaded / generated) or
@@ -190,6 +192,7 @@ def load(size: str, seed: int = 0, tile_nodes: int = -1,
   config.batch_size = BATCH
   config.steps_per_call = STEPS_PER_CALL
   config.graph.tile_nodes = tile_nodes
+  config.graph.gather_dtype = gather_dtype
   return config, dataset, time.perf_counter() - start
 
 
@@ -203,7 +206,7 @@ def _timed(fn, *args):
 def measure(size: str, max_epoch_steps: int, timed_steps: int,
             timed_calls: int, steps_per_epoch: int = 0,
             tile_nodes: int = -1, min_epoch_seconds: float = 0.0,
-            node_order: str = "data") -> dict:
+            node_order: str = "data", gather_dtype: str = "float32") -> dict:
   """All measurements of one size (run in its own process).
 
   An epoch of at most `max_epoch_steps` steps is timed whole, repeated until
@@ -221,8 +224,10 @@ def measure(size: str, max_epoch_steps: int, timed_steps: int,
 
   res = {"size": size}
   config, ds, res["data_seconds"] = load(size, tile_nodes=tile_nodes,
-                                         node_order=node_order)
+                                         node_order=node_order,
+                                         gather_dtype=gather_dtype)
   res["node_order"] = node_order
+  res["gather_dtype"] = gather_dtype
   res.update(dataset=ds.summary(), users=ds.num_users, items=ds.num_items,
              train=len(ds.train), rss_after_data=_rss_bytes())
   batch = res["batch"] = batch_size_for(len(ds.train), steps_per_epoch)
@@ -238,6 +243,8 @@ def measure(size: str, max_epoch_steps: int, timed_steps: int,
                      f"-node blocks, V={tiles['virtual_rows'].shape[0]:,})")
     if native.enabled():
       res["kernel"] = "native " + res["kernel"]
+  if native.enabled() and gather_dtype == "bfloat16":
+    res["kernel"] += ", bf16 gather"
   model = train.get_model("lightgcn", ds.num_users, ds.num_items,
                           **config.model.to_dict())
   params = train.init_params(model, graph, batch, jax.random.key(0))
@@ -351,9 +358,13 @@ def fit_exponent(edges, seconds) -> float:
   return float(np.polyfit(np.log(edges), np.log(seconds), 1)[0])
 
 
-def prop_bytes(edges: int, dim: int = DIM) -> int:
+def prop_bytes(edges: int, dim: int = DIM, gather_bytes: int = 4) -> int:
   """Lower bound on bytes one propagation layer moves (see module doc)."""
-  return edges * dim * 4 * 2 + edges * 12
+  return edges * dim * (gather_bytes + 4) + edges * 12
+
+
+def _gather_bytes(result: dict) -> int:
+  return 2 if result.get("gather_dtype") == "bfloat16" else 4
 
 
 def report(results: list[dict], machine: dict, command: str,
@@ -382,7 +393,7 @@ def report(results: list[dict], machine: dict, command: str,
   ]
   for r in results:
     per_layer = r["propagate_seconds"] / LAYERS
-    t_min = prop_bytes(r["edges"]) / bw
+    t_min = prop_bytes(r["edges"], gather_bytes=_gather_bytes(r)) / bw
     epoch = f"{r['epoch_seconds']:.1f}" + (
         f" (extrapolated from {r['timed_steps']} steps)" if r["extrapolated"]
         else f" (median of {r['epoch_repeats']})"
@@ -395,7 +406,8 @@ def report(results: list[dict], machine: dict, command: str,
         f"{epoch} | {r['sample_seconds']:.2f} | {r['load_before_train']}-"
         f"{r['load_after_train']} | {r['edges'] * LAYERS / r['propagate_seconds']:.3g} | "
         f"{r['edges'] * LAYERS / r['step_seconds']:.3g} | "
-        f"{gb(prop_bytes(r['edges']))} | {t_min:.4f} | {per_layer:.4f} | "
+        f"{gb(prop_bytes(r['edges'], gather_bytes=_gather_bytes(r)))} | "
+        f"{t_min:.4f} | {per_layer:.4f} | "
         f"{100 * t_min / per_layer:.0f}% | {gb(r['peak_rss'])} |")
   syn = [r for r in results if r["size"] != "gowalla"]
   exp_epoch = fit_exponent([r["edges"] for r in syn], [r["epoch_seconds"] for r in syn])
@@ -471,7 +483,8 @@ def run_worker(size: str, args) -> dict:
          "--steps_per_epoch", str(args.steps_per_epoch),
          "--tile_nodes", str(args.tile_nodes),
          "--min_epoch_seconds", str(args.min_epoch_seconds),
-         "--node_order", args.node_order]
+         "--node_order", args.node_order,
+         "--gather_dtype", args.gather_dtype]
   proc = subprocess.run(cmd, capture_output=True, text=True,
                         timeout=args.worker_timeout, check=False)
   sys.stderr.write(proc.stderr[-3000:])
@@ -521,6 +534,11 @@ def main(argv=None):
                       default="data",
                       help="'degree': relabel users / items by decreasing "
                            "train degree first (preprocess.relabel_by_degree)")
+  from jaxrec.config_utils import GATHER_DTYPES  # pylint: disable=g-import-not-at-top
+  parser.add_argument("--gather_dtype", choices=GATHER_DTYPES,
+                      default="float32",
+                      help="config.graph.gather_dtype: 'bfloat16' = the "
+                           "native kernel gathers bfloat16 rows (float32 sums)")
   parser.add_argument("--rounds", type=int, default=1,
                       help="measure every size this many times, sizes "
                            "interleaved round by round (a slow spell of a "
@@ -537,7 +555,7 @@ def main(argv=None):
   if args.worker:
     res = measure(args.worker, args.max_epoch_steps, args.timed_steps,
                   args.timed_calls, args.steps_per_epoch, args.tile_nodes,
-                  args.min_epoch_seconds, args.node_order)
+                  args.min_epoch_seconds, args.node_order, args.gather_dtype)
     print(json.dumps(res), flush=True)
     return
   import jax  # pylint: disable=g-import-not-at-top

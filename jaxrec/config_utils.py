@@ -83,6 +83,8 @@ def dataset_config(name: str) -> ml_collections.ConfigDict:
 
 # config.graph.node_order values (input_pipeline.load_data applies them).
 NODE_ORDERS = ("data", "degree")
+# config.graph.gather_dtype values (input_pipeline.build_graph marks the graph).
+GATHER_DTYPES = ("float32", "bfloat16")
 
 
 def base_config(dataset: str = "synthetic") -> ml_collections.ConfigDict:
@@ -116,10 +118,13 @@ def base_config(dataset: str = "synthetic") -> ml_collections.ConfigDict:
   # node_order: 'data' (ids as loaded) or 'degree' (users and items relabelled
   # by decreasing train degree, preprocess.relabel_by_degree: better cache
   # locality on large graphs, benchmarks/results/speed.md; recommendations and
-  # exports still use the original ids).
+  # exports still use the original ids). gather_dtype: 'bfloat16' rounds the
+  # node rows that the native CPU propagation kernel gathers to bfloat16 (sums
+  # stay float32): half the memory traffic on graphs beyond the cache
+  # (benchmarks/results/speed.md); 'float32' (default) is exact.
   config.graph = dict(norm="sym", text_features=False, pad_multiple=0,
                       text_model="", text_cache_dir="", tile_nodes=-1,
-                      node_order="data")
+                      node_order="data", gather_dtype="float32")
   # Devices and layouts (jaxrec/sharding.py): a ('data',) or ('data', 'model')
   # mesh; tables 'rows' | 'columns' | 'replicated' over 'model'; edge-parallel
   # propagation; multi-host jax.distributed.initialize (off by default).
@@ -192,4 +197,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   if order not in NODE_ORDERS:
     raise ConfigError(f"config.graph.node_order: unknown node order "
                       f"{order!r}; valid: {list(NODE_ORDERS)}")
+  gather = config.get("graph", {}).get("gather_dtype", "float32")
+  if gather not in GATHER_DTYPES:
+    raise ConfigError(f"config.graph.gather_dtype: unknown dtype {gather!r}; "
+                      f"valid: {list(GATHER_DTYPES)}")
   learning_rate(config)  # rejects a bad schedule before anything is written

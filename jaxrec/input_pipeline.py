@@ -25,6 +25,7 @@ from jaxrec.data.dataset import empty_interactions
 from jaxrec.data.dataset import Interactions
 from jaxrec.graphs import bipartite_graph
 from jaxrec.graphs import is_symmetric
+from jaxrec.graphs import mark_bfloat16_gather
 from jaxrec.graphs import native
 from jaxrec.graphs import pad_graph
 from jaxrec.graphs import round_up
@@ -110,6 +111,8 @@ def build_graph(config: ml_collections.ConfigDict,
             and tiling.virtual_ratio(tiled)
             > tiling.AUTO_MAX_VIRTUAL_RATIO_NATIVE):
       graph = tiled
+  if gcfg.get("gather_dtype", "float32") == "bfloat16":
+    graph = mark_bfloat16_gather(graph)
   return graph
 
 

@@ -195,6 +195,13 @@ def _case_bad_node_order(root):
   return config
 
 
+def _case_bad_gather_dtype(root):
+  del root
+  config = _config("synthetic")
+  config.graph.gather_dtype = "float16"
+  return config
+
+
 CASES = [
     ("malformed_line", _case_malformed_line, DataError,
      [r"lightgcn/gowalla/train\.txt:2:", "integer ids", r"b'x'"]),
@@ -236,6 +243,8 @@ CASES = [
      ["recall@50", r"config\.eval_ks = \[10, 20\]"]),
     ("bad_node_order", _case_bad_node_order, train.ConfigError,
      [r"config\.graph\.node_order", "'popularity'", "'degree'"]),
+    ("bad_gather_dtype", _case_bad_gather_dtype, train.ConfigError,
+     [r"config\.graph\.gather_dtype", "'float16'", "'bfloat16'"]),
 ]
 
 

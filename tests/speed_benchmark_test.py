@@ -62,3 +62,14 @@ def test_rounds_report_the_median_run_and_per_round_exponents(speed):
   assert speed.round_exponents([dict(merged[0], rounds_step_seconds=[1.0]),
                                 merged[1]]) == [speed.fit_exponent(
                                     [1e5, 1e6], [1.0, 2e-2])]
+
+
+def test_bfloat16_gather_is_configured_and_in_the_roofline(speed):
+  """--gather_dtype bfloat16 reaches config.graph.gather_dtype, and the
+  roofline counts 2-byte gathered rows."""
+  config, _, _ = speed.load("1e4", gather_dtype="bfloat16")
+  assert config.graph.gather_dtype == "bfloat16"
+  assert speed.prop_bytes(1000, 64) - speed.prop_bytes(
+      1000, 64, gather_bytes=2) == 1000 * 64 * 2
+  assert speed._gather_bytes({"gather_dtype": "bfloat16"}) == 2
+  assert speed._gather_bytes({}) == 4

@@ -2,7 +2,9 @@
 
 from jaxrec.graphs.bipartite import bipartite_graph
 from jaxrec.graphs.bipartite import degree_normalise
+from jaxrec.graphs.bipartite import gathers_bfloat16
 from jaxrec.graphs.bipartite import is_symmetric
+from jaxrec.graphs.bipartite import mark_bfloat16_gather
 from jaxrec.graphs.bipartite import mark_symmetric
 from jaxrec.graphs.padding import node_mask
 from jaxrec.graphs.padding import num_nodes

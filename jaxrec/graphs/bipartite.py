@@ -23,6 +23,9 @@ SYMMETRIC_NORMALISATIONS = ("sym", "none")
 # Its presence is pytree STRUCTURE, hence static under jit: `propagate` can
 # pick the kernel whose backward pass reuses the forward (A^T = A).
 SYMMETRIC_KEY = "symmetric_weights"
+# Key of the `globals` marker of a graph whose native CPU propagation gathers
+# node rows in bfloat16 (`mark_bfloat16_gather`); static like SYMMETRIC_KEY.
+BFLOAT16_GATHER_KEY = "bfloat16_gather"
 
 
 def mark_symmetric(graph: jraph.GraphsTuple) -> jraph.GraphsTuple:
@@ -45,6 +48,34 @@ def mark_symmetric(graph: jraph.GraphsTuple) -> jraph.GraphsTuple:
 def is_symmetric(graph: jraph.GraphsTuple) -> bool:
   """Whether `graph` was marked as having symmetric edge weights (static)."""
   return isinstance(graph.globals, dict) and SYMMETRIC_KEY in graph.globals
+
+
+def mark_bfloat16_gather(graph: jraph.GraphsTuple) -> jraph.GraphsTuple:
+  """Lets the native CPU kernels gather this graph's node rows in bfloat16.
+
+  `propagate` then picks `propagation.BFLOAT16_FOR`'s kernels wherever it
+  would pick a native float32 one: each gathered row is rounded to bfloat16
+  (relative error <= 2^-9), the sums and outputs stay float32. Other kernels
+  (GPU, XLA, non-symmetric weights) ignore the marker.
+
+  Args:
+    graph: graph whose `globals` is None or a dict.
+
+  Returns:
+    The graph with a zero-size marker leaf in `globals`.
+  """
+  if graph.globals is not None and not isinstance(graph.globals, dict):
+    raise ValueError("mark_bfloat16_gather: graph.globals must be None or a "
+                     "dict")
+  extra = dict(graph.globals or {})
+  extra[BFLOAT16_GATHER_KEY] = np.zeros((0,), np.float32)
+  return graph._replace(globals=extra)
+
+
+def gathers_bfloat16(graph: jraph.GraphsTuple) -> bool:
+  """Whether `graph` was marked by `mark_bfloat16_gather` (static)."""
+  return (isinstance(graph.globals, dict)
+          and BFLOAT16_GATHER_KEY in graph.globals)
 
 
 def degree_normalise(senders: np.ndarray, receivers: np.ndarray,

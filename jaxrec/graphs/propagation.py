@@ -28,6 +28,13 @@ These kernels compute the same product:
     'tiled_symmetric' with jaxrec's own CPU kernel for the CSR products
     (`jaxrec.graphs.native`: vectorised over features, prefetching, compiled
     on first use). CPU and float32 only.
+  * 'native_symmetric_bf16' and 'native_tiled_symmetric_bf16': the native
+    kernels with the gathered rows of x (and, backward, of the cotangent)
+    rounded to bfloat16; sums, outputs and gradients stay float32. Half the
+    gather traffic, which is what bounds propagation once the node table
+    outgrows the cache (benchmarks/results/speed.md). Picked instead of the
+    native kernels for graphs marked by `bipartite.mark_bfloat16_gather`
+    (`config.graph.gather_dtype = 'bfloat16'`).
 `benchmarks/propagation.py` times them (forward + backward of 3 LightGCN
 layers on Gowalla); DEFAULT_METHOD is the fastest general kernel and every
 propagation model uses `propagate`. With `method=None`, `propagate` picks
@@ -37,7 +44,8 @@ graph's own weights of a graph marked by `bipartite.mark_symmetric` (what
 `symmetric=True` (SGL's renormalised dropout views), and 'tiled_symmetric'
 for such weights on a graph that carries tiles (`train.build_graph` tiles
 large graphs on CPU, `config.graph.tile_nodes`); and their native versions
-when `native.enabled()` (CPU backend, kernel built) and x is float32.
+when `native.enabled()` (CPU backend, kernel built) and x is float32, or
+their bfloat16-gather versions (BFLOAT16_FOR) on a marked graph.
 """
 
 from __future__ import annotations
@@ -49,11 +57,13 @@ from jax.experimental import sparse as jsparse
 
 from jaxrec.graphs import native
 from jaxrec.graphs import tiling
+from jaxrec.graphs.bipartite import gathers_bfloat16
 from jaxrec.graphs.bipartite import is_symmetric
 
 METHODS = ("segment_sum", "segment_sum_sorted", "bcoo", "bcsr", "symmetric",
            "bcsr_symmetric", "tiled_symmetric", "native_symmetric",
-           "native_tiled_symmetric")
+           "native_tiled_symmetric", "native_symmetric_bf16",
+           "native_tiled_symmetric_bf16")
 # Kernels that are correct for any edge weights (eligible as the default).
 GENERAL_METHODS = ("segment_sum", "segment_sum_sorted", "bcoo", "bcsr")
 DEFAULT_METHOD = "bcsr"
@@ -64,8 +74,11 @@ TILED_METHOD = "tiled_symmetric"
 # Their replacements when the native kernel is enabled (`native.enabled`).
 NATIVE_FOR = {SYMMETRIC_METHOD: "native_symmetric",
               TILED_METHOD: "native_tiled_symmetric"}
-# Kernels that call `jaxrec.graphs.native` (CPU, float32).
-NATIVE_METHODS = tuple(NATIVE_FOR.values())
+# Their bfloat16-gather versions, for graphs marked `mark_bfloat16_gather`.
+BFLOAT16_FOR = {"native_symmetric": "native_symmetric_bf16",
+                "native_tiled_symmetric": "native_tiled_symmetric_bf16"}
+# Kernels that call `jaxrec.graphs.native` (CPU, float32 x).
+NATIVE_METHODS = tuple(NATIVE_FOR.values()) + tuple(BFLOAT16_FOR.values())
 
 
 def _segment_sum(x, weights, senders, receivers, sorted_: bool):
@@ -158,12 +171,16 @@ def _symmetric_csr(product):
 # XLA's BCSR product, and the native CPU kernel (`jaxrec.graphs.native`).
 bcsr_symmetric_propagate = _symmetric_csr(tiling.bcsr_matmul)
 native_symmetric_propagate = _symmetric_csr(native.csr_matmul)
+native_bf16_propagate = _symmetric_csr(native.csr_matmul_bf16_gather)
 # The symmetric kernels by method name: plain CSR and column-tiled.
 _CSR_KERNELS = {"bcsr_symmetric": bcsr_symmetric_propagate,
-                "native_symmetric": native_symmetric_propagate}
+                "native_symmetric": native_symmetric_propagate,
+                "native_symmetric_bf16": native_bf16_propagate}
 _TILED_KERNELS = {"tiled_symmetric": tiling.tiled_symmetric_propagate,
                   "native_tiled_symmetric":
-                      tiling.native_tiled_symmetric_propagate}
+                      tiling.native_tiled_symmetric_propagate,
+                  "native_tiled_symmetric_bf16":
+                      tiling.native_tiled_bf16_propagate}
 
 
 def propagate(graph: jraph.GraphsTuple, x: jnp.ndarray,
@@ -179,7 +196,9 @@ def propagate(graph: jraph.GraphsTuple, x: jnp.ndarray,
       attention). # [E]
     method: one of METHODS, or None: for symmetric weights TILED_METHOD on
       a graph with tiles, else SYMMETRIC_METHOD (their NATIVE_FOR versions
-      for float32 x when `native.enabled()`); DEFAULT_METHOD otherwise.
+      for float32 x when `native.enabled()`, and those kernels' BFLOAT16_FOR
+      versions on a graph marked by `mark_bfloat16_gather`); DEFAULT_METHOD
+      otherwise.
       'segment_sum_sorted', 'bcsr' and the symmetric kernels need edges
       sorted by receiver; the symmetric kernels also need symmetric weights
       (module docstring).
@@ -198,6 +217,8 @@ def propagate(graph: jraph.GraphsTuple, x: jnp.ndarray,
       method = TILED_METHOD if tiling.has_tiles(graph) else SYMMETRIC_METHOD
       if x.dtype == jnp.float32 and native.enabled():
         method = NATIVE_FOR[method]
+        if gathers_bfloat16(graph):
+          method = BFLOAT16_FOR[method]
     else:
       method = DEFAULT_METHOD
   num_nodes = x.shape[0]

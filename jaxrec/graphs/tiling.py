@@ -168,12 +168,18 @@ def bcsr_matmul(x: jnp.ndarray, weights: jnp.ndarray, columns: jnp.ndarray,
 
 
 def _tiled_product(x: jnp.ndarray, tiled_weights: jnp.ndarray, tiles: dict,
-                   product=bcsr_matmul):
+                   product=bcsr_matmul, gather_product=None):
+  """A_hat @ x through the tiles: per-tile partial rows, then their sums.
+
+  `gather_product` (default `product`) computes the partial rows, the only
+  product that gathers rows of x; the float32 partial rows are summed with
+  `product`.
+  """
   num_nodes = x.shape[0]
   num_virtual = tiles["virtual_rows"].shape[0]
   tiled_rows = tiles["real_row_pointers"].shape[0] - 1
-  virtual = product(x, tiled_weights, tiles["columns"],
-                    tiles["row_pointers"])  # [V, d]
+  virtual = (gather_product or product)(
+      x, tiled_weights, tiles["columns"], tiles["row_pointers"])  # [V, d]
   ones = jnp.ones((num_virtual,), x.dtype)
   out = product(virtual, ones, tiles["virtual_rows"],
                 tiles["real_row_pointers"])  # [N', d]
@@ -198,8 +204,9 @@ def tiled_weights_of(tiles: dict, weights: jnp.ndarray | None) -> jnp.ndarray:
   return weights[tiles["edge_order"]]
 
 
-def _symmetric_tiled(product):
-  """`tiled_symmetric_propagate` with the CSR `product` it is built on."""
+def _symmetric_tiled(product, gather_product=None):
+  """`tiled_symmetric_propagate` with the CSR `product` it is built on (and
+  `gather_product` for the products that gather rows of x or g)."""
 
   @jax.custom_vjp
   def propagate_tiled(x: jnp.ndarray, tiled_weights: jnp.ndarray,
@@ -216,15 +223,16 @@ def _symmetric_tiled(product):
     Returns:
       A_hat @ x. # [N, d]
     """
-    return _tiled_product(x, tiled_weights, tiles, product)
+    return _tiled_product(x, tiled_weights, tiles, product, gather_product)
 
   def fwd(x, tiled_weights, tiles):
-    return (_tiled_product(x, tiled_weights, tiles, product),
+    return (_tiled_product(x, tiled_weights, tiles, product, gather_product),
             (x, tiled_weights, tiles))
 
   def bwd(res, g):
     x, tiled_weights, tiles = res
-    dx = _tiled_product(g, tiled_weights, tiles, product)  # A^T g = A g
+    dx = _tiled_product(g, tiled_weights, tiles, product,
+                        gather_product)  # A^T g = A g
     # d<g, A x>/dw_e = <g[r_e], x[s_e]> in tiled order; dead code (removed
     # by XLA) unless the weights are differentiated.
     receivers = jnp.repeat(tiles["real_rows"],
@@ -240,3 +248,6 @@ def _symmetric_tiled(product):
 # XLA's BCSR products, and the native CPU kernel (`jaxrec.graphs.native`).
 tiled_symmetric_propagate = _symmetric_tiled(bcsr_matmul)
 native_tiled_symmetric_propagate = _symmetric_tiled(native.csr_matmul)
+# The native kernel gathering bfloat16 rows (float32 sums and partial rows).
+native_tiled_bf16_propagate = _symmetric_tiled(
+    native.csr_matmul, gather_product=native.csr_matmul_bf16_gather)

@@ -5,8 +5,13 @@
 // one row of x per edge without vectorising over the feature dimension or
 // prefetching, and one LightGCN layer is nothing but this product.
 //
-// Inputs: x [N, d] float32, weights [E] float32, columns [E] int32 and
-// row_pointers [R + 1] int32 (CSR of A, rows R, columns N). Output [R, d].
+// Inputs: x [N, d] float32 (JaxrecCsrMatmul) or bfloat16
+// (JaxrecCsrMatmulBf16), weights [E] float32, columns [E] int32 and
+// row_pointers [R + 1] int32 (CSR of A, rows R, columns N). Output [R, d]
+// float32: bfloat16 rows are widened to float32 before the multiply-add, so
+// only the gathered values are rounded and the sums stay float32. Why the
+// bfloat16 form: beyond the cache the gathers x[col[j]] are the traffic, and
+// half-width rows halve it.
 // Rows are split between OpenMP threads by equal (edges + rows), so skewed
 // degrees (a degree-ordered graph puts the heaviest rows first) stay
 // balanced; each thread owns whole output rows, so there are no races.
@@ -24,8 +29,18 @@ namespace {
 // a table beyond L2 cost a cache miss each, and the prefetches overlap them.
 constexpr int64_t kPrefetchEdges = 8;
 
-template <int D>
-void RowsFixedWidth(const float* x, const float* w, const int32_t* col,
+// One element of x widened to float32: a no-op for float32, and for
+// bfloat16 (stored as its 16 bits) the bits moved to the top of a float32.
+inline float Widen(float v) { return v; }
+inline float Widen(uint16_t v) {
+  const uint32_t bits = static_cast<uint32_t>(v) << 16;
+  float f;
+  __builtin_memcpy(&f, &bits, sizeof(f));
+  return f;
+}
+
+template <int D, typename T>
+void RowsFixedWidth(const T* x, const float* w, const int32_t* col,
                     const int32_t* ptr, int64_t r0, int64_t r1, float* out) {
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t lo = ptr[r], hi = ptr[r + 1];
@@ -35,29 +50,32 @@ void RowsFixedWidth(const float* x, const float* w, const int32_t* col,
       if (j + kPrefetchEdges < hi) {
         const char* p = reinterpret_cast<const char*>(
             x + static_cast<int64_t>(col[j + kPrefetchEdges]) * D);
-        for (int b = 0; b < D * 4; b += 64) __builtin_prefetch(p + b, 0, 3);
+        for (int b = 0; b < D * static_cast<int>(sizeof(T)); b += 64) {
+          __builtin_prefetch(p + b, 0, 3);
+        }
       }
-      const float* xr = x + static_cast<int64_t>(col[j]) * D;
+      const T* xr = x + static_cast<int64_t>(col[j]) * D;
       const float wj = w[j];
 #pragma omp simd
-      for (int k = 0; k < D; ++k) acc[k] += wj * xr[k];
+      for (int k = 0; k < D; ++k) acc[k] += wj * Widen(xr[k]);
     }
     float* o = out + r * D;
     for (int k = 0; k < D; ++k) o[k] = acc[k];
   }
 }
 
-void RowsAnyWidth(const float* x, const float* w, const int32_t* col,
+template <typename T>
+void RowsAnyWidth(const T* x, const float* w, const int32_t* col,
                   const int32_t* ptr, int64_t r0, int64_t r1, int64_t d,
                   float* out) {
   for (int64_t r = r0; r < r1; ++r) {
     float* o = out + r * d;
     for (int64_t k = 0; k < d; ++k) o[k] = 0.f;
     for (int64_t j = ptr[r]; j < ptr[r + 1]; ++j) {
-      const float* xr = x + static_cast<int64_t>(col[j]) * d;
+      const T* xr = x + static_cast<int64_t>(col[j]) * d;
       const float wj = w[j];
 #pragma omp simd
-      for (int64_t k = 0; k < d; ++k) o[k] += wj * xr[k];
+      for (int64_t k = 0; k < d; ++k) o[k] += wj * Widen(xr[k]);
     }
   }
 }
@@ -77,7 +95,8 @@ int64_t SplitRow(const int32_t* ptr, int64_t rows, int t, int T) {
   return lo;
 }
 
-ffi::Error CsrMatmulImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> weights,
+template <ffi::DataType XType, typename Elem>
+ffi::Error CsrMatmulImpl(ffi::Buffer<XType> x, ffi::Buffer<ffi::F32> weights,
                          ffi::Buffer<ffi::S32> columns,
                          ffi::Buffer<ffi::S32> row_pointers,
                          ffi::ResultBuffer<ffi::F32> out) {
@@ -98,7 +117,7 @@ ffi::Error CsrMatmulImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> weights,
         "jaxrec_csr_matmul: weights and columns must have one entry per edge");
   }
   const int32_t* ptr = row_pointers.typed_data();
-  const float* xp = x.typed_data();
+  const Elem* xp = reinterpret_cast<const Elem*>(x.typed_data());
   const float* wp = weights.typed_data();
   const int32_t* cp = columns.typed_data();
   float* op = out->typed_data();
@@ -112,9 +131,9 @@ ffi::Error CsrMatmulImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> weights,
     const int64_t r0 = SplitRow(ptr, rows, t, T);
     const int64_t r1 = SplitRow(ptr, rows, t + 1, T);
     if (d == 64) {
-      RowsFixedWidth<64>(xp, wp, cp, ptr, r0, r1, op);
+      RowsFixedWidth<64, Elem>(xp, wp, cp, ptr, r0, r1, op);
     } else if (d == 32) {
-      RowsFixedWidth<32>(xp, wp, cp, ptr, r0, r1, op);
+      RowsFixedWidth<32, Elem>(xp, wp, cp, ptr, r0, r1, op);
     } else {
       RowsAnyWidth(xp, wp, cp, ptr, r0, r1, d, op);
     }
@@ -124,9 +143,20 @@ ffi::Error CsrMatmulImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> weights,
 
 }  // namespace
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrecCsrMatmul, CsrMatmulImpl,
+constexpr auto CsrMatmulF32 = CsrMatmulImpl<ffi::F32, float>;
+constexpr auto CsrMatmulBf16 = CsrMatmulImpl<ffi::BF16, uint16_t>;
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrecCsrMatmul, CsrMatmulF32,
                               ffi::Ffi::Bind()
                                   .Arg<ffi::Buffer<ffi::F32>>()  // x
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // weights
+                                  .Arg<ffi::Buffer<ffi::S32>>()  // columns
+                                  .Arg<ffi::Buffer<ffi::S32>>()  // row_pointers
+                                  .Ret<ffi::Buffer<ffi::F32>>());
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrecCsrMatmulBf16, CsrMatmulBf16,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::BF16>>()  // x
                                   .Arg<ffi::Buffer<ffi::F32>>()  // weights
                                   .Arg<ffi::Buffer<ffi::S32>>()  // columns
                                   .Arg<ffi::Buffer<ffi::S32>>()  // row_pointers
