@@ -28,7 +28,9 @@ gowalla: lambda 0.2, selected on the VALIDATION split among 0.05, 0.1,
 lightgcn_gowalla.md); its refit for the selected 26 epochs: test Recall@20
 0.1736 / NDCG@20 0.1460, still below LightGCN. tau 0.1 and 0.5 (batch
 16,384, lambda 0.1) lose to the published 0.2 on validation (0.1862, 0.1793
-vs 0.1938), so tau stays 0.2. The runs below used lambda
+vs 0.1938), so tau stays 0.2; rho 0.05, 0.2 and 0.3 also lose to the
+published 0.1 (0.1935, 0.1930, 0.1932; rho 0.05 refit 0.1722 / 0.1466),
+so rho stays 0.1. The runs below used lambda
 0.1 (the Yelp2018 value). Default normal init (std 0.1), at the paper batch 2048 / lr 1e-3 (benchmarks/reproduce_lightgcn.py's
 paper protocol). Not the xavier scale (std 0.008) of configs/simgcl.py's
 gowalla entry: with it SGL-ED's BPR stays at log 2 (0.6924 after 4 epochs,
