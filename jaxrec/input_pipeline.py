@@ -102,16 +102,22 @@ def build_graph(config: ml_collections.ConfigDict,
     edges = round_up(int(graph.n_edge[0]), multiple)
     graph = pad_graph(graph, nodes, edges)
   tile_nodes = gcfg.get("tile_nodes", -1)
+  automatic = tile_nodes is None or tile_nodes == -1
+  bfloat16 = gcfg.get("gather_dtype", "float32") == "bfloat16"
   block = tile_block_nodes(tile_nodes, int(np.sum(graph.n_node)),
                            len(graph.senders))
+  if (automatic and bfloat16 and native.enabled()
+      and not tiling.AUTO_TILES_WITH_BFLOAT16_GATHER):
+    # Half-width gathers make the untiled native product the faster one
+    # (tiling.AUTO_TILES_WITH_BFLOAT16_GATHER): no automatic tiles.
+    block = 0
   if block and is_symmetric(graph):
     tiled = tiling.tile_graph(graph, block)
-    automatic = tile_nodes is None or tile_nodes == -1
     if not (automatic and tiling.has_tiles(tiled) and native.enabled()
             and tiling.virtual_ratio(tiled)
             > tiling.AUTO_MAX_VIRTUAL_RATIO_NATIVE):
       graph = tiled
-  if gcfg.get("gather_dtype", "float32") == "bfloat16":
+  if bfloat16:
     graph = mark_bfloat16_gather(graph)
   return graph
 

@@ -11,6 +11,7 @@ from jaxrec import train
 from jaxrec.data import synthetic
 from jaxrec.graphs import native
 from jaxrec.graphs import propagate
+from jaxrec.graphs import propagation
 from jaxrec.graphs import tiling
 from jaxrec.models import layers as layers_lib
 from jaxrec.models.lightgcn import light_propagate
@@ -143,5 +144,29 @@ def test_automatic_tiles_with_the_native_kernel_bound_virtual_rows(
   ratio = tiling.virtual_ratio(tiling.tile_graph(graph if not want_tiles
                                                  else tiling.untile(graph), 64))
   assert 0.0 < ratio <= 1.0
+  config.graph.tile_nodes = 64
+  assert tiling.has_tiles(train.build_graph(config, ds))
+
+
+@pytest.mark.parametrize("native_on,want_tiles", [(True, False),
+                                                  (False, True)])
+def test_automatic_tiles_are_off_with_bfloat16_gathers(monkeypatch, native_on,
+                                                       want_tiles):
+  """With gather_dtype='bfloat16' the native kernel runs untiled (measured
+  faster); XLA's kernels (which ignore the dtype) keep the usual rule, and an
+  explicit block size still tiles."""
+  ds = synthetic.make_synthetic(num_users=300, num_items=200,
+                                num_interactions=3000, with_texts=False)
+  monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+  monkeypatch.setattr(tiling, "DEFAULT_BLOCK_NODES", 64)
+  monkeypatch.setattr(tiling, "AUTO_MIN_NODES", 100)
+  monkeypatch.setattr(tiling, "AUTO_MIN_DEGREE", 1)
+  monkeypatch.setattr(tiling, "AUTO_MAX_VIRTUAL_RATIO_NATIVE", 1.0)
+  monkeypatch.setattr(native, "enabled", lambda: native_on)
+  config = ml_collections.ConfigDict(
+      {"graph": {"tile_nodes": -1, "gather_dtype": "bfloat16"}})
+  graph = train.build_graph(config, ds)
+  assert tiling.has_tiles(graph) == want_tiles
+  assert propagation.gathers_bfloat16(graph)
   config.graph.tile_nodes = 64
   assert tiling.has_tiles(train.build_graph(config, ds))

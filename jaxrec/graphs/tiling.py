@@ -55,6 +55,12 @@ AUTO_MIN_DEGREE = 16
 # 1.04-1.15x faster on degree-ordered synthetic graphs at V/E 0.065-0.134,
 # 1.42-1.49x slower on Gowalla at V/E 0.18.
 AUTO_MAX_VIRTUAL_RATIO_NATIVE = 0.15
+# Whether automatic tiling tiles graphs whose native kernel gathers bfloat16
+# rows (config.graph.gather_dtype). No: the tiles' float32 partial rows then
+# cost more than the gathers they save. Whole LightGCN steps, degree order,
+# bfloat16 gathers (benchmarks/results/speed.md, session 19): untiled 0.136 /
+# 0.481 s at 3e6 / 1e7 edges vs 0.154 / 0.532 s with 8192-node tiles.
+AUTO_TILES_WITH_BFLOAT16_GATHER = False
 
 
 def column_tiles(senders: np.ndarray, receivers: np.ndarray, num_nodes: int,
