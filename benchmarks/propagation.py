@@ -175,7 +175,7 @@ def run(methods, repeats: int, dim: int, num_layers: int,
 def to_markdown(res: dict, command: str) -> str:
   """Markdown report of `run`'s results."""
   general = [r for r in res["rows"] if r["general"]]
-  best = min(general, key=lambda r: r["fwd_bwd"])
+  best = min(general, key=lambda r: r["fwd_bwd"]) if general else None
   edges_layers = res["num_edges"] * res["num_layers"]
   lines = [
       "# Propagation kernels: 3-layer LightGCN on the Gowalla training graph",
@@ -209,10 +209,12 @@ def to_markdown(res: dict, command: str) -> str:
               f"{res['train_steps']} scanned steps, divided by the step count; "
               "median of interleaved rounds (general kernels and "
               f"'{propagation.SYMMETRIC_METHOD}')."]
+  fastest = (f"**{best['method']}**" if best else
+             "(no general kernel in --methods)")
   lines += [
       "",
       f"Fastest general kernel (fwd+bwd median, what a training step runs): "
-      f"**{best['method']}**; `DEFAULT_METHOD` in "
+      f"{fastest}; `DEFAULT_METHOD` in "
       "jaxrec/graphs/propagation.py is "
       f"'{propagation.DEFAULT_METHOD}'; on graphs with symmetric weights "
       f"(the 'sym' training graph) `propagate` uses "
