@@ -121,6 +121,18 @@ def test_build_graph_tiles_large_graphs_and_lightgcn_is_unchanged():
                               jax.grad(loss)(x, plain), atol=1e-5)
 
 
+def auto_tiling_case(monkeypatch, native_on, max_ratio):
+  """A small dataset, and automatic-tiling thresholds scaled down to it."""
+  monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+  monkeypatch.setattr(tiling, "DEFAULT_BLOCK_NODES", 64)
+  monkeypatch.setattr(tiling, "AUTO_MIN_NODES", 100)
+  monkeypatch.setattr(tiling, "AUTO_MIN_DEGREE", 1)
+  monkeypatch.setattr(tiling, "AUTO_MAX_VIRTUAL_RATIO_NATIVE", max_ratio)
+  monkeypatch.setattr(native, "enabled", lambda: native_on)
+  return synthetic.make_synthetic(num_users=300, num_items=200,
+                                  num_interactions=3000, with_texts=False)
+
+
 @pytest.mark.parametrize("native_on,max_ratio,want_tiles", [
     (False, 0.0, True),   # XLA kernels: the size / degree rule alone
     (True, 0.0, False),   # native kernel, V/E above the bound: untiled
@@ -130,14 +142,7 @@ def test_automatic_tiles_with_the_native_kernel_bound_virtual_rows(
     monkeypatch, native_on, max_ratio, want_tiles):
   """Auto tiling (-1) drops tiles whose V/E exceeds the native-kernel bound;
   an explicit block size always tiles."""
-  ds = synthetic.make_synthetic(num_users=300, num_items=200,
-                                num_interactions=3000, with_texts=False)
-  monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
-  monkeypatch.setattr(tiling, "DEFAULT_BLOCK_NODES", 64)
-  monkeypatch.setattr(tiling, "AUTO_MIN_NODES", 100)
-  monkeypatch.setattr(tiling, "AUTO_MIN_DEGREE", 1)
-  monkeypatch.setattr(tiling, "AUTO_MAX_VIRTUAL_RATIO_NATIVE", max_ratio)
-  monkeypatch.setattr(native, "enabled", lambda: native_on)
+  ds = auto_tiling_case(monkeypatch, native_on, max_ratio)
   config = ml_collections.ConfigDict({"graph": {"tile_nodes": -1}})
   graph = train.build_graph(config, ds)
   assert tiling.has_tiles(graph) == want_tiles
@@ -155,14 +160,7 @@ def test_automatic_tiles_are_off_with_bfloat16_gathers(monkeypatch, native_on,
   """With gather_dtype='bfloat16' the native kernel runs untiled (measured
   faster); XLA's kernels (which ignore the dtype) keep the usual rule, and an
   explicit block size still tiles."""
-  ds = synthetic.make_synthetic(num_users=300, num_items=200,
-                                num_interactions=3000, with_texts=False)
-  monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
-  monkeypatch.setattr(tiling, "DEFAULT_BLOCK_NODES", 64)
-  monkeypatch.setattr(tiling, "AUTO_MIN_NODES", 100)
-  monkeypatch.setattr(tiling, "AUTO_MIN_DEGREE", 1)
-  monkeypatch.setattr(tiling, "AUTO_MAX_VIRTUAL_RATIO_NATIVE", 1.0)
-  monkeypatch.setattr(native, "enabled", lambda: native_on)
+  ds = auto_tiling_case(monkeypatch, native_on, max_ratio=1.0)
   config = ml_collections.ConfigDict(
       {"graph": {"tile_nodes": -1, "gather_dtype": "bfloat16"}})
   graph = train.build_graph(config, ds)
