@@ -230,18 +230,28 @@ def test_ssl_weight_and_temperature_flags(script):
       script.make_config("simgcl", "gowalla", unset).model.to_dict())
 
 
-def test_tune_ssl_selects_on_validation_and_refits(tmp_path):
-  """benchmarks/tune_ssl.py: one validation run per grid point, the best
-  validation Recall@20 is refit on train + valid, only the refit is tested."""
+def _run_tune(tmp_path, argv):
+  """benchmarks/tune_ssl.py on the fixture data, evaluating every epoch.
+
+  Returns:
+    (the tune_ssl module, its result, the written table path, workdir).
+  """
   tune = config_loader.load_benchmark("tune_ssl")
   data_root, workdir = tmp_path / "data", tmp_path / "work"
   _write_fixture(str(data_root))
   out = tmp_path / "tune.md"
-  result = tune.main([
+  result = tune.main(argv + [
+      "--out", str(out), "--data_root", str(data_root), "--workdir",
+      str(workdir), "--eval_every", "1"])
+  return tune, result, out, workdir
+
+
+def test_tune_ssl_selects_on_validation_and_refits(tmp_path):
+  """benchmarks/tune_ssl.py: one validation run per grid point, the best
+  validation Recall@20 is refit on train + valid, only the refit is tested."""
+  tune, result, out, workdir = _run_tune(tmp_path, [
       "--model", "sgl", "--dataset", "gowalla", "--ssl_weights", "0.1,0.5",
-      "--temperatures", "0.2", "--out", str(out), "--data_root",
-      str(data_root), "--workdir", str(workdir), "--epochs", "2",
-      "--eval_every", "1"])
+      "--temperatures", "0.2", "--epochs", "2"])
   grid, refit = result["grid"], result["refit"]
   assert [(r["ssl_weight"], r["temperature"]) for r in grid] == [(0.1, 0.2),
                                                                   (0.5, 0.2)]
@@ -262,15 +272,9 @@ def test_tune_ssl_selects_on_validation_and_refits(tmp_path):
 def test_tune_ssl_drop_rate_grid(tmp_path):
   """--drop_rates adds SGL's rho to the grid; each point trains with its own
   rho (run directory '_r<rho>') and the refit keeps the selected one."""
-  tune = config_loader.load_benchmark("tune_ssl")
-  data_root, workdir = tmp_path / "data", tmp_path / "work"
-  _write_fixture(str(data_root))
-  out = tmp_path / "tune.md"
-  result = tune.main([
+  _, result, out, workdir = _run_tune(tmp_path, [
       "--model", "sgl", "--ssl_weights", "0.1", "--temperatures", "0.2",
-      "--drop_rates", "0.2,0.3", "--out", str(out), "--data_root",
-      str(data_root), "--workdir", str(workdir), "--epochs", "1",
-      "--eval_every", "1"])
+      "--drop_rates", "0.2,0.3", "--epochs", "1"])
   assert [r["drop_rate"] for r in result["grid"]] == [0.2, 0.3]
   for rho in ("0.2", "0.3"):
     saved = json.loads((workdir / f"sgl_gowalla_l0.1_t0.2_r{rho}" /
@@ -302,14 +306,9 @@ def test_run_with_other_model_settings_is_not_resumed(script, tmp_path):
 def test_tune_ssl_deadline_skips_points_but_keeps_the_refit(tmp_path):
   """Once the time left cannot cover another run plus the refit, the other
   grid points are skipped and listed; the best point run is still refit."""
-  tune = config_loader.load_benchmark("tune_ssl")
-  data_root = tmp_path / "data"
-  _write_fixture(str(data_root))
-  out = tmp_path / "tune.md"
-  result = tune.main([
+  _, result, out, _ = _run_tune(tmp_path, [
       "--model", "sgl", "--ssl_weights", "0.1,0.5,1.0", "--deadline_seconds",
-      "1e-3", "--out", str(out), "--data_root", str(data_root), "--workdir",
-      str(tmp_path / "work"), "--epochs", "1", "--eval_every", "1"])
+      "1e-3", "--epochs", "1"])
   assert [r["ssl_weight"] for r in result["grid"]] == [0.1]
   assert result["skipped"] == [(0.5, 0.2, None), (1.0, 0.2, None)]
   assert result["refit"]["ssl_weight"] == 0.1 and result["refit"]["refit"]
