@@ -105,12 +105,7 @@ def build_graph(config: ml_collections.ConfigDict,
   automatic = tile_nodes is None or tile_nodes == -1
   bfloat16 = gcfg.get("gather_dtype", "float32") == "bfloat16"
   block = tile_block_nodes(tile_nodes, int(np.sum(graph.n_node)),
-                           len(graph.senders))
-  if (automatic and bfloat16 and native.enabled()
-      and not tiling.AUTO_TILES_WITH_BFLOAT16_GATHER):
-    # Half-width gathers make the untiled native product the faster one
-    # (tiling.AUTO_TILES_WITH_BFLOAT16_GATHER): no automatic tiles.
-    block = 0
+                           len(graph.senders), bfloat16_gather=bfloat16)
   if block and is_symmetric(graph):
     tiled = tiling.tile_graph(graph, block)
     if not (automatic and tiling.has_tiles(tiled) and native.enabled()
@@ -123,7 +118,7 @@ def build_graph(config: ml_collections.ConfigDict,
 
 
 def tile_block_nodes(tile_nodes: Optional[int], num_nodes: int,
-                     num_edges: int = 0) -> int:
+                     num_edges: int = 0, bfloat16_gather: bool = False) -> int:
   """Column-tile block size for `build_graph` (0 = no tiling).
 
   Args:
@@ -133,9 +128,12 @@ def tile_block_nodes(tile_nodes: Optional[int], num_nodes: int,
       and a mean degree of at least `tiling.AUTO_MIN_DEGREE` (`build_graph`
       then drops the tiles again when the native kernel runs and they give
       more than `tiling.AUTO_MAX_VIRTUAL_RATIO_NATIVE` virtual rows per
-      edge); 0 for none; or the nodes per block.
+      edge), and none when the native kernel gathers bfloat16 rows (unless
+      `tiling.AUTO_TILES_WITH_BFLOAT16_GATHER`); 0 for none; or the nodes
+      per block.
     num_nodes: nodes of the graph (padding included).
     num_edges: directed edges of the graph.
+    bfloat16_gather: `config.graph.gather_dtype == 'bfloat16'`.
 
   Returns:
     Nodes per column block, or 0.
@@ -144,6 +142,9 @@ def tile_block_nodes(tile_nodes: Optional[int], num_nodes: int,
     if (jax.default_backend() != "cpu" or num_nodes <= tiling.AUTO_MIN_NODES
         or num_edges < tiling.AUTO_MIN_DEGREE * num_nodes):
       return 0
+    if (bfloat16_gather and native.enabled()
+        and not tiling.AUTO_TILES_WITH_BFLOAT16_GATHER):
+      return 0  # half-width gathers: the untiled native product is faster
     return tiling.DEFAULT_BLOCK_NODES
   if tile_nodes < 0:
     raise ValueError(f"config.graph.tile_nodes must be -1 (auto), 0 (off) "
