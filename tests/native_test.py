@@ -37,13 +37,30 @@ def random_csr(rng, rows, cols, density):
 
 @needs_native
 @pytest.mark.parametrize("d", [64, 32, 5])  # both fixed widths, generic width
-@pytest.mark.parametrize("shape", [(7, 9, 0.4), (600, 900, 0.2)])  # 1, 2 threads
+@pytest.mark.parametrize("shape", [(7, 9, 0.4), (600, 900, 0.2)])  # 1, >1 chunks
 def test_csr_matmul_matches_numpy(d, shape):
   rng = np.random.default_rng(d)
   dense, w, cols, ptr = random_csr(rng, *shape)
   x = rng.normal(size=(shape[1], d)).astype(np.float32)
   out = jax.jit(native.csr_matmul)(x, w, cols, ptr)
   chex.assert_shape(out, (shape[0], d))
+  chex.assert_trees_all_close(out, dense.astype(np.float64) @ x, atol=1e-4)
+
+
+@needs_native
+def test_csr_matmul_skewed_rows_match_numpy():
+  # Degree order puts a few heavy rows first: the work-balanced chunks then
+  # hold very different row counts (and some chunks a single row).
+  rng = np.random.default_rng(3)
+  rows, cols = 500, 800
+  degree = np.concatenate([[800, 600, 400], rng.integers(0, 6, rows - 3)])
+  dense = np.zeros((rows, cols), np.float32)
+  for r, k in enumerate(degree):
+    dense[r, rng.choice(cols, k, replace=False)] = rng.normal(size=k)
+  r, c = np.nonzero(dense)
+  ptr = np.searchsorted(r, np.arange(rows + 1)).astype(np.int32)
+  x = rng.normal(size=(cols, 64)).astype(np.float32)
+  out = jax.jit(native.csr_matmul)(x, dense[r, c], c.astype(np.int32), ptr)
   chex.assert_trees_all_close(out, dense.astype(np.float64) @ x, atol=1e-4)
 
 
@@ -61,7 +78,7 @@ def test_csr_matmul_rejects_wrong_dtypes():
 
 @needs_native
 def test_default_symmetric_kernels_are_native_and_exact():
-  # A graph big enough for tiles with several blocks and two threads.
+  # A graph big enough for tiles with several blocks and several chunks.
   ds = synthetic.make_synthetic(num_users=400, num_items=300,
                                 num_interactions=6000, with_texts=False)
   config = ml_collections.ConfigDict({"graph": {"tile_nodes": 128}})

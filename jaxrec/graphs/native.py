@@ -3,11 +3,11 @@
 `csr_matmul(x, weights, columns, row_pointers)` is A @ x for a CSR matrix A,
 computed by `native_src/csr_spmm.cc` through XLA's FFI (`jax.ffi.ffi_call`):
 one pass over the rows, the feature dimension vectorised, the gathered rows
-prefetched a few edges ahead and the rows split between OpenMP threads by
-equal work. On the 2-core benchmark CPU, 3 LightGCN layers forward +
-backward on the Gowalla training graph take 0.081 s vs 0.115 s for XLA's
-'bcsr_symmetric' (benchmarks/results/propagation.md), and whole LightGCN
-steps are 2.3-3.6x faster than with XLA's kernels from 1e5 to 1e7 edges
+prefetched a few edges ahead and the rows split into chunks of equal work
+that run on XLA's own intra-op thread pool (the FFI `ThreadPool` context).
+On the 2-core benchmark CPU, 3 LightGCN layers forward + backward on the
+Gowalla training graph take 0.081 s vs 0.115 s for XLA's 'bcsr_symmetric'
+(benchmarks/results/propagation.md), and whole LightGCN steps are 2.3-3.6x faster than with XLA's kernels from 1e5 to 1e7 edges
 (benchmarks/results/speed.md). A second entry point takes x in bfloat16
 (half the bytes per gathered row, sums in float32): `csr_matmul_bf16_gather`,
 used for graphs with `config.graph.gather_dtype = 'bfloat16'`.
@@ -46,7 +46,7 @@ SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                       "native_src", "csr_spmm.cc")
 TARGET = "jaxrec_csr_matmul"
 TARGET_BF16 = "jaxrec_csr_matmul_bf16"  # x in bfloat16, sums in float32
-_FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC",
+_FLAGS = ("-O3", "-march=native", "-shared", "-fPIC",
           "-std=c++17", "-w")
 
 _lock = threading.Lock()

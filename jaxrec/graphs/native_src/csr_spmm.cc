@@ -12,12 +12,17 @@
 // only the gathered values are rounded and the sums stay float32. Why the
 // bfloat16 form: beyond the cache the gathers x[col[j]] are the traffic, and
 // half-width rows halve it.
-// Rows are split between OpenMP threads by equal (edges + rows), so skewed
-// degrees (a degree-ordered graph puts the heaviest rows first) stay
-// balanced; each thread owns whole output rows, so there are no races.
-#include <omp.h>
-
+// Rows are cut into chunks of equal (edges + rows), so skewed degrees (a
+// degree-ordered graph puts the heaviest rows first) stay balanced, and the
+// chunks run on XLA's own intra-op thread pool (the calling thread takes
+// chunks too); each chunk owns whole output rows, so there are no races.
+// Why XLA's pool: a second pool (OpenMP, before) competed with XLA's threads
+// for the cores around every call; with XLA's pool a LightGCN step on the
+// 1e7-edge synthetic graph went from 0.575 to 0.515 s (2-core CPU).
+#include <atomic>
 #include <cstdint>
+#include <memory>
+#include <thread>
 
 #include "xla/ffi/api/ffi.h"
 
@@ -80,8 +85,8 @@ void RowsAnyWidth(const T* x, const float* w, const int32_t* col,
   }
 }
 
-// First row of thread `t`'s share of T: rows balanced by edges + rows.
-int64_t SplitRow(const int32_t* ptr, int64_t rows, int t, int T) {
+// First row of chunk `t` of T: rows balanced by edges + rows.
+int64_t SplitRow(const int32_t* ptr, int64_t rows, int64_t t, int64_t T) {
   if (t <= 0) return 0;
   if (t >= T) return rows;
   const int64_t total = static_cast<int64_t>(ptr[rows]) + rows;
@@ -99,7 +104,8 @@ template <ffi::DataType XType, typename Elem>
 ffi::Error CsrMatmulImpl(ffi::Buffer<XType> x, ffi::Buffer<ffi::F32> weights,
                          ffi::Buffer<ffi::S32> columns,
                          ffi::Buffer<ffi::S32> row_pointers,
-                         ffi::ResultBuffer<ffi::F32> out) {
+                         ffi::ResultBuffer<ffi::F32> out,
+                         ffi::ThreadPool pool) {
   const auto dims = x.dimensions();
   if (dims.size() != 2) {
     return ffi::Error::InvalidArgument("jaxrec_csr_matmul: x must be [N, d]");
@@ -123,13 +129,7 @@ ffi::Error CsrMatmulImpl(ffi::Buffer<XType> x, ffi::Buffer<ffi::F32> weights,
   float* op = out->typed_data();
   if (rows == 0) return ffi::Error::Success();
   const int64_t work = (static_cast<int64_t>(ptr[rows]) + rows) * d;
-  // Below ~64k multiply-adds a second thread costs more than it saves.
-  const int threads = work < (1 << 16) ? 1 : omp_get_max_threads();
-#pragma omp parallel num_threads(threads)
-  {
-    const int t = omp_get_thread_num(), T = omp_get_num_threads();
-    const int64_t r0 = SplitRow(ptr, rows, t, T);
-    const int64_t r1 = SplitRow(ptr, rows, t + 1, T);
+  auto run = [=](int64_t r0, int64_t r1) {
     if (d == 64) {
       RowsFixedWidth<64, Elem>(xp, wp, cp, ptr, r0, r1, op);
     } else if (d == 32) {
@@ -137,6 +137,34 @@ ffi::Error CsrMatmulImpl(ffi::Buffer<XType> x, ffi::Buffer<ffi::F32> weights,
     } else {
       RowsAnyWidth(xp, wp, cp, ptr, r0, r1, d, op);
     }
+  };
+  const int64_t pool_threads = pool.num_threads();
+  // Below ~64k multiply-adds a second thread costs more than it saves.
+  if (work < (1 << 16) || pool_threads <= 1) {
+    run(0, rows);
+    return ffi::Error::Success();
+  }
+  // Workers claim chunks until none is left. A task the pool starts late
+  // finds none and touches nothing but `shared`, which it keeps alive; the
+  // caller never waits for a chunk nobody has claimed, so a busy pool cannot
+  // deadlock it.
+  struct Shared {
+    std::atomic<int64_t> next{0}, done{0};
+  };
+  auto shared = std::make_shared<Shared>();
+  const int64_t chunks = 4 * pool_threads;
+  auto drain = [=]() {
+    for (int64_t c; (c = shared->next.fetch_add(1)) < chunks;) {
+      run(SplitRow(ptr, rows, c, chunks), SplitRow(ptr, rows, c + 1, chunks));
+      shared->done.fetch_add(1, std::memory_order_release);
+    }
+  };
+  for (int64_t t = 1; t < pool_threads; ++t) {
+    pool.Schedule([drain] { drain(); });
+  }
+  drain();
+  while (shared->done.load(std::memory_order_acquire) < chunks) {
+    std::this_thread::yield();
   }
   return ffi::Error::Success();
 }
@@ -152,7 +180,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrecCsrMatmul, CsrMatmulF32,
                                   .Arg<ffi::Buffer<ffi::F32>>()  // weights
                                   .Arg<ffi::Buffer<ffi::S32>>()  // columns
                                   .Arg<ffi::Buffer<ffi::S32>>()  // row_pointers
-                                  .Ret<ffi::Buffer<ffi::F32>>());
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ctx<ffi::ThreadPool>());
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrecCsrMatmulBf16, CsrMatmulBf16,
                               ffi::Ffi::Bind()
@@ -160,4 +189,5 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrecCsrMatmulBf16, CsrMatmulBf16,
                                   .Arg<ffi::Buffer<ffi::F32>>()  // weights
                                   .Arg<ffi::Buffer<ffi::S32>>()  // columns
                                   .Arg<ffi::Buffer<ffi::S32>>()  // row_pointers
-                                  .Ret<ffi::Buffer<ffi::F32>>());
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ctx<ffi::ThreadPool>());
