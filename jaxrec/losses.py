@@ -7,7 +7,7 @@ batches give the same value.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -57,6 +57,45 @@ def l2_penalty(*embeddings: jnp.ndarray,
     sq = jnp.sum(jnp.square(emb), axis=-1)
     per_row = per_row + (sq if sq.ndim == 1 else jnp.sum(sq, axis=-1))
   return _masked_mean(0.5 * per_row, mask)
+
+
+def l2_penalty_of_rows(table_rows: Sequence[tuple[jnp.ndarray, jnp.ndarray]],
+                       mask: Optional[jnp.ndarray] = None) -> jnp.ndarray:
+  """`l2_penalty(*[t[r] for t, r in table_rows], mask)` without the gathers.
+
+  The sum over batch rows of ||t[r_b]||^2 equals the sum over table rows of
+  count_r * ||t_r||^2, with count_r the number of real batch rows that pick
+  row r. One dense pass over each table (its gradient, 2 count_r t_r, is
+  dense, as a table's gradient is anyway) replaces gathering B rows and
+  scatter-adding their gradients into a zero table: random reads that, on
+  tables beyond the cache, cost far more than the pass (1e7-edge LightGCN
+  step: benchmarks/results/speed.md, session 20). Equal up to float
+  summation order.
+
+  Args:
+    table_rows: (table [n, d], rows [B] or [B, k] int) pairs; pairs that
+      share a table (the same array object, e.g. positive and negative
+      items) read it once.
+    mask: optional row mask. # [B]
+
+  Returns:
+    Scalar: mean over real rows of 0.5 * sum of squared norms.
+  """
+  counts = {}  # id(table) -> (table, [n] how often each row is picked)
+  for table, rows in table_rows:
+    weight = jnp.ones(rows.shape, table.dtype)
+    if mask is not None:
+      weight = weight * mask.astype(table.dtype).reshape(
+          mask.shape + (1,) * (rows.ndim - mask.ndim))
+    prev = counts.get(id(table), (table, jnp.zeros(table.shape[0],
+                                                    table.dtype)))[1]
+    counts[id(table)] = (table, prev.at[rows.ravel()].add(weight.ravel()))
+  total = sum(jnp.sum(c * jnp.sum(jnp.square(t), axis=-1))
+              for t, c in counts.values())
+  batch = table_rows[0][1].shape[0]
+  real = (jnp.asarray(batch, jnp.float32) if mask is None
+          else jnp.maximum(jnp.sum(mask.astype(jnp.float32)), 1.0))
+  return 0.5 * total / real
 
 
 def info_nce(anchors: jnp.ndarray, positives: jnp.ndarray,

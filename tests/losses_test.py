@@ -45,6 +45,27 @@ def test_l2_penalty_closed_form():
   chex.assert_trees_all_close(losses.l2_penalty(a, b, c), want, rtol=1e-5)
 
 
+@pytest.mark.parametrize("masked", [False, True])
+def test_l2_penalty_of_rows_equals_gathered_penalty(masked):
+  users, items = _rand(6, 3), _rand(9, 3, seed=1)
+  rng = np.random.default_rng(0)
+  u = rng.integers(0, 6, 8)  # repeated rows count once per pick
+  pos, neg = rng.integers(0, 9, 8), rng.integers(0, 9, (8, 2))  # [B], [B, k]
+  mask = np.array([1, 1, 0, 1, 1, 1, 0, 1], np.float32) if masked else None
+  ego_rows = [(users, u), (items, pos), (items, neg)]  # items: one table
+  want = losses.l2_penalty(users[u], items[pos], items[neg], mask=mask)
+  got = losses.l2_penalty_of_rows(ego_rows, mask=mask)
+  chex.assert_trees_all_close(got, want, rtol=1e-5)
+  # Gradients too: count * table, zero for rows no real batch row picks.
+  grad = lambda fn: jax.grad(fn, argnums=(0, 1))(jnp.asarray(users),
+                                                 jnp.asarray(items))
+  chex.assert_trees_all_close(
+      grad(lambda a, b: losses.l2_penalty_of_rows(
+          [(a, u), (b, pos), (b, neg)], mask=mask)),
+      grad(lambda a, b: losses.l2_penalty(a[u], b[pos], b[neg], mask=mask)),
+      rtol=1e-5)
+
+
 def _info_nce_numpy(a, p, t, normalise=True):
   if normalise:
     a = a / np.linalg.norm(a, axis=1, keepdims=True)

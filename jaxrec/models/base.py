@@ -70,9 +70,17 @@ class Recommender(nn.Module):
     mask = batch["mask"]
     pos, neg = self.pair_scores(out, batch)
     bpr = losses.bpr_loss(pos, neg, mask)
-    reg = losses.l2_penalty(out["user_ego"][batch["users"]],
-                            out["item_ego"][batch["pos_items"]],
-                            out["item_ego"][batch["neg_items"]], mask=mask)
+    ego_rows = [(out["user_ego"], batch["users"]),
+                (out["item_ego"], batch["pos_items"]),
+                (out["item_ego"], batch["neg_items"])]
+    if out["user"] is out["user_ego"]:
+      # MF-like: the ranked rows are the ego rows, so the L2 gradients join
+      # the BPR scatter-adds; gathering is cheapest.
+      reg = losses.l2_penalty(*[t[r] for t, r in ego_rows], mask=mask)
+    else:
+      # Propagated models: the gradient reaching the tables is dense anyway,
+      # so one dense pass beats gathering and scattering the batch rows.
+      reg = losses.l2_penalty_of_rows(ego_rows, mask=mask)
     return bpr, reg
 
   def loss(self, graph: jraph.GraphsTuple, batch: dict):
