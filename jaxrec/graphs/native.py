@@ -46,7 +46,7 @@ SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                       "native_src", "csr_spmm.cc")
 TARGET = "jaxrec_csr_matmul"
 TARGET_BF16 = "jaxrec_csr_matmul_bf16"  # x in bfloat16, sums in float32
-_FLAGS = ("-O3", "-march=native", "-shared", "-fPIC",
+_FLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-shared", "-fPIC",
           "-std=c++17", "-w")
 
 _lock = threading.Lock()
