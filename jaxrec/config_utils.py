@@ -114,7 +114,8 @@ def base_config(dataset: str = "synthetic") -> ml_collections.ConfigDict:
   # but no embeddings are encoded with text_model ('' = bundled MiniLM) and
   # cached in text_cache_dir ('' = ~/.cache/jaxrec/text). tile_nodes: column
   # blocks of cache-tiled propagation (jaxrec/graphs/tiling.py): -1 = auto (on
-  # CPU for graphs beyond ~8 MiB of d=64 rows), 0 = off, > 0 = nodes per block.
+  # CPU with XLA's kernels for graphs beyond ~8 MiB of d=64 rows; none when
+  # the native kernel runs), 0 = off, > 0 = nodes per block.
   # node_order: 'data' (ids as loaded) or 'degree' (users and items relabelled
   # by decreasing train degree, preprocess.relabel_by_degree: better cache
   # locality on large graphs, benchmarks/results/speed.md; recommendations and

@@ -101,39 +101,30 @@ def build_graph(config: ml_collections.ConfigDict,
     nodes = round_up(int(graph.n_node[0]) + 1, multiple)
     edges = round_up(int(graph.n_edge[0]), multiple)
     graph = pad_graph(graph, nodes, edges)
-  tile_nodes = gcfg.get("tile_nodes", -1)
-  automatic = tile_nodes is None or tile_nodes == -1
   bfloat16 = gcfg.get("gather_dtype", "float32") == "bfloat16"
-  block = tile_block_nodes(tile_nodes, int(np.sum(graph.n_node)),
-                           len(graph.senders), bfloat16_gather=bfloat16)
+  block = tile_block_nodes(gcfg.get("tile_nodes", -1),
+                           int(np.sum(graph.n_node)), len(graph.senders))
   if block and is_symmetric(graph):
-    tiled = tiling.tile_graph(graph, block)
-    if not (automatic and tiling.has_tiles(tiled) and native.enabled()
-            and tiling.virtual_ratio(tiled)
-            > tiling.AUTO_MAX_VIRTUAL_RATIO_NATIVE):
-      graph = tiled
+    graph = tiling.tile_graph(graph, block)
   if bfloat16:
     graph = mark_bfloat16_gather(graph)
   return graph
 
 
 def tile_block_nodes(tile_nodes: Optional[int], num_nodes: int,
-                     num_edges: int = 0, bfloat16_gather: bool = False) -> int:
+                     num_edges: int = 0) -> int:
   """Column-tile block size for `build_graph` (0 = no tiling).
 
   Args:
     tile_nodes: `config.graph.tile_nodes`: -1 (or None) for automatic: tiles
-      of `tiling.DEFAULT_BLOCK_NODES` on the CPU backend for graphs with more
-      than `tiling.AUTO_MIN_NODES` nodes (the node table outgrows the cache)
-      and a mean degree of at least `tiling.AUTO_MIN_DEGREE` (`build_graph`
-      then drops the tiles again when the native kernel runs and they give
-      more than `tiling.AUTO_MAX_VIRTUAL_RATIO_NATIVE` virtual rows per
-      edge), and none when the native kernel gathers bfloat16 rows (unless
-      `tiling.AUTO_TILES_WITH_BFLOAT16_GATHER`); 0 for none; or the nodes
-      per block.
+      of `tiling.DEFAULT_BLOCK_NODES` on the CPU backend with XLA's kernels
+      (none when the native kernel runs, unless
+      `tiling.AUTO_TILES_WITH_NATIVE`) for graphs with more than
+      `tiling.AUTO_MIN_NODES` nodes (the node table outgrows the cache) and
+      a mean degree of at least `tiling.AUTO_MIN_DEGREE`; 0 for none; or the
+      nodes per block.
     num_nodes: nodes of the graph (padding included).
     num_edges: directed edges of the graph.
-    bfloat16_gather: `config.graph.gather_dtype == 'bfloat16'`.
 
   Returns:
     Nodes per column block, or 0.
@@ -142,9 +133,8 @@ def tile_block_nodes(tile_nodes: Optional[int], num_nodes: int,
     if (jax.default_backend() != "cpu" or num_nodes <= tiling.AUTO_MIN_NODES
         or num_edges < tiling.AUTO_MIN_DEGREE * num_nodes):
       return 0
-    if (bfloat16_gather and native.enabled()
-        and not tiling.AUTO_TILES_WITH_BFLOAT16_GATHER):
-      return 0  # half-width gathers: the untiled native product is faster
+    if native.enabled() and not tiling.AUTO_TILES_WITH_NATIVE:
+      return 0  # the untiled native product is faster
     return tiling.DEFAULT_BLOCK_NODES
   if tile_nodes < 0:
     raise ValueError(f"config.graph.tile_nodes must be -1 (auto), 0 (off) "

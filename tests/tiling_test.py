@@ -109,7 +109,8 @@ def test_build_graph_tiles_large_graphs_and_lightgcn_is_unchanged():
   assert train.tile_block_nodes(-1, 1000, 10 ** 5) == 0  # auto: small graph
   assert train.tile_block_nodes(-1, 10 ** 6, 10 ** 6) == 0  # auto: sparse
   assert train.tile_block_nodes(-1, 10 ** 6, 10 ** 8) == (
-      tiling.DEFAULT_BLOCK_NODES if jax.default_backend() == "cpu" else 0)
+      tiling.DEFAULT_BLOCK_NODES
+      if jax.default_backend() == "cpu" and not native.enabled() else 0)
   with pytest.raises(ValueError, match="tile_nodes"):
     train.tile_block_nodes(-2, 1000)
   x = jax.random.normal(jax.random.key(0), (500, 8))
@@ -121,50 +122,24 @@ def test_build_graph_tiles_large_graphs_and_lightgcn_is_unchanged():
                               jax.grad(loss)(x, plain), atol=1e-5)
 
 
-def auto_tiling_case(monkeypatch, native_on, max_ratio):
-  """A small dataset, and automatic-tiling thresholds scaled down to it."""
+@pytest.mark.parametrize("native_on", [False, True])
+@pytest.mark.parametrize("gather_dtype", ["float32", "bfloat16"])
+def test_automatic_tiles_only_with_xla_kernels(monkeypatch, native_on,
+                                               gather_dtype):
+  """Auto tiling (-1) tiles large dense-enough graphs for XLA's kernels and
+  not when the native kernel runs (its untiled product is faster); an
+  explicit block size always tiles."""
   monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
   monkeypatch.setattr(tiling, "DEFAULT_BLOCK_NODES", 64)
   monkeypatch.setattr(tiling, "AUTO_MIN_NODES", 100)
   monkeypatch.setattr(tiling, "AUTO_MIN_DEGREE", 1)
-  monkeypatch.setattr(tiling, "AUTO_MAX_VIRTUAL_RATIO_NATIVE", max_ratio)
   monkeypatch.setattr(native, "enabled", lambda: native_on)
-  return synthetic.make_synthetic(num_users=300, num_items=200,
-                                  num_interactions=3000, with_texts=False)
-
-
-@pytest.mark.parametrize("native_on,max_ratio,want_tiles", [
-    (False, 0.0, True),   # XLA kernels: the size / degree rule alone
-    (True, 0.0, False),   # native kernel, V/E above the bound: untiled
-    (True, 1.0, True),    # native kernel, V/E within the bound: tiled
-])
-def test_automatic_tiles_with_the_native_kernel_bound_virtual_rows(
-    monkeypatch, native_on, max_ratio, want_tiles):
-  """Auto tiling (-1) drops tiles whose V/E exceeds the native-kernel bound;
-  an explicit block size always tiles."""
-  ds = auto_tiling_case(monkeypatch, native_on, max_ratio)
-  config = ml_collections.ConfigDict({"graph": {"tile_nodes": -1}})
-  graph = train.build_graph(config, ds)
-  assert tiling.has_tiles(graph) == want_tiles
-  ratio = tiling.virtual_ratio(tiling.tile_graph(graph if not want_tiles
-                                                 else tiling.untile(graph), 64))
-  assert 0.0 < ratio <= 1.0
-  config.graph.tile_nodes = 64
-  assert tiling.has_tiles(train.build_graph(config, ds))
-
-
-@pytest.mark.parametrize("native_on,want_tiles", [(True, False),
-                                                  (False, True)])
-def test_automatic_tiles_are_off_with_bfloat16_gathers(monkeypatch, native_on,
-                                                       want_tiles):
-  """With gather_dtype='bfloat16' the native kernel runs untiled (measured
-  faster); XLA's kernels (which ignore the dtype) keep the usual rule, and an
-  explicit block size still tiles."""
-  ds = auto_tiling_case(monkeypatch, native_on, max_ratio=1.0)
+  ds = synthetic.make_synthetic(num_users=300, num_items=200,
+                                num_interactions=3000, with_texts=False)
   config = ml_collections.ConfigDict(
-      {"graph": {"tile_nodes": -1, "gather_dtype": "bfloat16"}})
+      {"graph": {"tile_nodes": -1, "gather_dtype": gather_dtype}})
   graph = train.build_graph(config, ds)
-  assert tiling.has_tiles(graph) == want_tiles
-  assert propagation.gathers_bfloat16(graph)
+  assert tiling.has_tiles(graph) == (not native_on)
+  assert propagation.gathers_bfloat16(graph) == (gather_dtype == "bfloat16")
   config.graph.tile_nodes = 64
   assert tiling.has_tiles(train.build_graph(config, ds))

@@ -48,19 +48,14 @@ DEFAULT_BLOCK_NODES = 8192
 # gathers save). Measured on the benchmark CPU: benchmarks/results/tiling.md.
 AUTO_MIN_NODES = 16384
 AUTO_MIN_DEGREE = 16
-# With the native CSR kernel (graphs/native.py), whose prefetched gathers
-# lose less to cache misses, tiles pay only when a row touches few blocks:
-# automatic tiling keeps them when V / E (virtual rows per edge) is at most
-# this. Measured whole LightGCN steps (benchmarks/results/speed.md): tiles
-# 1.04-1.15x faster on degree-ordered synthetic graphs at V/E 0.065-0.134,
-# 1.42-1.49x slower on Gowalla at V/E 0.18.
-AUTO_MAX_VIRTUAL_RATIO_NATIVE = 0.15
-# Whether automatic tiling tiles graphs whose native kernel gathers bfloat16
-# rows (config.graph.gather_dtype). No: the tiles' float32 partial rows then
-# cost more than the gathers they save. Whole LightGCN steps, degree order,
-# bfloat16 gathers (benchmarks/results/speed.md, session 19): untiled 0.136 /
-# 0.481 s at 3e6 / 1e7 edges vs 0.154 / 0.532 s with 8192-node tiles.
-AUTO_TILES_WITH_BFLOAT16_GATHER = False
+# Whether automatic tiling tiles graphs when the native CSR kernel
+# (graphs/native.py) runs. No: since its rows run on XLA's thread pool the
+# untiled kernel is faster at every measured size. Whole LightGCN steps,
+# degree order, float32 (benchmarks/results/speed.md, session 20): untiled
+# 0.0357 / 0.145 / 0.516 s at 1e6 / 3e6 / 1e7 edges vs 0.0372 / 0.176 /
+# 0.590 s with 8192-node tiles (V/E 0.065-0.134); Gowalla (V/E 0.18) and
+# bfloat16 gathers were already faster untiled (sessions 18-19).
+AUTO_TILES_WITH_NATIVE = False
 
 
 def column_tiles(senders: np.ndarray, receivers: np.ndarray, num_nodes: int,
