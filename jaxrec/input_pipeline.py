@@ -101,12 +101,11 @@ def build_graph(config: ml_collections.ConfigDict,
     nodes = round_up(int(graph.n_node[0]) + 1, multiple)
     edges = round_up(int(graph.n_edge[0]), multiple)
     graph = pad_graph(graph, nodes, edges)
-  bfloat16 = gcfg.get("gather_dtype", "float32") == "bfloat16"
   block = tile_block_nodes(gcfg.get("tile_nodes", -1),
                            int(np.sum(graph.n_node)), len(graph.senders))
   if block and is_symmetric(graph):
     graph = tiling.tile_graph(graph, block)
-  if bfloat16:
+  if gcfg.get("gather_dtype", "float32") == "bfloat16":
     graph = mark_bfloat16_gather(graph)
   return graph
 

@@ -87,9 +87,10 @@ def l2_penalty_of_rows(table_rows: Sequence[tuple[jnp.ndarray, jnp.ndarray]],
     if mask is not None:
       weight = weight * mask.astype(table.dtype).reshape(
           mask.shape + (1,) * (rows.ndim - mask.ndim))
-    prev = counts.get(id(table), (table, jnp.zeros(table.shape[0],
-                                                    table.dtype)))[1]
-    counts[id(table)] = (table, prev.at[rows.ravel()].add(weight.ravel()))
+    key = id(table)
+    if key not in counts:
+      counts[key] = (table, jnp.zeros(table.shape[0], table.dtype))
+    counts[key] = (table, counts[key][1].at[rows.ravel()].add(weight.ravel()))
   total = sum(jnp.sum(c * jnp.sum(jnp.square(t), axis=-1))
               for t, c in counts.values())
   batch = table_rows[0][1].shape[0]

@@ -129,12 +129,6 @@ def tile_graph(graph: jraph.GraphsTuple,
   return graph._replace(globals=extra)
 
 
-def virtual_ratio(graph: jraph.GraphsTuple) -> float:
-  """V / E of a tiled graph: virtual rows (block, row pairs) per edge."""
-  tiles = graph.globals[TILES_KEY]
-  return len(tiles["real_rows"]) / max(len(tiles["columns"]), 1)
-
-
 def untile(graph: jraph.GraphsTuple) -> jraph.GraphsTuple:
   """The graph without tiles (e.g. before re-padding or sharding its edges)."""
   if not has_tiles(graph):
