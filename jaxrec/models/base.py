@@ -41,7 +41,16 @@ class Recommender(nn.Module):
     return self.user_embedding, self.item_embedding
 
   def propagate_all(self, graph: jraph.GraphsTuple, train: bool = False) -> dict:
-    """Returns dict(user [U,d], item [I,d], user_ego [U,d], item_ego [I,d])."""
+    """Returns dict(user [U,d], item [I,d], user_ego [U,d], item_ego [I,d]).
+
+    Optionally also 'nodes' [N, d]: the node table whose rows [0, U) are
+    exactly `user` and rows [U, U + I) exactly `item` (padding rows after).
+    `pair_scores` then gathers the batch from it, so the backward pass
+    scatter-adds into one table instead of scattering into separate user and
+    item tables and padding them back to N rows (a LightGCN step on Gowalla,
+    batch 2048: 0.065 -> 0.061 s). Omit it whenever `user` / `item` are
+    anything else (say, transformed after the propagation).
+    """
     raise NotImplementedError
 
   def embed(self, graph: jraph.GraphsTuple):
@@ -56,9 +65,15 @@ class Recommender(nn.Module):
 
   def pair_scores(self, out: dict, batch: dict):
     """(pos [B], neg [B] or [B, k]) scores of a batch from `propagate_all`."""
-    u = out["user"][batch["users"]]  # [B, d]
-    pos = jnp.sum(u * out["item"][batch["pos_items"]], axis=-1)  # [B]
-    neg_emb = out["item"][batch["neg_items"]]  # [B, d] or [B, k, d]
+    if "nodes" in out:  # item i is node U + i (see `propagate_all`)
+      nodes, offset = out["nodes"], self.num_users
+      u = nodes[batch["users"]]  # [B, d]
+      pos = jnp.sum(u * nodes[batch["pos_items"] + offset], axis=-1)  # [B]
+      neg_emb = nodes[batch["neg_items"] + offset]  # [B, d] or [B, k, d]
+    else:
+      u = out["user"][batch["users"]]  # [B, d]
+      pos = jnp.sum(u * out["item"][batch["pos_items"]], axis=-1)  # [B]
+      neg_emb = out["item"][batch["neg_items"]]  # [B, d] or [B, k, d]
     if neg_emb.ndim == 3:
       neg = jnp.einsum("bd,bkd->bk", u, neg_emb)
     else:

@@ -30,19 +30,34 @@ def light_propagate(graph: jraph.GraphsTuple, ego: jnp.ndarray, num_layers: int,
 
 def lightgcn_outputs(graph: jraph.GraphsTuple, ego: jnp.ndarray,
                      num_layers: int, num_users: int, num_items: int,
-                     method: Optional[str] = None) -> dict:
+                     method: Optional[str] = None,
+                     ego_tables: Optional[tuple] = None) -> dict:
   """Layer-mean LightGCN propagation of node embeddings `ego` [N, d].
+
+  Args:
+    graph: the (possibly padded) training graph.
+    ego: layer-0 node embeddings, users then items then padding. # [N, d]
+    num_layers: K.
+    num_users: U.
+    num_items: I.
+    method: propagation kernel (None = `propagate`'s default).
+    ego_tables: the (users [U, d], items [I, d]) tables `ego` was built from,
+      when it was (the L2 penalty then reads them directly, and its gradient
+      joins the parameters' without a pad to N rows); None = slices of `ego`.
 
   Returns:
     The `Recommender.propagate_all` dict: user [U, d], item [I, d] (mean of
-    layers 0..K) and user_ego [U, d], item_ego [I, d] (layer 0).
+    layers 0..K), user_ego [U, d], item_ego [I, d] (layer 0) and nodes
+    [N, d] (the layer mean of every node, which `user` and `item` slice).
   """
   layers = light_propagate(graph, ego, num_layers, method=method)
   final = jnp.mean(jnp.stack(layers), axis=0)  # [N, d]
   user, item = split_nodes(final, num_users, num_items)
-  user_ego, item_ego = split_nodes(ego, num_users, num_items)
+  if ego_tables is None:
+    ego_tables = split_nodes(ego, num_users, num_items)
+  user_ego, item_ego = ego_tables
   return {"user": user, "item": item, "user_ego": user_ego,
-          "item_ego": item_ego}
+          "item_ego": item_ego, "nodes": final}
 
 
 class LightGCN(Recommender):
@@ -60,4 +75,4 @@ class LightGCN(Recommender):
     users, items = self.ego_embeddings()
     ego = pad_rows(graph, jnp.concatenate([users, items]))  # [N, d]
     return lightgcn_outputs(graph, ego, self.num_layers, self.num_users,
-                            self.num_items, self.propagation)
+                            self.num_items, self.propagation, (users, items))

@@ -64,7 +64,8 @@ class SimGCL(Recommender):
   def _out(self, final: jnp.ndarray) -> dict:
     user, item = split_nodes(final, self.num_users, self.num_items)
     users, items = self.ego_embeddings()
-    return {"user": user, "item": item, "user_ego": users, "item_ego": items}
+    return {"user": user, "item": item, "user_ego": users, "item_ego": items,
+            "nodes": final}
 
   def propagate_all(self, graph: jraph.GraphsTuple, train: bool = False) -> dict:
     del train  # the un-noised encoder serves ranking and the BPR loss
