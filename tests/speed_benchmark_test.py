@@ -73,3 +73,21 @@ def test_bfloat16_gather_is_configured_and_in_the_roofline(speed):
       1000, 64, gather_bytes=2) == 1000 * 64 * 2
   assert speed._gather_bytes({"gather_dtype": "bfloat16"}) == 2
   assert speed._gather_bytes({}) == 4
+
+
+def test_csr_roofline_counts_rows_outputs_and_the_reuse_floor(speed):
+  """CSR kernels: E gathered rows + columns/weights + N output rows and
+  pointers; the floor gathers each of the N rows once; scatter kernels keep
+  the gather + scatter count."""
+  e, n, d = 1000, 50, 64
+  assert speed.prop_bytes(e, d, nodes=n, csr=True) == (
+      e * d * 4 + e * 8 + n * (d * 4 + 4))
+  assert speed.prop_bytes(e, d, 2, nodes=n, csr=True, reuse=True) == (
+      n * d * 2 + e * 8 + n * (d * 4 + 4))
+  assert speed.prop_bytes(e, d, nodes=n) == e * d * 8 + e * 12
+  native = {"edges": e, "nodes": n, "kernel": "native_symmetric"}
+  tiled = {"edges": e, "nodes": n, "kernel": "native tiled (64-node blocks)"}
+  assert speed._layer_bytes(native) == speed.prop_bytes(e, d, nodes=n,
+                                                        csr=True)
+  assert speed._layer_bytes(native, reuse=True) < speed._layer_bytes(native)
+  assert speed._layer_bytes(tiled) == speed.prop_bytes(e, d)
