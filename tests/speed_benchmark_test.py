@@ -1,5 +1,7 @@
 """Tests of benchmarks/speed.py's measurement helpers on a tiny graph."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -91,3 +93,16 @@ def test_csr_roofline_counts_rows_outputs_and_the_reuse_floor(speed):
                                                         csr=True)
   assert speed._layer_bytes(native, reuse=True) < speed._layer_bytes(native)
   assert speed._layer_bytes(tiled) == speed.prop_bytes(e, d)
+
+
+def test_step_time_prints_one_result_line(capsys):
+  """benchmarks/step_time.py (the A/B timer) times this checkout's step."""
+  step_time = config_loader.load_benchmark("step_time")
+  step_time.main(["--size", "1e4", "--steps", "2", "--calls", "2"])
+  lines = [l for l in capsys.readouterr().out.splitlines()
+           if l.startswith("RESULT ")]
+  assert len(lines) == 1
+  _, repo, size, dtype, seconds, label, loss = lines[0].split()
+  assert (size, dtype, label) == ("1e4", "float32", "loss")
+  assert os.path.samefile(repo, config_loader.REPO)
+  assert 0 < float(seconds) < 60 and np.isfinite(float(loss))

@@ -1,0 +1,91 @@
+"""Median seconds per LightGCN training step of one checkout, for A/B runs.
+
+`speed.py`'s timed-call path alone (no epoch loop, evaluation or RSS
+phases): loads a synthetic size or Gowalla exactly as `speed.py` does
+(degree order; batch sized to 32 steps per epoch, or 2048 on Gowalla),
+compiles one call of the jitted `train.train_steps`, then times --calls
+calls of --steps steps and prints one line:
+
+  RESULT <repo> <size> <gather_dtype> <median s/step> loss <last loss>
+
+The code measured is the checkout at --repo (default: this one), so two
+worktrees run alternately give an interleaved A/B on a shared host, e.g.
+
+  for r in 1 2; do for v in /tmp/before /path/to/jaxrec; do
+    JAXREC_DATA_ROOT=../shared/data python benchmarks/step_time.py \
+        --repo $v --size gowalla --calls 9
+  done; done
+
+Usage:
+  python benchmarks/step_time.py --size {1e5,1e6,3e6,1e7,gowalla}
+      [--repo PATH] [--gather_dtype float32] [--steps 4] [--calls 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import statistics
+import sys
+import time
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--size", required=True,
+                      help="synthetic edge count (1e5, ...) or 'gowalla'")
+  parser.add_argument("--repo", default=os.path.dirname(os.path.dirname(
+      os.path.abspath(__file__))), help="checkout whose code is timed")
+  parser.add_argument("--gather_dtype", default="float32")
+  parser.add_argument("--steps", type=int, default=0,
+                      help="steps per call (0: 16 at 1e5, else 4)")
+  parser.add_argument("--calls", type=int, default=5)
+  args = parser.parse_args(argv)
+  repo = os.path.abspath(args.repo)
+  sys.path[:0] = [os.path.join(repo, "benchmarks"), repo]
+  # pylint: disable=g-import-not-at-top
+  import jax
+  import jax.numpy as jnp
+  import speed
+  from jaxrec import sharding, train
+  from jaxrec.data import sampler
+
+  config, ds, _ = speed.load(args.size, node_order="degree",
+                             gather_dtype=args.gather_dtype)
+  batch = (speed.BATCH if args.size == "gowalla"
+           else speed.batch_size_for(len(ds.train), 32))
+  config.batch_size = batch
+  graph = jax.tree.map(jnp.asarray, train.build_graph(config, ds))
+  model = train.get_model("lightgcn", ds.num_users, ds.num_items,
+                          **config.model.to_dict())
+  params = train.init_params(model, graph, batch, jax.random.key(0))
+  state = train.TrainState.create(apply_fn=model.apply, params=params,
+                                  tx=train.make_optimizer(config))
+  step_fn = sharding.jit_train_steps(
+      functools.partial(train.train_steps, model=model), None)
+  rows = train.stack_batches(sampler.epoch_triples(
+      ds.train, ds.num_users, ds.num_items, seed=0, epoch=0), batch)
+  steps = args.steps or (16 if args.size == "1e5" else 4)
+  span = rows["users"].shape[0] - steps
+
+  def chunk(c):
+    lo = (c * steps) % span
+    return {k: v[lo:lo + steps] for k, v in rows.items()}
+
+  rng = jax.random.key(1)
+  state, metrics = step_fn(state, graph, chunk(0), rng)  # compiles
+  jax.block_until_ready(metrics)
+  times = []
+  for c in range(1, args.calls + 1):
+    start = time.perf_counter()
+    state, metrics = step_fn(state, graph, chunk(c), rng)
+    jax.block_until_ready(metrics)
+    times.append((time.perf_counter() - start) / steps)
+  print(f"RESULT {repo} {args.size} {args.gather_dtype} "
+        f"{statistics.median(times):.5f} loss "
+        f"{float(metrics['loss'][-1]):.6f}", flush=True)
+
+
+if __name__ == "__main__":
+  main()
