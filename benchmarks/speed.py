@@ -85,6 +85,9 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+
+import step_time  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 DIM, LAYERS, BATCH, STEPS_PER_CALL, K = 64, 3, 2048, 16, 20
 INTERACTIONS_PER_USER, MAX_ITEMS = 30, 40_000
@@ -226,7 +229,7 @@ def measure(size: str, max_epoch_steps: int, timed_steps: int,
   """
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from jaxrec import metrics, sharding, train  # pylint: disable=g-import-not-at-top
+  from jaxrec import metrics, train  # pylint: disable=g-import-not-at-top
   from jaxrec.graphs import native  # pylint: disable=g-import-not-at-top
   from jaxrec.graphs import tiling  # pylint: disable=g-import-not-at-top
   from jaxrec.data import sampler  # pylint: disable=g-import-not-at-top
@@ -255,13 +258,7 @@ def measure(size: str, max_epoch_steps: int, timed_steps: int,
       res["kernel"] = "native " + res["kernel"]
   if native.enabled() and gather_dtype == "bfloat16":
     res["kernel"] += ", bf16 gather"
-  model = train.get_model("lightgcn", ds.num_users, ds.num_items,
-                          **config.model.to_dict())
-  params = train.init_params(model, graph, batch, jax.random.key(0))
-  state = train.TrainState.create(apply_fn=model.apply, params=params,
-                                  tx=train.make_optimizer(config))
-  step_fn = sharding.jit_train_steps(
-      functools.partial(train.train_steps, model=model), None)
+  model, state, step_fn = step_time.lightgcn_trainer(config, ds, graph, batch)
   rng = jax.random.key(1)
   keys = sampler.positive_keys(ds.train, ds.num_items)
 

@@ -31,6 +31,37 @@ import sys
 import time
 
 
+def lightgcn_trainer(config, dataset, graph, batch: int):
+  """(model, train state, jitted multi-step function) of LightGCN.
+
+  What `speed.py` and this script time: `train.train_steps` jitted as
+  `train_and_evaluate` jits it (`sharding.jit_train_steps`, no mesh), Adam
+  from `config`, parameters from `train.init_params`. Only `jaxrec.train`
+  and `jaxrec.sharding` APIs that older checkouts also have are used, so
+  --repo can point at any of them.
+
+  Args:
+    config: experiment config (`speed.load`'s, model and optimizer set).
+    dataset: the loaded `Dataset`.
+    graph: its training graph, as JAX arrays.
+    batch: BPR batch size.
+
+  Returns:
+    (model, state, step_fn), step_fn(state, graph, rows, rng).
+  """
+  # pylint: disable=g-import-not-at-top
+  import jax
+  from jaxrec import sharding, train
+  model = train.get_model("lightgcn", dataset.num_users, dataset.num_items,
+                          **config.model.to_dict())
+  params = train.init_params(model, graph, batch, jax.random.key(0))
+  state = train.TrainState.create(apply_fn=model.apply, params=params,
+                                  tx=train.make_optimizer(config))
+  step_fn = sharding.jit_train_steps(
+      functools.partial(train.train_steps, model=model), None)
+  return model, state, step_fn
+
+
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--size", required=True,
@@ -48,7 +79,7 @@ def main(argv=None) -> None:
   import jax
   import jax.numpy as jnp
   import speed
-  from jaxrec import sharding, train
+  from jaxrec import train
   from jaxrec.data import sampler
 
   config, ds, _ = speed.load(args.size, node_order="degree",
@@ -57,13 +88,7 @@ def main(argv=None) -> None:
            else speed.batch_size_for(len(ds.train), 32))
   config.batch_size = batch
   graph = jax.tree.map(jnp.asarray, train.build_graph(config, ds))
-  model = train.get_model("lightgcn", ds.num_users, ds.num_items,
-                          **config.model.to_dict())
-  params = train.init_params(model, graph, batch, jax.random.key(0))
-  state = train.TrainState.create(apply_fn=model.apply, params=params,
-                                  tx=train.make_optimizer(config))
-  step_fn = sharding.jit_train_steps(
-      functools.partial(train.train_steps, model=model), None)
+  _, state, step_fn = lightgcn_trainer(config, ds, graph, batch)
   rows = train.stack_batches(sampler.epoch_triples(
       ds.train, ds.num_users, ds.num_items, seed=0, epoch=0), batch)
   steps = args.steps or (16 if args.size == "1e5" else 4)
