@@ -474,4 +474,6 @@ def main(argv=None) -> list[dict]:
 
 
 if __name__ == "__main__":
+  from jaxrec import hugepages  # pylint: disable=g-import-not-at-top
+  hugepages.reexec_with_huge_pages()
   main()

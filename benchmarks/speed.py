@@ -55,6 +55,10 @@ scaling of an epoch when the batch is sized to the data, as large-graph runs
 do, rather than fixed at LightGCN's 2048 (with which an epoch has E/4096
 full-graph steps, so epoch time grows as E^2 by construction).
 
+Workers run with transparent huge pages for XLA's buffers, as
+`jaxrec.main` does (`jaxrec.hugepages`; `JAXREC_HUGE_PAGES=0` turns them
+off for both).
+
 With --rounds R every size is measured R times, round by round (1e5, 1e6,
 ..., then again), and each size reports its median-step round: on a shared
 host a slow spell then hits every size alike instead of one size's whole
@@ -524,8 +528,10 @@ def run_worker(size: str, args) -> dict:
          "--min_epoch_seconds", str(args.min_epoch_seconds),
          "--node_order", args.node_order,
          "--gather_dtype", args.gather_dtype]
+  from jaxrec import hugepages  # pylint: disable=g-import-not-at-top
   proc = subprocess.run(cmd, capture_output=True, text=True,
-                        timeout=args.worker_timeout, check=False)
+                        timeout=args.worker_timeout, check=False,
+                        env=hugepages.huge_pages_env())  # as jaxrec.main runs
   sys.stderr.write(proc.stderr[-3000:])
   if proc.returncode != 0:
     raise RuntimeError(f"worker for size {size} failed ({proc.returncode})")

@@ -26,6 +26,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from jaxrec import checkpoint
+from jaxrec import hugepages
 from jaxrec import train
 from jaxrec.data.dataset import DataError
 
@@ -108,4 +109,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  hugepages.reexec_with_huge_pages()  # before any large buffer exists
   app.run(main)
