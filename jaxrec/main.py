@@ -12,11 +12,21 @@ Bad input (a `DataError`: malformed data file, missing dataset folder; a
 training loss) ends the run with `error: <message>` on stderr and exit
 status 1 instead of a traceback. Config and data errors are raised before
 anything is written to the workdir.
+
+Started as a program, it first re-executes itself once with glibc's
+transparent-huge-page tunable for XLA's buffers (`jaxrec.hugepages`;
+`JAXREC_HUGE_PAGES=0` turns it off).
 """
 
 from __future__ import annotations
 
-import copy
+if __name__ == "__main__":
+  # Re-executes once with transparent huge pages (jaxrec.hugepages), before
+  # the imports below load jax: a second load would cost seconds.
+  from jaxrec import hugepages  # pylint: disable=g-import-not-at-top
+  hugepages.reexec_with_huge_pages()
+
+import copy  # pylint: disable=g-import-not-at-top,wrong-import-position
 import logging
 import os
 import sys
@@ -26,7 +36,6 @@ from absl import flags
 from ml_collections import config_flags
 
 from jaxrec import checkpoint
-from jaxrec import hugepages
 from jaxrec import train
 from jaxrec.data.dataset import DataError
 
@@ -109,5 +118,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  hugepages.reexec_with_huge_pages()  # before any large buffer exists
   app.run(main)
