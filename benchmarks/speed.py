@@ -308,16 +308,9 @@ def measure(size: str, max_epoch_steps: int, timed_steps: int,
   else:  # fixed number of steps, extrapolated to the epoch
     s = min(timed_steps, num_steps)
     chunk = lambda c: {k: v[c * s:(c + 1) * s] for k, v in rows.items()}
-    start = time.perf_counter()
-    state, m = step_fn(state, graph, chunk(0), rng)
-    jax.block_until_ready(m)
-    res["compile_seconds"] = [time.perf_counter() - start]
-    times = []
-    for c in range(1, timed_calls + 1):
-      start = time.perf_counter()
-      state, m = step_fn(state, graph, chunk(c), rng)
-      jax.block_until_ready(m)
-      times.append(time.perf_counter() - start)
+    compile_seconds, times, state, _ = step_time.time_calls(
+        step_fn, state, graph, chunk, rng, timed_calls)
+    res["compile_seconds"] = [compile_seconds]
     res["timed_steps"] = s * timed_calls
     res["step_seconds"] = statistics.median(times) / s
     res["epoch_seconds"] = res["sample_seconds"] + num_steps * res["step_seconds"]

@@ -66,14 +66,13 @@ class Recommender(nn.Module):
   def pair_scores(self, out: dict, batch: dict):
     """(pos [B], neg [B] or [B, k]) scores of a batch from `propagate_all`."""
     if "nodes" in out:  # item i is node U + i (see `propagate_all`)
-      nodes, offset = out["nodes"], self.num_users
-      u = nodes[batch["users"]]  # [B, d]
-      pos = jnp.sum(u * nodes[batch["pos_items"] + offset], axis=-1)  # [B]
-      neg_emb = nodes[batch["neg_items"] + offset]  # [B, d] or [B, k, d]
+      users = items = out["nodes"]
+      offset = self.num_users
     else:
-      u = out["user"][batch["users"]]  # [B, d]
-      pos = jnp.sum(u * out["item"][batch["pos_items"]], axis=-1)  # [B]
-      neg_emb = out["item"][batch["neg_items"]]  # [B, d] or [B, k, d]
+      users, items, offset = out["user"], out["item"], 0
+    u = users[batch["users"]]  # [B, d]
+    pos = jnp.sum(u * items[batch["pos_items"] + offset], axis=-1)  # [B]
+    neg_emb = items[batch["neg_items"] + offset]  # [B, d] or [B, k, d]
     if neg_emb.ndim == 3:
       neg = jnp.einsum("bd,bkd->bk", u, neg_emb)
     else:
