@@ -306,8 +306,7 @@ def measure(size: str, max_epoch_steps: int, timed_steps: int,
         (e - s) / num_steps for e, s in zip(epoch_times, sample_times))
     res["extrapolated"] = False
   else:  # fixed number of steps, extrapolated to the epoch
-    s = min(timed_steps, num_steps)
-    chunk = lambda c: {k: v[c * s:(c + 1) * s] for k, v in rows.items()}
+    s, chunk = step_time.step_windows(rows, timed_steps)
     compile_seconds, times, state, _ = step_time.time_calls(
         step_fn, state, graph, chunk, rng, timed_calls)
     res["compile_seconds"] = [compile_seconds]

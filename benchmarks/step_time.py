@@ -62,6 +62,32 @@ def lightgcn_trainer(config, dataset, graph, batch: int):
   return model, state, step_fn
 
 
+def step_windows(rows: dict, steps: int):
+  """Windows of `steps` consecutive steps of an epoch's stacked rows.
+
+  Args:
+    rows: stacked batches, each value [num_steps, ...].
+    steps: steps per window; clamped to the epoch's num_steps.
+
+  Returns:
+    (steps, window) where window(c) holds steps [lo, lo + steps) with
+    lo = (c * steps) mod (num_steps - steps + 1): every window is full
+    (one shape, one compilation), wrapping when c * steps runs past the
+    epoch.
+  """
+  num_steps = int(next(iter(rows.values())).shape[0])
+  if num_steps < 1:
+    raise ValueError("step_windows: the epoch has no steps")
+  steps = max(1, min(steps, num_steps))
+  span = num_steps - steps + 1
+
+  def window(c):
+    lo = (c * steps) % span
+    return {k: v[lo:lo + steps] for k, v in rows.items()}
+
+  return steps, window
+
+
 def time_calls(step_fn, state, graph, chunk, rng, calls: int):
   """Calls `step_fn` on chunk(0) (it compiles), then times chunk(1..calls).
 
@@ -119,13 +145,8 @@ def main(argv=None) -> None:
   _, state, step_fn = lightgcn_trainer(config, ds, graph, batch)
   rows = train.stack_batches(sampler.epoch_triples(
       ds.train, ds.num_users, ds.num_items, seed=0, epoch=0), batch)
-  steps = args.steps or (16 if args.size == "1e5" else 4)
-  span = rows["users"].shape[0] - steps
-
-  def chunk(c):
-    lo = (c * steps) % span
-    return {k: v[lo:lo + steps] for k, v in rows.items()}
-
+  steps, chunk = step_windows(rows, args.steps or (16 if args.size == "1e5"
+                                                   else 4))
   _, times, _, metrics = time_calls(step_fn, state, graph, chunk,
                                     jax.random.key(1), args.calls)
   print(f"RESULT {repo} {args.size} {args.gather_dtype} "

@@ -106,3 +106,43 @@ def test_step_time_prints_one_result_line(capsys):
   assert (size, dtype, label) == ("1e4", "float32", "loss")
   assert os.path.samefile(repo, config_loader.REPO)
   assert 0 < float(seconds) < 60 and np.isfinite(float(loss))
+
+
+def test_step_windows_are_full_and_wrap_past_the_epoch():
+  step_time = config_loader.load_benchmark("step_time")
+  rows = {"users": np.arange(5)[:, None] * np.ones((1, 3), int)}  # 5 steps
+  steps, window = step_time.step_windows(rows, 2)
+  assert steps == 2
+  starts = [int(window(c)["users"][0, 0]) for c in range(6)]
+  assert starts == [0, 2, 0, 2, 0, 2]  # windows [0, 2), [2, 4); span 4
+  assert all(window(c)["users"].shape == (2, 3) for c in range(6))
+  steps, window = step_time.step_windows(rows, 9)  # clamped to the epoch
+  assert steps == 5
+  np.testing.assert_array_equal(window(3)["users"], rows["users"])
+  with pytest.raises(ValueError, match="no steps"):
+    step_time.step_windows({"users": np.zeros((0, 3))}, 2)
+
+
+def test_measure_extrapolates_with_full_windows_on_a_short_epoch(
+    speed, monkeypatch):
+  """More timed steps than the epoch has: the windows wrap instead of
+  running past the rows (empty or short batches, a recompilation)."""
+  shapes, time_calls = [], speed.step_time.time_calls
+
+  def spy(step_fn, state, graph, chunk, rng, calls):
+    def recorded(c):
+      rows = chunk(c)
+      shapes.append(rows["users"].shape[0])
+      return rows
+    return time_calls(step_fn, state, graph, recorded, rng, calls)
+
+  monkeypatch.setattr(speed.step_time, "time_calls", spy)
+  res = speed.measure("1e4", max_epoch_steps=0, timed_steps=2, timed_calls=4,
+                      steps_per_epoch=3)
+  assert shapes == [2] * 5  # the compiling call and 4 timed ones
+  assert res["extrapolated"]
+  assert res["steps_per_epoch"] == 3
+  assert res["timed_steps"] == 8
+  assert 0 < res["step_seconds"] < 60
+  assert res["epoch_seconds"] == pytest.approx(
+      res["sample_seconds"] + 3 * res["step_seconds"])
