@@ -13,11 +13,16 @@ def speed():
   return config_loader.load_benchmark("speed")
 
 
-def test_fit_exponent_recovers_a_power_law(speed):
+@pytest.fixture(scope="module")
+def speed_report():
+  return config_loader.load_benchmark("speed_report")
+
+
+def test_fit_exponent_recovers_a_power_law(speed_report):
   edges = np.array([1e5, 1e6, 3e6, 1e7])
-  np.testing.assert_allclose(speed.fit_exponent(edges, 2e-8 * edges**1.07),
-                             1.07, rtol=1e-9)
-  assert np.isnan(speed.fit_exponent([1e5], [0.1]))
+  np.testing.assert_allclose(
+      speed_report.fit_exponent(edges, 2e-8 * edges**1.07), 1.07, rtol=1e-9)
+  assert np.isnan(speed_report.fit_exponent([1e5], [0.1]))
 
 
 def test_measure_repeats_short_epochs_and_reports_medians(speed):
@@ -46,53 +51,55 @@ def test_load_applies_the_configured_node_order(speed):
     speed.load("1e4", node_order="sorted")
 
 
-def test_rounds_report_the_median_run_and_per_round_exponents(speed):
+def test_rounds_report_the_median_run_and_per_round_exponents(speed_report):
   edges = {"1e5": 1e5, "1e6": 1e6}
   runs = {size: [dict(size=size, edges=e, step_seconds=t * e, epoch_seconds=
                       32 * t * e, tag=k) for k, t in enumerate(ts)]
           for (size, e), ts in zip(edges.items(),
                                    ([3e-8, 1e-8, 2e-8], [2e-8, 2e-8, 5e-8]))}
-  merged = [speed.median_round(runs[s]) for s in edges]
+  merged = [speed_report.median_round(runs[s]) for s in edges]
   assert merged[0]["tag"] == 2  # the median round, all its fields
   np.testing.assert_allclose(merged[0]["rounds_step_seconds"],
                              [3e-3, 1e-3, 2e-3])
   assert merged[1]["step_seconds"] == pytest.approx(2e-2)
   # Per round: (3e-8 -> 2e-8), (1e-8 -> 2e-8), (2e-8 -> 5e-8) per edge.
   np.testing.assert_allclose(
-      speed.round_exponents(merged),
+      speed_report.round_exponents(merged),
       [1 + np.log10(2 / 3), 1 + np.log10(2), 1 + np.log10(2.5)], rtol=1e-9)
-  assert speed.round_exponents([dict(merged[0], rounds_step_seconds=[1.0]),
-                                merged[1]]) == [speed.fit_exponent(
-                                    [1e5, 1e6], [1.0, 2e-2])]
+  assert speed_report.round_exponents(
+      [dict(merged[0], rounds_step_seconds=[1.0]), merged[1]]) == [
+          speed_report.fit_exponent([1e5, 1e6], [1.0, 2e-2])]
 
 
-def test_bfloat16_gather_is_configured_and_in_the_roofline(speed):
+def test_bfloat16_gather_is_configured_and_in_the_roofline(speed,
+                                                          speed_report):
   """--gather_dtype bfloat16 reaches config.graph.gather_dtype, and the
   roofline counts 2-byte gathered rows."""
   config, _, _ = speed.load("1e4", gather_dtype="bfloat16")
   assert config.graph.gather_dtype == "bfloat16"
-  assert speed.prop_bytes(1000, 64) - speed.prop_bytes(
+  assert speed_report.prop_bytes(1000, 64) - speed_report.prop_bytes(
       1000, 64, gather_bytes=2) == 1000 * 64 * 2
-  assert speed._gather_bytes({"gather_dtype": "bfloat16"}) == 2
-  assert speed._gather_bytes({}) == 4
+  assert speed_report._gather_bytes({"gather_dtype": "bfloat16"}) == 2
+  assert speed_report._gather_bytes({}) == 4
 
 
-def test_csr_roofline_counts_rows_outputs_and_the_reuse_floor(speed):
+def test_csr_roofline_counts_rows_outputs_and_the_reuse_floor(speed_report):
   """CSR kernels: E gathered rows + columns/weights + N output rows and
   pointers; the floor gathers each of the N rows once; scatter kernels keep
   the gather + scatter count."""
   e, n, d = 1000, 50, 64
-  assert speed.prop_bytes(e, d, nodes=n, csr=True) == (
+  assert speed_report.prop_bytes(e, d, nodes=n, csr=True) == (
       e * d * 4 + e * 8 + n * (d * 4 + 4))
-  assert speed.prop_bytes(e, d, 2, nodes=n, csr=True, reuse=True) == (
+  assert speed_report.prop_bytes(e, d, 2, nodes=n, csr=True, reuse=True) == (
       n * d * 2 + e * 8 + n * (d * 4 + 4))
-  assert speed.prop_bytes(e, d, nodes=n) == e * d * 8 + e * 12
+  assert speed_report.prop_bytes(e, d, nodes=n) == e * d * 8 + e * 12
   native = {"edges": e, "nodes": n, "kernel": "native_symmetric"}
   tiled = {"edges": e, "nodes": n, "kernel": "native tiled (64-node blocks)"}
-  assert speed._layer_bytes(native) == speed.prop_bytes(e, d, nodes=n,
+  layer_bytes = speed_report._layer_bytes
+  assert layer_bytes(native) == speed_report.prop_bytes(e, d, nodes=n,
                                                         csr=True)
-  assert speed._layer_bytes(native, reuse=True) < speed._layer_bytes(native)
-  assert speed._layer_bytes(tiled) == speed.prop_bytes(e, d)
+  assert layer_bytes(native, reuse=True) < layer_bytes(native)
+  assert layer_bytes(tiled) == speed_report.prop_bytes(e, d)
 
 
 def test_step_time_prints_one_result_line(capsys):
@@ -124,7 +131,7 @@ def test_step_windows_are_full_and_wrap_past_the_epoch():
 
 
 def test_measure_extrapolates_with_full_windows_on_a_short_epoch(
-    speed, monkeypatch):
+    speed, speed_report, monkeypatch):
   """More timed steps than the epoch has: the windows wrap instead of
   running past the rows (empty or short batches, a recompilation)."""
   shapes, time_calls = [], speed.step_time.time_calls
@@ -146,3 +153,11 @@ def test_measure_extrapolates_with_full_windows_on_a_short_epoch(
   assert 0 < res["step_seconds"] < 60
   assert res["epoch_seconds"] == pytest.approx(
       res["sample_seconds"] + 3 * res["step_seconds"])
+  # The report renders the extrapolated row and the checks.
+  machine = dict(bandwidth=40e9, peak_flops=2e11, cpus=2, device="cpu:0",
+                 copy_1thread=20e9, copy_2threads=40e9, bw_load=0.1,
+                 matmul_n=4096, flops_load=0.1)
+  text = speed_report.report([res], machine, "speed.py --sizes 1e4", 8.0)
+  assert "(extrapolated from 8 steps)" in text
+  assert "| 1e4 |" in text
+  assert "RSS check: largest synthetic size (1e4)" in text and "PASS" in text
