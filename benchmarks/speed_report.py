@@ -61,6 +61,21 @@ def _layer_bytes(result: dict, reuse: bool = False) -> int:
 
 def report(results: list[dict], machine: dict, command: str,
            rss_limit: float) -> str:
+  """The markdown report of a speed run.
+
+  Args:
+    results: one `speed.measure` dict per size (synthetic sizes, and
+      'gowalla' if measured), merged over rounds by `median_round`.
+    machine: the parent's measurements: 'bandwidth' (bytes/s), 'peak_flops',
+      'cpus', 'device', 'copy_1thread', 'copy_2threads', 'bw_load',
+      'matmul_n', 'flops_load'.
+    command: the command line, quoted at the top.
+    rss_limit: GB the largest synthetic size's peak RSS must stay under.
+
+  Returns:
+    Markdown: training table with the roofline, growth exponents, rounds,
+    evaluation table, RSS table and the PASS/FAIL checks.
+  """
   bw, peak = machine["bandwidth"], machine["peak_flops"]
   gb = lambda b: f"{b / 1e9:.2f}"
   lines = [
