@@ -79,6 +79,13 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+if __name__ == "__main__":
+  # Re-executes once with transparent huge pages (jaxrec.hugepages) before
+  # the imports below load jax, as jaxrec.main does: a second load would
+  # cost seconds.
+  from jaxrec import hugepages  # pylint: disable=g-import-not-at-top
+  hugepages.reexec_with_huge_pages()
+
 from jaxrec import config_utils  # pylint: disable=g-import-not-at-top,wrong-import-position
 from jaxrec import train  # pylint: disable=g-import-not-at-top,wrong-import-position
 from jaxrec.data import registry  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -474,6 +481,4 @@ def main(argv=None) -> list[dict]:
 
 
 if __name__ == "__main__":
-  from jaxrec import hugepages  # pylint: disable=g-import-not-at-top
-  hugepages.reexec_with_huge_pages()
   main()
