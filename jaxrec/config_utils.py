@@ -105,7 +105,12 @@ def base_config(dataset: str = "synthetic") -> ml_collections.ConfigDict:
   config.eval_every = DATASETS[dataset]["eval_every"]
   config.eval_ks = (10, 20)
   config.selection_metric = "recall@20"
+  # Early stopping (train.should_stop): stop after `patience` evaluations
+  # without improvement, but not before `min_epochs` epochs, nor before the
+  # epochs since the best reach `relative_patience` x the best epoch.
   config.patience = 10
+  config.min_epochs = 0
+  config.relative_patience = 0.0
   # > 0: merge valid into train and train exactly this many epochs (an epoch
   # count chosen earlier on validation), then test the final parameters.
   config.refit_epochs = 0

@@ -252,6 +252,32 @@ def restore_best_params(workdir: str, config: ml_collections.ConfigDict,
   return step, tree["best_params"], meta
 
 
+def should_stop(config: ml_collections.ConfigDict, meta: dict) -> bool:
+  """Early-stopping rule, applied after each validation evaluation.
+
+  A run stops when all three hold: `config.patience` evaluations in a row
+  brought no improvement; at least `config.min_epochs` epochs have run; and
+  the epochs since the best one are at least `config.relative_patience`
+  times the best epoch. The last condition scales the patience with the
+  schedule: a run that peaked at epoch 200 waits 100 epochs at 0.5, so an
+  early dip (a popularity-like peak at a few epochs, then a slow climb)
+  does not end a run that is still improving.
+
+  Args:
+    config: experiment configuration.
+    meta: the loop's counters: 'epoch' (epochs run), 'best_epoch',
+      'bad_evals' (evaluations since the best).
+
+  Returns:
+    Whether training should stop.
+  """
+  since_best = meta["epoch"] - max(meta["best_epoch"], 0)
+  return (meta["bad_evals"] >= config.get("patience", 10)
+          and meta["epoch"] >= config.get("min_epochs", 0)
+          and since_best >= config.get("relative_patience", 0.0)
+          * max(meta["best_epoch"], 0))
+
+
 def _to_float(tree) -> dict:
   return {k: float(v) for k, v in tree.items()}
 
@@ -394,7 +420,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   steps_per_call = max(1, config.get("steps_per_call", 16))
   select = config.selection_metric
-  patience = config.get("patience", 10)
   eval_every = config.get("eval_every", 1)
   delay_s, _, delay_epoch = (os.environ.get(STEP_DELAY_ENV) or "0").partition("@")
 
@@ -402,7 +427,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   bar = tqdm.tqdm(epochs, desc=f"{config.model_name}/{dataset.name}",
                   disable=not config.get("progress", True), dynamic_ncols=True)
   # A run that already stopped early resumes as finished (re-running is a no-op).
-  stopped = meta["bad_evals"] >= patience
+  stopped = should_stop(config, meta)
   for epoch in bar:
     if stopped:
       break
@@ -454,7 +479,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
           bundle["best_params"] = jax.tree.map(jnp.copy, state.params)
         else:
           meta["bad_evals"] += 1
-        stopped = meta["bad_evals"] >= patience
+        meta["epoch"] = epoch + 1
+        stopped = should_stop(config, meta)
         shown = {select: f"{value:.4f}"}
       meta["epoch"] = epoch + 1
       meta["history"].append(record)
@@ -471,6 +497,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   results = {
       "model": config.model_name, "dataset": dataset.name,
       "best_epoch": meta["best_epoch"], "epochs_run": meta["epoch"],
+      # False: the epoch budget ended the run, not the early-stopping rule,
+      # so validation may still have been improving (not converged).
+      "stopped_early": bool(not refit and should_stop(config, meta)),
       "selection_metric": select, "valid": valid, "test": test,
       "refit": refit, "num_train": len(dataset.train),
       "train_seconds": meta["train_seconds"],

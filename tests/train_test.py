@@ -88,6 +88,36 @@ def test_early_stopping(dataset, tmp_path):
   chex.assert_trees_all_close(again["test"], result["test"])
 
 
+def test_should_stop_rule():
+  config = _config(epochs=1000)
+  config.patience, config.min_epochs, config.relative_patience = 3, 0, 0.0
+  meta = lambda epoch, best, bad: dict(epoch=epoch, best_epoch=best,
+                                       bad_evals=bad)
+  assert not train.should_stop(config, meta(5, 3, 2))
+  assert train.should_stop(config, meta(6, 3, 3))
+  config.min_epochs = 20  # no stop before 20 epochs, however flat
+  assert not train.should_stop(config, meta(6, 3, 3))
+  assert train.should_stop(config, meta(20, 3, 17))
+  config.min_epochs, config.relative_patience = 0, 0.5
+  # Peak at epoch 200: patience alone would stop at 203; the relative rule
+  # waits until 100 epochs past the best.
+  assert not train.should_stop(config, meta(203, 200, 3))
+  assert not train.should_stop(config, meta(299, 200, 99))
+  assert train.should_stop(config, meta(300, 200, 100))
+
+
+def test_min_epochs_and_relative_patience_delay_stopping(dataset, tmp_path):
+  config = _config(epochs=50)
+  config.patience, config.min_epochs = 2, 6
+  config.optimizer.learning_rate = 0.0  # flat validation curve
+  result = train.train_and_evaluate(config, str(tmp_path / "min"), dataset)
+  assert result["epochs_run"] == 6 and result["best_epoch"] == 1
+  assert result["stopped_early"]
+  config.num_epochs = 4  # the budget ends the run before the rule does
+  capped = train.train_and_evaluate(config, str(tmp_path / "cap"), dataset)
+  assert capped["epochs_run"] == 4 and not capped["stopped_early"]
+
+
 def test_nan_loss_stops_and_keeps_checkpoint(dataset, tmp_path):
   config = _config(epochs=2)
   train.train_and_evaluate(config, str(tmp_path), dataset)
