@@ -114,6 +114,9 @@ def base_config(dataset: str = "synthetic") -> ml_collections.ConfigDict:
   # > 0: merge valid into train and train exactly this many epochs (an epoch
   # count chosen earlier on validation), then test the final parameters.
   config.refit_epochs = 0
+  # False: the run never reads the test split (a search over hyper-parameters
+  # on validation); re-run the selected run with True to test it once.
+  config.eval_test = True
   config.eval_memory_bytes = 1 << 30
   # text_features: semantic embeddings as node features; datasets with texts
   # but no embeddings are encoded with text_model ('' = bundled MiniLM) and

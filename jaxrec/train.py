@@ -492,7 +492,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   valid = {} if refit else evaluator(bundle["best_params"], "valid")
   eval_start = time.perf_counter()
-  test = evaluator(bundle["best_params"], "test")
+  # eval_test=False (hyper-parameter search): the test split is not read;
+  # re-running the finished run with eval_test=True reads it once.
+  test = (evaluator(bundle["best_params"], "test")
+          if config.get("eval_test", True) else {})
   test_seconds = time.perf_counter() - eval_start
   results = {
       "model": config.model_name, "dataset": dataset.name,

@@ -118,6 +118,22 @@ def test_min_epochs_and_relative_patience_delay_stopping(dataset, tmp_path):
   assert capped["epochs_run"] == 4 and not capped["stopped_early"]
 
 
+def test_eval_test_false_never_reads_test_then_reads_it_once(dataset, tmp_path,
+                                                           monkeypatch):
+  config = _config(epochs=2)
+  config.eval_test = False
+  splits = []
+  evaluate = train.Evaluator.__call__
+  monkeypatch.setattr(train.Evaluator, "__call__", lambda self, p, split: (
+      splits.append(split), evaluate(self, p, split))[1])
+  searched = train.train_and_evaluate(config, str(tmp_path), dataset)
+  assert searched["test"] == {} and "test" not in splits
+  config.eval_test = True  # the selected run: resumes finished, tests once
+  tested = train.train_and_evaluate(config, str(tmp_path), dataset)
+  assert splits.count("test") == 1 and tested["test"]["recall@20"] >= 0
+  assert tested["valid"] == searched["valid"]
+
+
 def test_nan_loss_stops_and_keeps_checkpoint(dataset, tmp_path):
   config = _config(epochs=2)
   train.train_and_evaluate(config, str(tmp_path), dataset)
