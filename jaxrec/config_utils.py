@@ -68,6 +68,14 @@ DATASETS = {
     "rlmrec_amazon": dict(kwargs={}, batch_size=4096, eval_every=3),
     "rlmrec_yelp": dict(kwargs={}, batch_size=4096, eval_every=3),
     "rlmrec_steam": dict(kwargs={}, batch_size=4096, eval_every=3),
+    # Text-attributed sets (item texts, item_num_tags), split once per user
+    # 80/10/10 with config.seed; min_rating: ratings >= it are positives.
+    "ml_latest_small": dict(kwargs=dict(min_rating=4.0, k_core=0,
+                                        valid_ratio=0.1, test_ratio=0.1),
+                            batch_size=2048, eval_every=1),
+    "hetrec_lastfm": dict(kwargs=dict(k_core=0, valid_ratio=0.1,
+                                      test_ratio=0.1),
+                          batch_size=2048, eval_every=2),
 }
 
 
@@ -131,9 +139,13 @@ def base_config(dataset: str = "synthetic") -> ml_collections.ConfigDict:
   # node rows that the native CPU propagation kernel gathers to bfloat16 (sums
   # stay float32): half the memory traffic on graphs beyond the cache
   # (benchmarks/results/speed.md); 'float32' (default) is exact.
+  # user_text: the text features of users without their own embeddings or
+  # texts: 'mean' (mean of their train items' embeddings) or 'history' (an
+  # encoded list of their TRAIN items, data/texts.user_history_texts).
   config.graph = dict(norm="sym", text_features=False, pad_multiple=0,
                       text_model="", text_cache_dir="", tile_nodes=-1,
-                      node_order="data", gather_dtype="float32")
+                      node_order="data", gather_dtype="float32",
+                      user_text="mean")
   # Devices and layouts (jaxrec/sharding.py): a ('data',) or ('data', 'model')
   # mesh; tables 'rows' | 'columns' | 'replicated' over 'model'; edge-parallel
   # propagation; multi-host jax.distributed.initialize (off by default).

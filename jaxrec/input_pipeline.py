@@ -78,20 +78,16 @@ def build_graph(config: ml_collections.ConfigDict,
   `config.graph.text_features` puts the dataset's semantic embeddings (users
   first, then items) into `graph.nodes['text']`; `config.graph.pad_multiple`
   pads nodes and edges up to a multiple so related datasets share shapes.
+  Users get, in order of preference: the dataset's user embeddings, its
+  encoded user texts (e.g. RLMRec profiles), else `config.graph.user_text`:
+  'mean' (mean of their train items' embeddings) or 'history' (the encoded
+  `texts.user_history_texts` of THIS dataset's train split, so a refit or
+  cold-start dataset uses its own; never valid/test items).
   """
   gcfg = config.get("graph", ml_collections.ConfigDict())
   features = None
   if gcfg.get("text_features", False):
-    item_emb, user_emb = dataset.item_embeddings, dataset.user_embeddings
-    if item_emb is None and dataset.item_texts is not None:
-      item_emb = _encode_texts(gcfg, dataset.item_texts)
-      if user_emb is None and dataset.user_texts is not None:
-        user_emb = _encode_texts(gcfg, dataset.user_texts)
-    if item_emb is None:
-      raise ValueError(f"config.graph.text_features needs item embeddings or "
-                       f"item texts, but dataset {dataset.name!r} has neither")
-    if user_emb is None:  # users without text: mean of their train items.
-      user_emb = _mean_item_embedding(dataset, item_emb)
+    user_emb, item_emb = _text_embeddings(gcfg, dataset)
     features = {"text": np.concatenate([user_emb, item_emb]
                                        ).astype(np.float32)}
   graph = bipartite_graph(dataset.train, dataset.num_users, dataset.num_items,
@@ -108,6 +104,52 @@ def build_graph(config: ml_collections.ConfigDict,
   if gcfg.get("gather_dtype", "float32") == "bfloat16":
     graph = mark_bfloat16_gather(graph)
   return graph
+
+
+# config.graph.user_text values: features of users without their own text.
+USER_TEXTS = ("mean", "history")
+
+
+def _text_embeddings(gcfg, dataset: Dataset
+                     ) -> tuple[np.ndarray, np.ndarray]:
+  """(user [U, d_text], item [I, d_text]) text features for `build_graph`."""
+  mode = gcfg.get("user_text", "mean")
+  if mode not in USER_TEXTS:
+    raise ValueError(f"config.graph.user_text: unknown value {mode!r}; valid: "
+                     f"{list(USER_TEXTS)}")
+  item_emb, user_emb = dataset.item_embeddings, dataset.user_embeddings
+  encoded_items = item_emb is None and dataset.item_texts is not None
+  if encoded_items:
+    item_emb = _encode_texts(gcfg, dataset.item_texts)
+    if user_emb is None and dataset.user_texts is not None:
+      user_emb = _encode_texts(gcfg, dataset.user_texts)
+  if item_emb is None:
+    raise ValueError(f"config.graph.text_features needs item embeddings or "
+                     f"item texts, but dataset {dataset.name!r} has neither")
+  if user_emb is None and mode == "history":
+    if not encoded_items:
+      raise ValueError(
+          f"config.graph.user_text='history' encodes user histories with "
+          f"config.graph.text_model like the item texts, but dataset "
+          f"{dataset.name!r} has precomputed item embeddings"
+          + ("" if dataset.item_texts is not None else " and no item texts")
+          + "; use user_text='mean'")
+    user_emb = _history_embeddings(gcfg, dataset, item_emb.shape[1])
+  if user_emb is None:  # users without text: mean of their train items.
+    user_emb = _mean_item_embedding(dataset, item_emb)
+  return user_emb, item_emb
+
+
+def _history_embeddings(gcfg, dataset: Dataset, dim: int) -> np.ndarray:
+  """Encoded train-history texts; zeros for users without train items."""
+  from jaxrec.data import texts  # pylint: disable=g-import-not-at-top
+  history = texts.user_history_texts(dataset.train, dataset.num_users,
+                                     dataset.item_texts)
+  has = np.flatnonzero([bool(t) for t in history])  # users with a history
+  user_emb = np.zeros((dataset.num_users, dim), np.float32)  # [U, d_text]
+  if len(has):
+    user_emb[has] = _encode_texts(gcfg, [history[u] for u in has])
+  return user_emb
 
 
 def tile_block_nodes(tile_nodes: Optional[int], num_nodes: int,

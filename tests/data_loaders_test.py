@@ -370,6 +370,280 @@ def test_registry_errors(tmp_path):
   assert_error(lambda: registry.load_dataset("csv"), "path")
 
 
+def test_registry_rlmrec_names_read_their_own_folder(tmp_path):
+  # Regression: the loader lambdas bound `d` late, so every name read steam.
+  shapes = {"amazon": (4, 5), "yelp": (5, 6), "steam": (6, 7)}
+  for folder, (u, i) in shapes.items():
+    make_rlmrec(tmp_path / "rlmrec" / folder, num_users=u, num_items=i)
+  for name, folder in registry._RLMREC_DIRS.items():
+    ds = registry.load_dataset(name, data_root=tmp_path)
+    assert ds.name == name
+    assert (ds.num_users, ds.num_items) == shapes[folder], name
+
+
+def test_registry_lightgcn_names_read_their_own_folder(tmp_path):
+  shapes = {"gowalla": (2, 5), "yelp2018": (3, 6), "amazon-book": (4, 7)}
+  for folder, (u, i) in shapes.items():
+    d = tmp_path / "lightgcn" / folder
+    write(d / "train.txt", "".join(f"{k} 0 1 2\n" for k in range(u)))
+    write(d / "test.txt", f"0 {i - 1}\n")
+  for name, folder in registry._LIGHTGCN_DIRS.items():
+    ds = registry.load_dataset(name, data_root=tmp_path, valid_ratio=0.0)
+    assert ds.name == name
+    assert (ds.num_users, ds.num_items) == shapes[folder], name
+
+
+# ------------------------------------------------------ item texts (fixtures)
+
+TEXT_DATA = Path(__file__).parent / "testdata" / "text_data"
+
+
+def texts_by_id(ds):
+  return dict(zip(ds.item_ids.original.tolist(), ds.item_texts))
+
+
+def copy_tree(src: Path, dst: Path) -> Path:
+  for f in src.rglob("*"):
+    if f.is_file():
+      write(dst / f.relative_to(src), f.read_bytes())
+  return dst
+
+
+def test_movielens_texts_ml100k_ml1m_latest():
+  ds = loaders.load_movielens(TEXT_DATA / "movielens" / "ml-100k")
+  assert texts_by_id(ds) == {
+      1: "Toy Story (1995). Genres: Animation, Children's, Comedy",
+      2: "GoldenEye (1995). Genres: Action, Adventure, Thriller",
+      267: "unknown",  # genre 'unknown' left out
+      1440: "Misérables, Les (1995). Genres: Drama"}  # latin-1
+  assert ds.item_num_tags is None
+  ds = loaders.load_movielens(TEXT_DATA / "movielens" / "ml-1m" /
+                              "ratings.dat")
+  assert texts_by_id(ds) == {
+      661: "James and the Giant Peach (1996). Genres: Animation, "
+           "Children's, Musical",
+      1193: "One Flew Over the Cuckoo's Nest (1975). Genres: Drama",
+      3410: '"Great Performances" Cats (1998). Genres: Musical'}
+  ds = loaders.load_movielens(TEXT_DATA / "movielens" / "ml-latest-small")
+  assert texts_by_id(ds) == {
+      1: "Toy Story (1995). Genres: Adventure, Animation, Children, Comedy, "
+         "Fantasy. Tags: pixar, fun",  # 'pixar'/'Pixar' count once, first
+      2: "American President, The (1995). Genres: Comedy, Drama, Romance. "
+         "Tags: politics",
+      3: "Empty Genre Film (2000)",  # '(no genres listed)' left out
+      4: "Never Liked (1999). Genres: Drama. Tags: boring"}
+  np.testing.assert_array_equal(ds.item_num_tags, [2, 1, 0, 1])
+  assert len(ds.train) == 8
+  ds = loaders.load_movielens(TEXT_DATA / "movielens" / "ml-latest-small",
+                              min_rating=4.0, with_text=False)
+  assert ds.item_texts is None and len(ds.train) == 5
+  np.testing.assert_array_equal(ds.item_ids.original, [1, 2, 3])
+  assert (ds.train.ratings >= 4.0).all()
+
+
+def test_movielens_text_errors(tmp_path):
+  d = copy_tree(TEXT_DATA / "movielens", tmp_path)
+  ml100k = d / "ml-100k" / "u.item"
+  good = ml100k.read_bytes()
+  write(ml100k, good.replace(b"|0|1|1|0", b"|0|x|1|0", 1))
+  assert_error(lambda: loaders.load_movielens(d / "ml-100k"),
+               re.escape(f"{ml100k}:2:"), "genre 1", "0 or 1")
+  write(ml100k, good.replace(b"|01-Jan-1995||", b"|01-Jan-1995|", 1))
+  assert_error(lambda: loaders.load_movielens(d / "ml-100k"),
+               re.escape(f"{ml100k}:1:"), "expected 24 fields")
+  movies = d / "ml-1m" / "movies.dat"
+  write(movies, b"661::Title (1996)\n")
+  assert_error(lambda: loaders.load_movielens(d / "ml-1m"),
+               re.escape(f"{movies}:1:"), "expected 3 fields")
+  latest = d / "ml-latest-small" / "movies.csv"
+  write(latest, "movieId,title,genres\n1,A (1995),Drama\nx,B (1996),Drama\n")
+  assert_error(lambda: loaders.load_movielens(d / "ml-latest-small"),
+               re.escape(f"{latest}:3:"), "movieId", "non-integer")
+  write(latest, "movieId,title,genres\n1,A (1995),Drama\n1,B,Drama\n")
+  assert_error(lambda: loaders.load_movielens(d / "ml-latest-small"),
+               re.escape(f"{latest}:3:"), "repeated id")
+  assert_error(lambda: loaders.load_movielens(d / "ml-latest-small",
+                                              min_rating=9),
+               "ratings.csv", "min_rating=9")
+
+
+def test_csv_item_texts():
+  d = TEXT_DATA / "csv"
+  with pytest.warns(DataWarning, match="1 of 3 items have no text"):
+    ds = loaders.load_csv(d / "inter.csv", item_text_col="title")
+  assert texts_by_id(ds) == {100: "Heat (1995)", 200: "",
+                             300: "Casino (1995)"}
+  with pytest.warns(DataWarning, match="1 of 3 items have no text"):
+    ds = loaders.load_csv(d / "inter.csv", item_text_path=d / "items.tsv")
+  assert texts_by_id(ds) == {100: "Heat (1995). Genres: Action",
+                             200: "Casino (1995)", 300: ""}
+  assert loaders.load_csv(d / "inter.csv").item_texts is None
+
+
+def test_csv_item_text_errors(tmp_path):
+  write(tmp_path / "i.csv", "user,item\n1,2\n")
+  path = write(tmp_path / "t.csv", "id,text\n2,a\nq,b\n")
+  assert_error(lambda: loaders.load_csv(
+      tmp_path / "i.csv", item_text_path=path, item_id_col="id"),
+               re.escape(f"{path}:3:"), "'id'", "non-integer")
+  assert_error(lambda: loaders.load_csv(tmp_path / "i.csv",
+                                        item_text_path=path),
+               "t.csv", "missing column 'item'")
+  write(path, "id,text\n2,a\n2,b\n")
+  assert_error(lambda: loaders.load_csv(
+      tmp_path / "i.csv", item_text_path=path, item_id_col="id"),
+               re.escape(f"{path}:3:"), "repeated id")
+  assert_error(lambda: loaders.load_csv(tmp_path / "i.csv",
+                                        item_text_col="nope"),
+               "i.csv", "missing column 'nope'")
+
+
+def test_registry_csv_and_movielens_text_kwargs():
+  d = TEXT_DATA / "csv"
+  with pytest.warns(DataWarning):
+    ds = registry.load_dataset("csv", path=d / "inter.csv",
+                               item_text_path=d / "items.tsv",
+                               valid_ratio=0.0, test_ratio=0.0)
+  assert texts_by_id(ds)[100] == "Heat (1995). Genres: Action"
+  ds = registry.load_dataset(
+      "movielens", path=TEXT_DATA / "movielens" / "ml-latest-small",
+      min_rating=4.0, max_tags=1, valid_ratio=0.0, test_ratio=0.0)
+  assert texts_by_id(ds)[1].endswith("Tags: pixar")
+  assert_error(lambda: registry.load_dataset("movielens", path="x", tags=1),
+               "unexpected", "min_rating", "with_text")
+
+
+def test_recbole_item_file():
+  with pytest.warns(DataWarning, match="1 of 3 items have no text"):
+    ds = loaders.load_recbole(TEXT_DATA / "recbole" / "ml")
+  assert texts_by_id(ds) == {
+      "w": "", "x": "Toy Story. release year: 1995. genre: Animation Comedy",
+      "y": '"Quoted" Title. release year: 1999'}  # empty genre left out
+  with pytest.warns(DataWarning):
+    ds = loaders.load_recbole(TEXT_DATA / "recbole" / "ml" / "ml.inter",
+                              text_fields=["movie_title"])
+  assert texts_by_id(ds)["x"] == "Toy Story"
+  assert_error(lambda: loaders.load_recbole(
+      TEXT_DATA / "recbole" / "ml", text_fields=["nope"]),
+               "ml.item:1:", "text_fields", "movie_title")
+
+
+def test_recbole_item_file_beside_splits(tmp_path):
+  write(tmp_path / "b.train.inter", "user_id:token\titem_id:token\n1\t2\n3\t4\n")
+  write(tmp_path / "b.test.inter", "user_id:token\titem_id:token\n1\t4\n")
+  write(tmp_path / "b.item", "item_id:token\ttitle:token_seq\n4\tFour\n2\tTwo\n")
+  ds = loaders.load_recbole(tmp_path)
+  assert texts_by_id(ds) == {2: "Two", 4: "Four"}
+
+
+HETREC_TEXTS = {1: "Björk. Tags: rock, español", 2: "Line Tab Band",
+                3: "Sep Artist. Tags: español", 4: "CR Name", 5: "Plain"}
+
+
+def test_hetrec_fixture_line_breaks_latin1_tags():
+  with pytest.warns(DataWarning, match="no train interaction"):
+    ds = registry.load_dataset("hetrec_lastfm", data_root=TEXT_DATA)
+  assert (ds.num_users, ds.num_items) == (3, 5)  # artist 6: no listen
+  assert len(ds.train) + len(ds.valid) + len(ds.test) == 7
+  assert texts_by_id(ds) == HETREC_TEXTS
+  np.testing.assert_array_equal(ds.item_num_tags, [2, 0, 1, 0, 0])
+  np.testing.assert_array_equal(ds.user_ids.original, [2, 3, 4])
+  every = loaders.load_hetrec_lastfm(TEXT_DATA / "hetrec" / "lastfm-2k",
+                                     valid_ratio=0.0, test_ratio=0.0)
+  listens = dict(zip(zip(every.user_ids.to_original(every.train.users).tolist(),
+                         every.item_ids.to_original(every.train.items).tolist()),
+                     every.train.ratings.tolist()))
+  assert listens[(2, 1)] == 100 and listens[(4, 5)] == 1
+
+
+def test_ml_latest_small_fixture():
+  ds = registry.load_dataset("ml_latest_small", data_root=TEXT_DATA)
+  assert (ds.num_users, ds.num_items) == (3, 3)  # movies 4, 5: no positive
+  assert len(ds.train) + len(ds.valid) + len(ds.test) == 5
+  assert texts_by_id(ds)[3] == "Empty Genre Film (2000)"
+  np.testing.assert_array_equal(ds.item_num_tags, [2, 1, 0])
+  ds = registry.load_dataset("ml_latest_small", data_root=TEXT_DATA,
+                             min_rating=2.0)
+  assert ds.num_items == 4
+  assert_error(lambda: registry.load_dataset(
+      "ml_latest_small", data_root=TEXT_DATA, min_rting=3),
+               "unexpected", "min_rating", "k_core", "seed")
+
+
+def big_hetrec(root: Path, num_users=30, num_artists=40, seed=0) -> Path:
+  """A HetRec-format folder with random listens (for split statistics)."""
+  d = root / "hetrec" / "lastfm-2k"
+  rng = np.random.default_rng(seed)
+  listens = rng.random((num_users, num_artists)) < 0.4
+  listens[:, 0] = True
+  rows = [f"{u + 2}\t{a + 1}\t{rng.integers(1, 999)}\n"
+          for u, a in np.argwhere(listens)]
+  write(d / "user_artists.dat", "userID\tartistID\tweight\n" + "".join(rows))
+  write(d / "artists.dat", "id\tname\turl\tpictureURL\n" + "".join(
+      f"{a + 1}\tArtist {a + 1:03d}\tu\tp\n" for a in range(num_artists)))
+  write(d / "tags.dat", "tagID\ttagValue\n1\trock\n2\tpop\n")
+  write(d / "user_taggedartists.dat",
+        "userID\tartistID\ttagID\tday\tmonth\tyear\n2\t1\t1\t1\t1\t2009\n"
+        "2\t1\t2\t1\t1\t2009\n3\t1\t1\t1\t1\t2009\n")
+  return d, int(listens.sum())
+
+
+@pytest.mark.filterwarnings("ignore::jaxrec.data.preprocess.DataWarning")
+def test_text_sets_split_per_user_and_by_seed(tmp_path):
+  _, total = big_hetrec(tmp_path)
+  a = registry.load_dataset("hetrec_lastfm", data_root=tmp_path, seed=0)
+  b = registry.load_dataset("hetrec_lastfm", data_root=tmp_path, seed=0)
+  c = registry.load_dataset("hetrec_lastfm", data_root=tmp_path, seed=1)
+  assert pairs(a.test) == pairs(b.test) and pairs(a.valid) == pairs(b.valid)
+  assert pairs(a.test) != pairs(c.test)
+  for ds in (a, c):
+    assert len(ds.train) + len(ds.valid) + len(ds.test) == total
+    every = set(pairs(ds.train)) | set(pairs(ds.valid)) | set(pairs(ds.test))
+    assert len(every) == total  # disjoint
+    assert (np.bincount(ds.train.users, minlength=ds.num_users) >= 1).all()
+    assert 0.06 < len(ds.test) / total < 0.14
+    assert 0.06 < len(ds.valid) / total < 0.14
+  assert a.item_num_tags[0] == 2 and a.item_texts[0] == "Artist 001. Tags: rock, pop"
+  k = registry.load_dataset("hetrec_lastfm", data_root=tmp_path, k_core=9,
+                            valid_ratio=0.0, test_ratio=0.0)
+  assert np.bincount(k.train.users).min() >= 9
+  assert np.bincount(k.train.items).min() >= 9
+  assert k.num_items < a.num_items
+
+
+def test_text_sets_data_errors(tmp_path):
+  d = copy_tree(TEXT_DATA / "hetrec", tmp_path / "hetrec")
+  d = d / "lastfm-2k"
+  load = lambda: loaders.load_hetrec_lastfm(d)
+  art = d / "artists.dat"
+  good = art.read_bytes()
+  write(art, good.replace(b"\thttp://www.last.fm/music/p", b"", 1))
+  assert_error(load, re.escape(f"{art}:6:"), "expected 4 fields")
+  write(art, good.replace("Björk".encode(), b"Bj\xf6rk"))
+  assert_error(load, re.escape(f"{art}:2:"), "utf-8")
+  write(art, b"id\tname\n" + good.split(b"\n", 1)[1])
+  assert_error(load, re.escape(f"{art}:1:"), "header")
+  write(art, good)
+  tagged = d / "user_taggedartists.dat"
+  good = tagged.read_bytes()
+  write(tagged, good + b"2\t1\t77\t1\t4\t2009\n")
+  assert_error(load, re.escape(f"{tagged}:7:"), "tagID", "77")
+  write(tagged, good + b"2\t1\t1\t1\t4\n")
+  assert_error(load, re.escape(f"{tagged}:7:"), "6 integer fields")
+  write(tagged, good + b"2\t1\tx\t1\t4\t2009\n")
+  assert_error(load, re.escape(f"{tagged}:7:"), "integer")
+  tagged.unlink()
+  assert_error(load, "user_taggedartists.dat", "not found")
+  ml = copy_tree(TEXT_DATA / "movielens" / "ml-latest-small",
+                 tmp_path / "ml")
+  (ml / "tags.csv").unlink()
+  assert_error(lambda: loaders.load_ml_latest_small(ml), "tags.csv",
+               "not found")
+  assert_error(lambda: registry.load_dataset("hetrec_lastfm",
+                                             data_root=tmp_path / "none"),
+               "hetrec_lastfm", "lastfm-2k", "grouplens")
+
+
 # ------------------------------------------------- property-based (fuzzing)
 
 _MAX_ID = 2**31 - 2

@@ -2,8 +2,9 @@
 
 from jaxrec.data.dataset import (DataError, Dataset, IdMap, Interactions,
                                  empty_interactions)
-from jaxrec.data.loaders import (load_csv, load_lastfm, load_lightgcn,
-                                 load_lightgcn_adj, load_movielens,
+from jaxrec.data.loaders import (load_csv, load_hetrec_lastfm, load_lastfm,
+                                 load_lightgcn, load_lightgcn_adj,
+                                 load_ml_latest_small, load_movielens,
                                  load_recbole, load_rlmrec, load_selfrec,
                                  read_recbole, read_table, read_triplets,
                                  read_user_lines)
@@ -17,16 +18,20 @@ from jaxrec.data.sampler import (batches, epoch_rng, epoch_triples,
 from jaxrec.data.splits import (carve_validation, leave_one_out, random_split,
                                 split_dataset, temporal_split)
 from jaxrec.data.synthetic import make_synthetic
+from jaxrec.data.texts import (attach_item_texts, short_item_texts,
+                               user_history_texts)
 
 __all__ = [
     "DATASETS", "DataError", "DataWarning", "Dataset", "ENV_VAR", "IdMap",
-    "Interactions", "RawInteractions", "batches", "carve_validation",
-    "deduplicate", "empty_interactions", "epoch_rng", "epoch_triples",
-    "filter_to_train", "kcore_filter", "leave_one_out", "load_csv",
-    "load_dataset", "load_lastfm", "load_lightgcn", "load_lightgcn_adj",
+    "Interactions", "RawInteractions", "attach_item_texts", "batches",
+    "carve_validation", "deduplicate", "empty_interactions", "epoch_rng",
+    "epoch_triples", "filter_to_train", "kcore_filter", "leave_one_out",
+    "load_csv", "load_dataset", "load_hetrec_lastfm", "load_lastfm",
+    "load_lightgcn", "load_lightgcn_adj", "load_ml_latest_small",
     "load_movielens", "load_recbole", "load_rlmrec", "load_selfrec",
     "make_synthetic", "num_batches", "positive_keys", "random_split",
     "read_recbole", "read_table", "read_triplets", "read_user_lines",
     "remap_ids", "remove_overlap", "resolve_data_root", "sample_negatives",
-    "split_dataset", "temporal_split",
+    "short_item_texts", "split_dataset", "temporal_split",
+    "user_history_texts",
 ]

@@ -158,7 +158,8 @@ def cold_start_split(dataset: Dataset, item_fraction: float = 0.2,
               item_texts=permute(dataset.item_texts, item_order),
               user_embeddings=permute(dataset.user_embeddings, user_order),
               item_embeddings=permute(dataset.item_embeddings, item_order),
-              item_categories=permute(dataset.item_categories, item_order))
+              item_categories=permute(dataset.item_categories, item_order),
+              item_num_tags=permute(dataset.item_num_tags, item_order))
   full = Dataset(f"{dataset.name}_coldstart_full", dataset.num_users,
                  dataset.num_items, **splits, **side)
   warm_side = {k: (None if v is None else v[:num_wi]

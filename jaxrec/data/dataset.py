@@ -131,6 +131,8 @@ class Dataset:
     user_embeddings / item_embeddings: optional precomputed semantic
       embeddings, float32. # [num_users, d_text] / [num_items, d_text]
     item_categories: optional int category per item (synthetic data, plots).
+    item_num_tags: optional int number of distinct tags of each item (the
+      cold-start metadata-popularity proxy; 0 = untagged). # [num_items]
   """
   name: str
   num_users: int
@@ -145,6 +147,7 @@ class Dataset:
   user_embeddings: Optional[np.ndarray] = None
   item_embeddings: Optional[np.ndarray] = None
   item_categories: Optional[np.ndarray] = None
+  item_num_tags: Optional[np.ndarray] = None
 
   def __post_init__(self):
     for split in ("train", "valid", "test"):
@@ -169,6 +172,13 @@ class Dataset:
                         f"got {emb.shape}")
       if not np.all(np.isfinite(emb)):
         raise DataError(f"{self.name}: {field} contains NaN or inf")
+    if self.item_num_tags is not None:
+      tags = np.asarray(self.item_num_tags)
+      if tags.shape != (self.num_items,) or not np.issubdtype(
+          tags.dtype, np.integer):
+        raise DataError(f"{self.name}: item_num_tags must be an integer array "
+                        f"of shape [{self.num_items}], got {tags.dtype} "
+                        f"{tags.shape}")
 
   def csr(self, split: str) -> sp.csr_matrix:
     """Binary user x item CSR matrix of one split ('train'/'valid'/'test')."""

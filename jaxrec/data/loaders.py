@@ -13,9 +13,12 @@ Supported formats:
   * SELFRec: `user:item item ...` per line, arbitrary non-negative integer
     ids, remapped contiguously from train (`load_selfrec`).
   * RLMRec pickles (`load_rlmrec`, in `jaxrec.data.rlmrec`), plain
-    CSV/TSV/parquet (`load_csv`), MovieLens `u.data`/`ratings.dat`/
-    `ratings.csv` (`load_movielens`) and RecBole atomic `.inter` files
-    (`load_recbole`), in `jaxrec.data.tables`.
+    CSV/TSV/parquet (`load_csv`) and RecBole atomic `.inter` (+ `.item`)
+    files (`load_recbole`), in `jaxrec.data.tables`.
+  * Text-attributed sets, in `jaxrec.data.textsets`: MovieLens
+    `u.data`/`ratings.dat`/`ratings.csv` with item texts from the metadata
+    beside them (`load_movielens`), GroupLens ml-latest-small
+    (`load_ml_latest_small`) and HetRec Last.fm 2K (`load_hetrec_lastfm`).
 
 Whitespace-delimited integer formats are parsed with a vectorised NumPy byte
 tokenizer; bad input raises `DataError` naming the file, the 1-based line and
@@ -24,9 +27,9 @@ are KEPT by the LightGCN-style loaders (to match published protocols) and
 DROPPED with a `DataWarning` count by the remapping loaders (SELFRec, CSV,
 MovieLens, RecBole) since such ids have no contiguous id.
 
-The tabular formats live in `jaxrec.data.tables`, RLMRec in
-`jaxrec.data.rlmrec`; both are re-exported here so `loaders.load_X` works for
-every format.
+The tabular formats live in `jaxrec.data.tables`, the text-attributed sets
+in `jaxrec.data.textsets`, RLMRec in `jaxrec.data.rlmrec`; all are
+re-exported here so `loaders.load_X` works for every format.
 """
 
 from __future__ import annotations
@@ -44,13 +47,16 @@ from jaxrec.data.files import (PathLike, dataset_from_raw, require_dir,
                                require_file)
 from jaxrec.data.preprocess import RawInteractions
 from jaxrec.data.rlmrec import load_rlmrec
-from jaxrec.data.tables import (load_csv, load_movielens, load_recbole,
-                                read_recbole, read_table)
+from jaxrec.data.tables import (load_csv, load_recbole, read_recbole,
+                                read_recbole_items, read_table)
+from jaxrec.data.textsets import (load_hetrec_lastfm, load_ml_latest_small,
+                                  load_movielens)
 
 __all__ = [
-    "PathLike", "UserLines", "load_csv", "load_lastfm", "load_lightgcn",
-    "load_lightgcn_adj", "load_movielens", "load_recbole", "load_rlmrec",
-    "load_selfrec", "read_recbole", "read_table", "read_triplets",
+    "PathLike", "UserLines", "load_csv", "load_hetrec_lastfm", "load_lastfm",
+    "load_lightgcn", "load_lightgcn_adj", "load_ml_latest_small",
+    "load_movielens", "load_recbole", "load_rlmrec", "load_selfrec",
+    "read_recbole", "read_recbole_items", "read_table", "read_triplets",
     "read_user_lines", "require_dir", "require_file",
 ]
 _dataset_from_raw = dataset_from_raw  # backwards-compatible private alias

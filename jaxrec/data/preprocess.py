@@ -321,8 +321,9 @@ def relabel_by_degree(dataset: Dataset) -> Dataset:
   first column tiles, so fewer (block, row) pairs exist and the gathers hit
   fewer cache lines (`benchmarks/node_order.py`: the tiled product 11-21%
   faster on 3e6-1e7-edge synthetic graphs). Ranking metrics do not depend
-  on ids. Every split, text, embedding and category moves with its node,
-  and `user_ids` / `item_ids` still map new ids to the original ones.
+  on ids. Every split, text, embedding, category and tag count moves with
+  its node, and `user_ids` / `item_ids` still map new ids to the original
+  ones.
   Idempotent: a dataset already in this order comes back unchanged. Used by
   `config.graph.node_order = 'degree'`.
 
@@ -360,4 +361,5 @@ def relabel_by_degree(dataset: Dataset) -> Dataset:
       item_texts=texts(dataset.item_texts, item_order),
       user_embeddings=rows(dataset.user_embeddings, user_order),
       item_embeddings=rows(dataset.item_embeddings, item_order),
-      item_categories=rows(dataset.item_categories, item_order))
+      item_categories=rows(dataset.item_categories, item_order),
+      item_num_tags=rows(dataset.item_num_tags, item_order))

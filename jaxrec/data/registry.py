@@ -9,11 +9,17 @@ if it exists. Expected layout under the root:
   lightgcn/lastfm/data1.txt + test1.txt
   selfrec/amazon-beauty/train.txt + test.txt
   rlmrec/{amazon,yelp,steam}/trn_mat.pkl, val_mat.pkl, tst_mat.pkl, ...
+  movielens/ml-latest-small/{ratings,movies,tags}.csv
+  hetrec/lastfm-2k/{user_artists,artists,tags,user_taggedartists}.dat
 
 Datasets without a validation split get one carved from train with
 `splits.carve_validation(valid_ratio, seed)` (default 0.1; test untouched);
 RLMRec sets keep their own `val_mat.pkl`. `csv` and `movielens` hold all
 rows in one table and are first split per user (`split`, `test_ratio`).
+The text-attributed sets `ml_latest_small` and `hetrec_lastfm` (item texts,
+`item_num_tags`) are split once per user into train/valid/test
+(`split`='random', `valid_ratio` = `test_ratio` = 0.1 by default, `seed`):
+no second carve.
 
 Unknown keyword arguments raise `DataError` listing the valid ones. Users or
 items without any train interaction (isolated nodes: they keep their initial
@@ -47,11 +53,21 @@ _SOURCES = {
     "yelp2018": "https://github.com/kuandeng/LightGCN (Data/yelp2018)",
     "amazon_book": "https://github.com/kuandeng/LightGCN (Data/amazon-book)",
     "rlmrec": "https://github.com/HKUDS/RLMRec (data.zip)",
+    "ml_latest_small": "https://grouplens.org/datasets/movielens/latest/ "
+                       "(ml-latest-small.zip)",
+    "hetrec_lastfm": "https://grouplens.org/datasets/hetrec-2011/ "
+                     "(hetrec2011-lastfm-2k.zip)",
 }
+# Loader keyword arguments beyond the split ones, per dataset.
+_TEXT_SETS = {"ml_latest_small": {"min_rating", "k_core", "max_tags"},
+              "hetrec_lastfm": {"k_core", "max_tags"}}
+_MOVIELENS_KWARGS = {"path", "name", "min_rating", "with_text", "max_tags",
+                     "k_core"}
+_CSV_TEXT_KWARGS = {"item_text_path", "item_text_col", "item_id_col"}
 
 DATASETS = ("synthetic", "lastfm", "amazon_beauty", "gowalla", "yelp2018",
             "amazon_book", "rlmrec_amazon", "rlmrec_yelp", "rlmrec_steam",
-            "csv", "movielens")
+            "csv", "movielens", "ml_latest_small", "hetrec_lastfm")
 
 
 def resolve_data_root(data_root: Union[str, Path, None] = None
@@ -111,12 +127,19 @@ _LOADERS: dict[str, Callable[..., Dataset]] = {
         name="amazon_beauty"),
     **{n: (lambda root, kw, n=n: _gowalla_like(n, root))
        for n in _LIGHTGCN_DIRS},
-    **{n: (lambda root, kw, n=n: loaders.load_rlmrec(
+    # Bind the folder too (d=d): a late-bound `d` made every RLMRec name
+    # read the last folder of the dict (steam).
+    **{n: (lambda root, kw, n=n, d=d: loaders.load_rlmrec(
         _folder(n, root, "rlmrec", d), name=n))
        for n, d in _RLMREC_DIRS.items()},
     "csv": lambda root, kw: loaders.load_csv(_needs_path("csv", kw), **kw),
     "movielens": lambda root, kw: loaders.load_movielens(
         _needs_path("movielens", kw), **kw),
+    "ml_latest_small": lambda root, kw: loaders.load_ml_latest_small(
+        _folder("ml_latest_small", root, "movielens", "ml-latest-small"),
+        **kw),
+    "hetrec_lastfm": lambda root, kw: loaders.load_hetrec_lastfm(
+        _folder("hetrec_lastfm", root, "hetrec", "lastfm-2k"), **kw),
 }
 
 
@@ -131,7 +154,11 @@ def load_dataset(name: str, data_root: Union[str, Path, None] = None,
       `seed` (default 0) for `carve_validation`; for csv/movielens also
       `split` ('random' | 'temporal' | 'leave_one_out', default 'random')
       and `test_ratio` (default 0.2), the rest going to the loader (`path`,
-      column names, ...); for `synthetic` everything goes to
+      column names, `item_text_path`, `min_rating`, ...); for
+      ml_latest_small / hetrec_lastfm `split`, `valid_ratio`, `test_ratio`
+      (default 0.1 each) and `seed` make the loader's one per-user split,
+      besides `k_core`, `max_tags` (and `min_rating`, default 4.0, for
+      ml_latest_small); for `synthetic` everything goes to
       `make_synthetic` (which has its own 80/10/10 split; `valid_ratio` /
       `test_ratio` there set its `ratios`).
 
@@ -150,6 +177,13 @@ def load_dataset(name: str, data_root: Union[str, Path, None] = None,
       test = kwargs.pop("test_ratio", 0.1)
       kwargs["ratios"] = (1.0 - valid - test, valid, test)
     return synthetic.make_synthetic(**kwargs)
+  if name in _TEXT_SETS:
+    _check_kwargs(name, kwargs, _TEXT_SETS[name] | {
+        "valid_ratio", "test_ratio", "split", "seed"})
+    kwargs.setdefault("test_ratio", 0.1)
+    dataset = _LOADERS[name](data_root, kwargs)  # split inside, no carve
+    report_isolated(dataset)
+    return dataset
   valid_ratio = kwargs.pop("valid_ratio", 0.1)
   seed = kwargs.pop("seed", 0)
   method = kwargs.pop("split", "random")
@@ -157,10 +191,11 @@ def load_dataset(name: str, data_root: Union[str, Path, None] = None,
   if name not in ("csv", "movielens"):
     _check_kwargs(name, kwargs, set())
   elif name == "movielens":
-    _check_kwargs(name, kwargs, {"path", "name"})
+    _check_kwargs(name, kwargs, _MOVIELENS_KWARGS)
   else:
     table = set(inspect.signature(loaders.read_table).parameters)
-    _check_kwargs(name, kwargs, (table - {"content"}) | {"name", "test_path"})
+    _check_kwargs(name, kwargs, (table - {"content"}) | {"name", "test_path"}
+                  | _CSV_TEXT_KWARGS)
   dataset = _LOADERS[name](data_root, kwargs)
   if name in ("csv", "movielens") and not len(dataset.test):
     dataset = splits.split_dataset(dataset, method, test_ratio, 0.0,
@@ -175,7 +210,7 @@ def _check_kwargs(name: str, kwargs: dict, valid: set) -> None:
   unknown = sorted(set(kwargs) - valid)
   if unknown:
     common = {"valid_ratio", "seed"} | ({"split", "test_ratio"} if name in (
-        "csv", "movielens") else set())
+        "csv", "movielens", *_TEXT_SETS) else set())
     raise DataError(f"{name}: unexpected keyword argument(s) {unknown} "
                     f"(config.dataset.kwargs); valid: "
                     f"{sorted(valid | common)}")
