@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -144,6 +145,47 @@ def _model_kwargs(config) -> dict:
   return {k: tuplify(v) for k, v in config.model.to_dict().items()}
 
 
+def _restore_fitted_params(workdir: str, config: ml_collections.ConfigDict,
+                           model, graph) -> tuple:
+  """`train.restore_best_params` for closed-form models.
+
+  `train.fit_closed_form` checkpoints {'best_params': params} only (no
+  optimiser state).
+
+  Args:
+    workdir: the run's workdir.
+    config: its config (unused: the model fixes the parameter shapes).
+    model: the model built from it.
+    graph: its training graph.
+
+  Returns:
+    (checkpoint step, params, meta dict of the checkpoint).
+
+  Raises:
+    FileNotFoundError: the run saved no checkpoint.
+  """
+  # pylint: disable=g-import-not-at-top
+  from jaxrec import checkpoint as checkpoint_lib
+  from jaxrec import train
+  # pylint: enable=g-import-not-at-top
+  del config
+  ckpt_dir = os.path.join(workdir, "checkpoints")
+  if not os.path.isdir(ckpt_dir):
+    raise FileNotFoundError(f"{ckpt_dir} not found: the run in {workdir} "
+                            "saved no checkpoint yet")
+  shapes = jax.eval_shape(functools.partial(
+      train.init_params, model, graph, 1, jax.random.key(0)))
+  ckpt = checkpoint_lib.Checkpointer(ckpt_dir, read_only=True)
+  try:
+    restored = ckpt.restore({"best_params": shapes})
+  finally:
+    ckpt.close()
+  if restored is None:
+    raise FileNotFoundError(f"{ckpt_dir}: no checkpoint yet")
+  step, tree, meta = restored
+  return step, tree["best_params"], meta
+
+
 @dataclasses.dataclass
 class TrainedModel:
   """A trained model with its best parameters and inference embeddings.
@@ -190,8 +232,11 @@ class TrainedModel:
     graph = jax.tree.map(jnp.asarray, train.build_graph(config, dataset))
     model = train.get_model(config.model_name, dataset.num_users,
                             dataset.num_items, **_model_kwargs(config))
-    step, params, meta = train.restore_best_params(workdir, config, model,
-                                                   graph)
+    from jaxrec.models import is_closed_form  # pylint: disable=g-import-not-at-top
+    restore = (_restore_fitted_params
+               if is_closed_form(config.model_name)
+               else train.restore_best_params)
+    step, params, meta = restore(workdir, config, model, graph)
     if not os.path.exists(os.path.join(workdir, "results.json")):
       logging.warning("%s: training has not finished; using the best "
                       "parameters of checkpoint %d", workdir, step)

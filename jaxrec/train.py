@@ -57,6 +57,7 @@ from jaxrec.input_pipeline import refit_dataset
 from jaxrec.input_pipeline import stack_batches
 from jaxrec.input_pipeline import tile_block_nodes  # pylint: disable=unused-import
 from jaxrec.models import get_model
+from jaxrec.models import is_closed_form
 # Re-exported: the optimiser and its schedule live in jaxrec/optimizers.py.
 from jaxrec.optimizers import learning_rate
 from jaxrec.optimizers import make_optimizer
@@ -379,6 +380,105 @@ def setup_experiment(config: ml_collections.ConfigDict,
       positive_keys=sampler.positive_keys(dataset.train, dataset.num_items))
 
 
+def fit_closed_form(config: ml_collections.ConfigDict, workdir: str,
+                    dataset: Optional[Dataset] = None) -> dict:
+  """`train_and_evaluate` of a closed-form model (no gradient training).
+
+  For `baselines.ClosedFormRecommender` models (MostPop, ItemKNN, EASE): fits
+  the parameters once with the model's NumPy `fit` on the train split (train
+  + valid on refit), reports validation (not on refit) and test once with the
+  same `Evaluator`, and writes the workdir as the gradient path does:
+  config.json + dataset.npz (`recommend.save_artifacts`), an Orbax checkpoint
+  at step 1 holding {'best_params': params} (no optimiser state), one
+  metrics.jsonl record and results.json with best_epoch = epochs_run = 1 and
+  seconds_per_epoch = train_seconds = fit_seconds. A workdir that already
+  holds the checkpoint is evaluated from it without refitting.
+
+  Args:
+    config: experiment configuration (see configs/ease.py).
+    workdir: output directory.
+    dataset: optional pre-loaded dataset (skips `config.dataset`).
+
+  Returns:
+    The results dict (the keys of `train_and_evaluate`, plus 'fit_seconds').
+
+  Raises:
+    ConfigError: an invalid config.
+    ValueError: no validation split outside a refit.
+  """
+  from jaxrec import recommend as recommend_lib  # pylint: disable=g-import-not-at-top
+  sharding_lib.initialize_distributed(config)
+  validate_config(config)
+  dataset = (load_data(config) if dataset is None
+             else order_nodes(config, dataset))
+  refit = config.get("refit_epochs", 0) > 0
+  if refit:
+    dataset = refit_dataset(dataset)
+  elif len(dataset.valid) == 0:
+    raise ValueError(f"dataset {dataset.name!r} has no validation split: the "
+                     "validation report needs one (set config.dataset.kwargs."
+                     "valid_ratio > 0, or fit on train + valid with "
+                     "config.refit_epochs > 0)")
+  logging.info("%s", dataset.summary())
+  graph = jax.tree.map(jnp.asarray, build_graph(config, dataset))
+  model = get_model(config.model_name, dataset.num_users, dataset.num_items,
+                    **config.model.to_dict())
+  os.makedirs(workdir, exist_ok=True)
+  recommend_lib.save_artifacts(workdir, config, dataset)  # for inference
+  ckpt = checkpoint_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
+                                     config.get("max_checkpoints", 2))
+  try:
+    shapes = jax.eval_shape(functools.partial(
+        init_params, model, graph, 1, jax.random.key(0)))
+    restored = ckpt.restore({"best_params": shapes})
+    if restored is None:
+      start = time.perf_counter()
+      params = model.fit(dataset.csr("train"))
+      meta = {"epoch": 1, "best_epoch": 1,
+              "fit_seconds": time.perf_counter() - start}
+      params = jax.tree.map(jnp.asarray, params)
+      ckpt.save(1, {"best_params": params}, meta)
+    else:
+      _, tree, meta = restored
+      params = tree["best_params"]
+      logging.info("using the fitted parameters in %s", ckpt.directory)
+  finally:
+    ckpt.close()
+  fit_seconds = float(meta["fit_seconds"])
+  evaluator = Evaluator(model, graph, dataset, config)
+  record = {"epoch": 1, "loss": 0.0, "epoch_seconds": fit_seconds}
+  valid = {}
+  if not refit:
+    eval_start = time.perf_counter()
+    valid = evaluator(params, "valid")
+    record["eval_seconds"] = time.perf_counter() - eval_start
+    record.update({f"valid/{k}": v for k, v in valid.items()})
+  run_logging.write_history(os.path.join(workdir, "metrics.jsonl"), [record])
+  eval_start = time.perf_counter()
+  test = (evaluator(params, "test") if config.get("eval_test", True)
+          else {})  # see train_and_evaluate
+  test_seconds = time.perf_counter() - eval_start
+  tb_writer = run_logging.tensorboard_writer(config, workdir, 0)
+  run_logging.log_scalars(tb_writer, record, 1)
+  run_logging.log_scalars(tb_writer, {f"test/{k}": v for k, v in test.items()},
+                          1)
+  if tb_writer is not None:
+    tb_writer.close()
+  results = {
+      "model": config.model_name, "dataset": dataset.name, "best_epoch": 1,
+      "epochs_run": 1, "selection_metric": config.selection_metric,
+      "valid": valid, "test": test, "refit": refit,
+      "num_train": len(dataset.train), "train_seconds": fit_seconds,
+      "seconds_per_epoch": fit_seconds, "fit_seconds": fit_seconds,
+      "test_eval_seconds": test_seconds, "epoch_losses": [0.0]}
+  run_logging.write_json_atomic(os.path.join(workdir, "results.json"), results)
+  logging.info("%s fitted in %.1f s: valid %s=%s, test %s", config.model_name,
+               fit_seconds, config.selection_metric,
+               valid.get(config.selection_metric, "n/a"),
+               {k: round(v, 4) for k, v in test.items() if "@" in k})
+  return results
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        dataset: Optional[Dataset] = None) -> dict:
   """Trains `config.model_name` on `config.dataset`, selecting on validation.
@@ -392,6 +492,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     dict with 'best_epoch', 'valid' (metrics at the best epoch), 'test'
     (reported once for the selected parameters), timings.
   """
+  if is_closed_form(config.model_name):  # fitted, not trained
+    return fit_closed_form(config, workdir, dataset)
   exp = setup_experiment(config, dataset)
   dataset, graph, model, refit = exp.dataset, exp.graph, exp.model, exp.refit
   num_epochs, lr_fn, step_fn, evaluator = (exp.num_epochs, exp.lr_fn,

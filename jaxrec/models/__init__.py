@@ -20,8 +20,12 @@ from jaxrec.models.alpharec import AlphaRec
 from jaxrec.models.rlmrec import RLMRecCon, RLMRecGen
 from jaxrec.models.textgnn import TextGNN
 from jaxrec.models.designgnn import DesignGNN
+from jaxrec.models.baselines import ClosedFormRecommender
+from jaxrec.models.baselines import EASE, ItemKNN, MostPop
 
-MODELS: dict[str, type[Recommender]] = {
+# Closed-form baselines (ClosedFormRecommender) are fitted, not trained:
+# train.train_and_evaluate dispatches them to train.fit_closed_form.
+MODELS: dict[str, type[Recommender] | type[ClosedFormRecommender]] = {
     "mf": MF,
     "lightgcn": LightGCN,
     "ngcf": NGCF,
@@ -37,6 +41,9 @@ MODELS: dict[str, type[Recommender]] = {
     "rlmrec_con": RLMRecCon,
     "rlmrec_gen": RLMRecGen,
     "alpharec": AlphaRec,
+    "mostpop": MostPop,
+    "itemknn": ItemKNN,
+    "ease": EASE,
 }
 
 
@@ -52,3 +59,9 @@ def get_model(name: str, num_users: int, num_items: int, **kwargs) -> Recommende
     raise ValueError(f"config.model: unknown key(s) {unknown} for model "
                      f"{name!r}; valid keys: {sorted(fields - {'num_users', 'num_items'})}")
   return cls(num_users=num_users, num_items=num_items, **kwargs)
+
+
+def is_closed_form(name: str) -> bool:
+  """Whether registered model `name` is fitted in closed form (baselines)."""
+  cls = MODELS.get(name)
+  return isinstance(cls, type) and issubclass(cls, ClosedFormRecommender)
