@@ -33,6 +33,7 @@ from jaxrec.data.dataset import DataError, Dataset
 from jaxrec.data.files import (PathLike, dataset_from_raw, require_dir,
                                require_file)
 from jaxrec.data.preprocess import RawInteractions
+from jaxrec.data.tokens import _line_error, _tokenize
 # Package-private helpers of the table readers (same validation and messages).
 from jaxrec.data.tables import (_DEFAULT_NAMES, _parse_ids, _read_csv_strings,
                                 read_table)
@@ -111,7 +112,6 @@ def read_int_rows(path: PathLike, names: Sequence[str]
   Returns:
     (values int64 [n, len(names)], 1-based line of each row [n]).
   """
-  from jaxrec.data.loaders import _line_error, _tokenize  # pylint: disable=g-import-not-at-top
   path = require_file(path, f"a tab-separated table {list(names)}")
   data = path.read_bytes()
   end = data.find(b"\n")
