@@ -279,9 +279,11 @@ def main(argv=None) -> None:
   results = {"protocol": vars(args), "grid": {
       n: [point_label(p) for p in GRID[n]] for n in names},
              "machine": real_text_report.machine(), "datasets": {}}
-  if os.path.exists(args.json):
+  if os.path.exists(args.json):  # a resumed or extended benchmark
     with open(args.json) as f:
-      results["datasets"] = json.load(f).get("datasets", {})
+      previous = json.load(f)
+    results["datasets"] = previous.get("datasets", {})
+    results["grid"] = dict(previous.get("grid", {}), **results["grid"])
   start = time.perf_counter()
   log = lambda msg: print(f"[{time.perf_counter() - start:7.0f}s] {msg}",
                           flush=True)
