@@ -139,12 +139,19 @@ def model_config(name: str, dataset: str, seed: int, point: dict, args):
 
 def run(config, workdir: str, eval_test: bool, dataset=None) -> dict:
   """train_and_evaluate, or its results.json when the run already finished
-  and the needed splits were read."""
+  and the needed splits were read.
+
+  A run that ended at an epoch cap below `config.num_epochs` (a benchmark
+  re-run with a larger `--max_epochs`) is resumed from its checkpoint and
+  trains on until the early-stopping rule or the new cap ends it.
+  """
   path = os.path.join(workdir, "results.json")
   if os.path.exists(path):
     with open(path) as f:
       done = json.load(f)
-    if done.get("test") or not eval_test:
+    capped = (not done.get("stopped_early", True)
+              and done["epochs_run"] < config.num_epochs)
+    if (done.get("test") or not eval_test) and not capped:
       return done
   config = copy.deepcopy(config)
   config.eval_test = eval_test
