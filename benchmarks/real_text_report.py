@@ -24,7 +24,8 @@ LABELS = {
     "alpharec": "AlphaRec", "textgnn": "TextGNN",
 }
 COMMAND = ("python benchmarks/real_text.py --datasets {datasets} --seeds {seeds} "
-           "--workdir {workdir} --json {json} --out {out}")
+           "--max_epochs {max_epochs} --workdir {workdir} --json {json} "
+           "--out {out}")
 
 
 def machine() -> str:
@@ -57,6 +58,9 @@ def _table(header, rows) -> list[str]:
 def dataset_section(name: str, out: dict) -> list[str]:
   """Tables of one dataset: main results, paired gains, cold start."""
   lines = [f"## {name}", ""]
+  missing = [label for key, label in LABELS.items() if key not in out]
+  if missing:
+    lines += [f"Not run on this dataset: {', '.join(missing)}.", ""]
   rows = []
   for key, label in LABELS.items():
     if key not in out:
@@ -126,7 +130,8 @@ def render(results: dict) -> str:
       "test split; each model then trains to convergence on each seed "
       "(early stopping on validation Recall@20) and the test split is read "
       "once for the selected epoch.", "",
-      "```", COMMAND.format(**p), "```", "",
+      "```", COMMAND.format(**p) + (f" --models {p['models']}"
+                                     if p.get("models") else ""), "```", "",
       f"Hardware: {results['machine']}. Seeds: {p['seeds']}. Early "
       f"stopping: evaluation every {p['eval_every']} epochs, patience "
       f"{p['patience']} evaluations, at least {p['min_epochs']} epochs and "
