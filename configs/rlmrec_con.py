@@ -11,6 +11,14 @@ of the authors' configs (encoder/config/modelconf/*_plus.yml): kd_weight
 1e-2 and kd_temperature 0.2 (Amazon, Yelp; SimGCL on Yelp 0.1), steam 1e-3 /
 0.1 for LightGCN. Published Recall@20 / NDCG@20: see
 benchmarks/reproduce_rlmrec.py.
+
+Alignment cost (benchmarks/text_model_speed.py): the backbone propagates
+once per step for both terms; Con aligns the first KD_ROWS = 256 rows of each
+(shuffled) batch (kd_rows: [256, 256] InfoNCE logits and a 768-row MLP per
+step instead of [B, B] ones and 3B rows) and Gen reconstructs at most
+RECON_NODES = 256 of its masked nodes (max_recon_nodes). The authors' code
+aligns every batch row and reconstructs every masked node:
+--config.model.kd_rows=0 / --config.model.max_recon_nodes=0.
 """
 
 import os
@@ -25,6 +33,11 @@ CON = {("lightgcn", "rlmrec_steam"): (1e-3, 0.1),
 GEN = {("lightgcn", "rlmrec_amazon"): (0.15, 0.1, 0.5, 2),
        ("lightgcn", "rlmrec_yelp"): (0.05, 0.01, 0.1, 2),
        ("lightgcn", "rlmrec_steam"): (0.15, 0.1, 0.5, 2)}
+
+# Rows of the batch in Con's alignment, masked nodes in Gen's reconstruction
+# (0 = all, the authors' code).
+KD_ROWS = 256
+RECON_NODES = 256
 
 
 def backbone_model(backbone: str, dataset: str) -> dict:
@@ -47,7 +60,8 @@ def make_config(arg, mode: str):
   if mode == "con":
     kd_weight, kd_temperature = CON.get((backbone, dataset), (1e-2, 0.2))
     config.model = dict(backbone=backbone, backbone_kwargs=kwargs,
-                        kd_weight=kd_weight, kd_temperature=kd_temperature)
+                        kd_weight=kd_weight, kd_temperature=kd_temperature,
+                        kd_rows=KD_ROWS)
   else:
     ratio, kd_weight, kd_temperature, layers = GEN.get(
         (backbone, dataset), (0.2, 1e-2, 0.2, None))
@@ -57,7 +71,7 @@ def make_config(arg, mode: str):
     # other backbones keep their own (un-masked) loss.
     config.model = dict(backbone=backbone, backbone_kwargs=kwargs,
                         kd_weight=kd_weight, kd_temperature=kd_temperature,
-                        mask_ratio=ratio,
+                        mask_ratio=ratio, max_recon_nodes=RECON_NODES,
                         gen_masked_backbone=backbone == "lightgcn")
   config.graph.text_features = True
   return config

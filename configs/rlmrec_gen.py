@@ -8,7 +8,9 @@ settings (lightgcn_gene.yml) per dataset: Amazon mask 0.15, weight 0.1,
 tau 0.5, 2 layers; Yelp 0.05 / 0.01 / 0.1 / 2 layers. With the LightGCN
 backbone BPR is computed on the masked forward pass as in the authors'
 LightGCN_gene (`gen_masked_backbone=True`); other backbones keep their own
-un-masked loss.
+un-masked loss. At most 256 masked nodes per step enter the reconstruction
+InfoNCE (max_recon_nodes; 0 = all masked nodes, the authors' code): see
+configs/rlmrec_con.py.
 """
 
 import os

@@ -6,7 +6,9 @@ Needs semantic embeddings in the dataset (`config.graph.text_features`):
 RLMRec folders (rlmrec_amazon / rlmrec_yelp / rlmrec_steam: usr/itm_emb_np.pkl)
 or synthetic data whose texts were encoded with `jaxrec.text.encode_cached`
 (benchmarks/text_alignment.py). Not a published model: a text-only baseline
-(use_id_embedding=False) that also ranks cold-start items.
+(use_id_embedding=False) that also ranks cold-start items. The projection of
+every node's text multiplies in bfloat16 with float32 sums
+(matmul_dtype='bfloat16', ~1.5x faster epochs on CPU; 'float32' is exact).
 """
 
 from jaxrec import config_utils
@@ -18,6 +20,7 @@ def get_config(arg=None):
   config = config_utils.base_config(dataset)
   config.model_name = "textgnn"
   config.model = dict(embed_dim=32 if dataset.startswith("rlmrec") else 64,
-                      num_layers=3, l2_reg=1e-4, use_id_embedding=False)
+                      num_layers=3, l2_reg=1e-4, use_id_embedding=False,
+                      matmul_dtype="bfloat16")
   config.graph.text_features = True
   return config

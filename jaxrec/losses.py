@@ -107,51 +107,73 @@ def info_nce(anchors: jnp.ndarray, positives: jnp.ndarray,
 
   loss_i = -log( exp(s(a_i, p_i)/t) / sum_j exp(s(a_i, p_j)/t) ), s = cosine
   when `normalise`, else dot product. Masked rows are neither anchors nor
-  negatives.
+  negatives. Leading axes are independent losses (e.g. RLMRec-Con's user,
+  positive-item and negative-item terms stacked into one [3, B, d] call).
+
+  The anchors are scaled by 1/t ([B, d] values instead of [B, B] logits),
+  the positive logit is the row dot product and the denominator one masked
+  `logsumexp`, so the [B, B] logits are read by one fused pass forward and
+  one backward (no log-softmax table, no one-hot diagonal).
 
   Args:
-    anchors: first view. # [B, d]
-    positives: second view, row-aligned with anchors. # [B, d]
+    anchors: first view. # [..., B, d]
+    positives: second view, row-aligned with anchors. # [..., B, d]
     temperature: softmax temperature t > 0.
-    mask: optional row mask. # [B]
+    mask: optional row mask. # [..., B]
     normalise: L2-normalise both views first (cosine similarity).
 
   Returns:
-    Scalar loss.
+    The loss, averaged over real rows: a scalar for [B, d] views, else one
+    per leading index. # [...]
   """
   if normalise:
     anchors = anchors / jnp.maximum(
         jnp.linalg.norm(anchors, axis=-1, keepdims=True), 1e-12)
     positives = positives / jnp.maximum(
         jnp.linalg.norm(positives, axis=-1, keepdims=True), 1e-12)
-  logits = anchors @ positives.T / temperature  # [B, B]
+  scaled = anchors / temperature  # [..., B, d]
+  logits = jnp.einsum("...bd,...cd->...bc", scaled, positives)  # [..., B, B]
+  pos = jnp.sum(scaled * positives, axis=-1)  # [..., B] the diagonal
   if mask is not None:
-    logits = jnp.where(mask[None, :] > 0, logits, -jnp.inf)
-  per_row = -jnp.diagonal(jax.nn.log_softmax(logits, axis=-1))  # [B]
-  if mask is not None:  # masked rows have a -inf diagonal: drop them here.
-    per_row = jnp.where(mask > 0, per_row, 0.0)
-  return _masked_mean(per_row, mask)
+    # A finite fill: a row with no real column stays finite (and its
+    # gradient too); exp underflows to exactly 0 on masked columns.
+    logits = jnp.where(mask[..., None, :] > 0, logits, -1e30)
+  per_row = jax.nn.logsumexp(logits, axis=-1) - pos  # [..., B]
+  if mask is None:
+    return jnp.mean(per_row, axis=-1)
+  mask = mask.astype(per_row.dtype)
+  per_row = jnp.where(mask > 0, per_row, 0.0)
+  return jnp.sum(per_row, axis=-1) / jnp.maximum(jnp.sum(mask, axis=-1), 1.0)
 
 
 def sampled_softmax(pos_scores: jnp.ndarray, neg_scores: jnp.ndarray,
                     temperature: float = 1.0,
-                    mask: Optional[jnp.ndarray] = None) -> jnp.ndarray:
+                    mask: Optional[jnp.ndarray] = None,
+                    neg_mask: Optional[jnp.ndarray] = None) -> jnp.ndarray:
   """Softmax cross-entropy of the positive against sampled negatives.
 
-  loss_i = -log( exp(p_i/t) / (exp(p_i/t) + sum_k exp(n_ik/t)) ).
+  loss_i = -log( exp(p_i/t) / (exp(p_i/t) + sum_k m_ik exp(n_ik/t)) ),
+  computed as logaddexp(p_i/t, logsumexp_k n_ik/t) - p_i/t (no [B, 1+K]
+  concatenation or log-softmax table).
 
   Args:
     pos_scores: positive scores. # [B]
     neg_scores: negative scores. # [B, K]
-    temperature: t > 0.
+    temperature: t > 0 (1.0: scores already divided by t).
     mask: optional row mask. # [B]
+    neg_mask: optional mask m of the negatives (0 = not in the denominator),
+      e.g. padding negatives or a shared negative that is the row's own
+      positive (an "accidental hit"). # [K] or [B, K]
 
   Returns:
     Scalar loss.
   """
-  logits = jnp.concatenate([pos_scores[:, None], neg_scores], axis=1)  # [B, 1+K]
-  per_row = -jax.nn.log_softmax(logits / temperature, axis=-1)[:, 0]  # [B]
-  return _masked_mean(per_row, mask)
+  if temperature != 1.0:
+    pos_scores, neg_scores = pos_scores / temperature, neg_scores / temperature
+  if neg_mask is not None:  # finite fill: a row without negatives stays finite
+    neg_scores = jnp.where(neg_mask > 0, neg_scores, -1e30)
+  lse = jnp.logaddexp(pos_scores, jax.nn.logsumexp(neg_scores, axis=-1))  # [B]
+  return _masked_mean(lse - pos_scores, mask)
 
 
 def info_nce_pool(anchors: jnp.ndarray, positives: jnp.ndarray,

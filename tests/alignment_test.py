@@ -10,6 +10,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from jaxrec import losses
 from jaxrec import train
 from jaxrec.data import coldstart
 from jaxrec.data.synthetic import make_synthetic
@@ -326,3 +327,160 @@ def test_gen_gradients_finite_when_masked_rows_are_zero(tiny):
   grads = jax.grad(lambda p: _loss(model, p, graph, batch)[0])(params)
   for leaf in jax.tree.leaves(grads):
     assert jnp.all(jnp.isfinite(leaf))
+
+
+# ----------------------------------------------------------------------------
+# Speed options: shared negatives, one backbone pass, row subsets, bfloat16.
+
+
+def test_alpharec_shared_negatives_closed_form(tiny):
+  """'batch': every row against the batch's first K negatives, minus hits."""
+  config = _text_config("alpharec", dict(embed_dim=8, num_layers=2,
+                                         temperature=0.2,
+                                         negative_sharing="batch",
+                                         shared_negatives=6))
+  graph, model, params, batch = _setup(config, tiny)
+  batch = dict(batch)
+  # Row 3's positive is one of the shared negatives (an accidental hit);
+  # the last row is padding.
+  batch["pos_items"] = batch["pos_items"].at[3].set(batch["neg_items"][2])
+  # Masked rows: their negatives leave the pool (row 4) and their loss rows
+  # count nothing (rows 4 and 15).
+  batch["mask"] = batch["mask"].at[-1].set(0.0).at[4].set(0.0)
+  loss, metrics = _loss(model, params, graph, batch)
+  user, item = (np.asarray(x) for x in model.apply(
+      {"params": params}, graph, method="embed"))
+  users, pos_items, negs, mask = (np.asarray(batch[k]) for k in (
+      "users", "pos_items", "neg_items", "mask"))
+  # num_negatives=1: rows 0..5 give the K = 6 negatives; row 4's is padding.
+  shared = [j for j, m in zip(negs[:6], mask[:6]) if m > 0]
+  per_row = []
+  for b in range(len(users)):
+    u = user[users[b]]
+    kept = [j for j in shared if j != pos_items[b]]
+    logits = np.concatenate([[u @ item[pos_items[b]]], item[kept] @ u]) / 0.2
+    per_row.append(np.log(np.exp(logits).sum()) - logits[0])
+  assert len([j for j in shared if j == pos_items[3]]) >= 1
+  want = np.sum(np.array(per_row) * mask) / mask.sum()
+  np.testing.assert_allclose(float(loss), want, rtol=1e-5)
+  np.testing.assert_allclose(float(metrics["infonce"]), want, rtol=1e-5)
+  # Small batches: K is capped at the negatives the batch has.
+  big = dataclasses.replace(model, shared_negatives=1000)
+  np.testing.assert_allclose(
+      _loss(big, params, graph, batch)[0],
+      _loss(dataclasses.replace(model, shared_negatives=16), params, graph,
+            batch)[0], rtol=1e-6)
+
+
+def test_alpharec_row_negatives_l2_term_matches_gathered_penalty(tiny):
+  config = _text_config("alpharec", dict(embed_dim=8, num_layers=2,
+                                         l2_reg=0.5), num_negatives=3)
+  graph, model, params, batch = _setup(config, tiny)
+  _, metrics = _loss(model, params, graph, batch)
+  ego_fn = lambda m, g: m.propagate_all(g)
+  out = model.apply({"params": params}, graph, method=ego_fn)
+  want = losses.l2_penalty(
+      out["user_ego"][batch["users"]], out["item_ego"][batch["pos_items"]],
+      out["item_ego"][batch["neg_items"]], mask=batch["mask"])
+  np.testing.assert_allclose(metrics["reg"], want, rtol=1e-5)
+  np.testing.assert_allclose(
+      metrics["loss"], metrics["infonce"] + 0.5 * metrics["reg"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["alpharec", "textgnn"])
+def test_bfloat16_products_stay_close_to_float32(name, tiny):
+  model_kwargs = dict(embed_dim=8, num_layers=2)
+  config = _text_config(name, dict(model_kwargs, matmul_dtype="float32"),
+                        num_negatives=2)
+  graph, model, params, batch = _setup(config, tiny)
+  low = dataclasses.replace(model, matmul_dtype="bfloat16")
+  grad = lambda m: jax.grad(lambda p: _loss(m, p, graph, batch)[0])(params)
+  np.testing.assert_allclose(_loss(low, params, graph, batch)[0],
+                             _loss(model, params, graph, batch)[0], rtol=2e-2)
+  for g32, g16 in zip(jax.tree.leaves(grad(model)), jax.tree.leaves(grad(low))):
+    g32, g16 = np.ravel(g32), np.ravel(g16)
+    assert g16.dtype == np.float32
+    cos = g32 @ g16 / (np.linalg.norm(g32) * np.linalg.norm(g16))
+    assert cos > 0.99, cos
+  with pytest.raises(ValueError, match="matmul_dtype"):
+    _setup(_text_config(name, dict(model_kwargs, matmul_dtype="float16")),
+           tiny)
+
+
+@pytest.mark.parametrize("backbone", ["lightgcn", "simgcl"])
+def test_con_shares_the_backbone_propagation(backbone, tiny):
+  """One backbone pass equals the two-pass loss when that pass is fixed."""
+  kwargs = dict(LGCN, **({"ssl_weight": 0.1} if backbone != "lightgcn" else {}))
+  config = _text_config("rlmrec_con", dict(backbone=backbone,
+                                           backbone_kwargs=kwargs,
+                                           kd_weight=0.5))
+  graph, model, params, batch = _setup(config, tiny)
+  batch = dict(batch, mask=batch["mask"].at[-2:].set(0.0))
+
+  def two_pass(m, g, b):
+    base, _ = m.net.loss(g, b)
+    return base + m.kd_weight * m.con_loss(g, b)  # propagates again
+  apply = lambda fn: model.apply({"params": params}, graph, batch, method=fn,
+                                 rngs={"dropout": jax.random.key(0)})
+  loss, metrics = apply("loss")
+  np.testing.assert_allclose(loss, apply(two_pass), rtol=1e-6)
+  captured = apply(lambda m, g, b: m.backbone_loss(g, b)[2])
+  assert captured is not None and "user" in captured
+  # Gradients agree too.
+  def value(p, fn):
+    out = model.apply({"params": p}, graph, batch, method=fn,
+                      rngs={"dropout": jax.random.key(0)})
+    return out[0] if isinstance(out, tuple) else out
+  chex.assert_trees_all_close(
+      jax.grad(lambda p: value(p, "loss"))(params),
+      jax.grad(lambda p: value(p, two_pass))(params), rtol=1e-5, atol=1e-8)
+  assert metrics["kd"] > 0
+
+
+def test_con_without_a_captured_pass_propagates_itself(tiny):
+  """XSimGCL's loss never calls propagate_all: Con propagates on its own."""
+  config = _text_config("rlmrec_con", dict(backbone="xsimgcl",
+                                           backbone_kwargs=LGCN))
+  graph, model, params, batch = _setup(config, tiny)
+  apply = lambda fn: model.apply({"params": params}, graph, batch, method=fn,
+                                 rngs={"dropout": jax.random.key(0)})
+  assert apply(lambda m, g, b: m.backbone_loss(g, b)[2]) is None
+  loss, metrics = apply("loss")
+  np.testing.assert_allclose(
+      loss, apply(lambda m, g, b: m.net.loss(g, b)[0])
+      + model.kd_weight * apply("con_loss"), rtol=1e-6)
+  assert jnp.isfinite(metrics["kd"])
+
+
+def test_con_kd_rows_aligns_the_first_rows(tiny):
+  config = _text_config("rlmrec_con", dict(backbone="lightgcn",
+                                           backbone_kwargs=LGCN))
+  graph, model, params, batch = _setup(config, tiny)
+  batch = dict(batch)
+  batch["users"] = batch["users"].at[1].set(batch["users"][0])  # a repeat
+  subset = dataclasses.replace(model, kd_rows=6)
+  kd = lambda m, b: m.apply({"params": params}, graph, b, method="con_loss")
+  first = {k: v[:6] for k, v in batch.items()}
+  np.testing.assert_allclose(kd(subset, batch), kd(model, first), rtol=1e-6)
+  assert not np.isclose(float(kd(subset, batch)), float(kd(model, batch)))
+  # kd_rows >= batch size is every row.
+  np.testing.assert_allclose(kd(dataclasses.replace(model, kd_rows=64), batch),
+                             kd(model, batch), rtol=1e-6)
+
+
+def test_blocked_weight_gradient_equals_one_product():
+  from jaxrec.models import textgnn  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(1000, 12)).astype(np.float32))  # padded
+  g = jnp.asarray(rng.normal(size=(1000, 5)).astype(np.float32))
+  want = np.asarray(x.astype(jnp.bfloat16).astype(np.float32)).T @ np.asarray(
+      g.astype(jnp.bfloat16).astype(np.float32))
+  np.testing.assert_allclose(textgnn._weight_grad(x, g), want, rtol=1e-4,
+                             atol=1e-4)
+  # Through the custom product's gradient, against float32.
+  w = jnp.asarray(rng.normal(size=(12, 5)).astype(np.float32))
+  dot = textgnn.text_dot_general("bfloat16")
+  f = lambda w: jnp.sum(jnp.sin(dot(x, w, (((1,), (0,)), ((), ())))))
+  f32 = lambda w: jnp.sum(jnp.sin(x @ w))
+  g16, g32 = jax.grad(f)(w), jax.grad(f32)(w)
+  assert np.linalg.norm(g16 - g32) < 2e-2 * np.linalg.norm(g32)

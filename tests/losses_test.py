@@ -173,3 +173,39 @@ def test_first_occurrence_mask():
   chex.assert_trees_all_close(got, jnp.array([1, 1, 0, 1, 0, 0, 1.0]))
   chex.assert_trees_all_close(losses.first_occurrence_mask(ids),
                               jnp.array([1, 1, 0, 1, 0, 1, 0.0]))
+
+
+def test_info_nce_leading_axes_are_independent_losses():
+  a, p = _rand(3, 6, 4), _rand(3, 6, 4, seed=1)
+  m = np.array([[1, 1, 0, 1, 1, 1], [1] * 6, [0, 1, 1, 1, 0, 1]], np.float32)
+  got = losses.info_nce(a, p, 0.3, mask=m)
+  chex.assert_shape(got, (3,))
+  for t in range(3):
+    keep = m[t] > 0
+    chex.assert_trees_all_close(got[t], _info_nce_numpy(a[t][keep],
+                                                        p[t][keep], 0.3),
+                                rtol=1e-5)
+
+
+def test_sampled_softmax_negative_mask_closed_form():
+  pos, neg = _rand(4), _rand(4, 5, seed=1)
+  neg_mask = np.array([[1, 1, 0, 1, 1], [1, 1, 1, 1, 1], [0, 0, 0, 0, 1],
+                       [1, 0, 1, 0, 1]], np.float32)
+  want = []
+  for b in range(4):
+    kept = neg[b][neg_mask[b] > 0] / 0.5
+    want.append(np.log(np.exp(pos[b] / 0.5) + np.exp(kept).sum()) - pos[b] / 0.5)
+  chex.assert_trees_all_close(
+      losses.sampled_softmax(pos, neg, 0.5, neg_mask=neg_mask),
+      np.mean(want), rtol=1e-5)
+  # A [K] mask applies to every row; a row with no negative left costs 0
+  # and keeps finite gradients.
+  chex.assert_trees_all_close(
+      losses.sampled_softmax(pos, neg, 0.5, neg_mask=np.array([1, 1, 0, 0, 1.])),
+      losses.sampled_softmax(pos, neg[:, [0, 1, 4]], 0.5), rtol=1e-5)
+  none = np.zeros((4, 5), np.float32)
+  chex.assert_trees_all_close(
+      losses.sampled_softmax(pos, neg, 0.5, neg_mask=none), 0.0, atol=1e-6)
+  grad = jax.grad(lambda n: losses.sampled_softmax(
+      jnp.asarray(pos), n, 0.5, neg_mask=none))(jnp.asarray(neg))
+  assert np.all(np.isfinite(grad)) and np.all(np.asarray(grad) == 0)

@@ -161,3 +161,14 @@ def test_masked_backbone_needs_plain_lightgcn_gen(tiny, backbone, mode):
           norm="sym", text_features=True, pad_multiple=0))), tiny))
   with pytest.raises(ValueError, match="gen_masked_backbone"):
     train.init_params(net, graph, 16, jax.random.key(0), 1)
+
+
+def test_max_recon_nodes_caps_the_reconstructed_set(tiny):
+  n_real = tiny.num_users + tiny.num_items
+  for cap, want in ((0, round(0.5 * n_real)), (7, 7), (1000, round(0.5 * n_real))):
+    graph, net, params, _ = _setup(tiny, mask_ratio=0.5, max_recon_nodes=cap)
+    _, is_masked, sel = _apply(net, params, graph, method="masked_propagation")
+    assert len(sel) == want
+    assert int(np.sum(is_masked)) == round(0.5 * n_real)
+    assert np.all(np.asarray(is_masked)[np.asarray(sel)])  # sel is masked
+    assert len(set(np.asarray(sel).tolist())) == want  # without repeats

@@ -144,6 +144,20 @@ def test_padding_invariance(encoder):
   np.testing.assert_allclose(embs[0][:2], encoder.encode(SENTENCES[:2]), atol=1e-5)
 
 
+def test_chunked_batches_match_one_step(encoder):
+  assert encoder.chunk_tokens == text.CPU_CHUNK_TOKENS  # Tests run on the CPU backend.
+  toks = encoder.tokenize(SENTENCES * 2, pad_to="bucket")  # [8, 32]
+  ids, mask = toks["input_ids"], toks["attention_mask"]
+  one_step = np.asarray(encoder._encode_jit(encoder.params, ids, mask, chunk_tokens=0))
+  # 3 rows per step: two full chunks and a remainder of 2 rows.
+  chunked = np.asarray(encoder._encode_jit(encoder.params, ids, mask, chunk_tokens=96))
+  np.testing.assert_allclose(chunked, one_step, atol=1e-5)
+  # 6 rows fit: 4 equal chunks of 2 rows instead.
+  chunked = np.asarray(encoder._encode_jit(encoder.params, ids, mask, chunk_tokens=192))
+  np.testing.assert_allclose(chunked, one_step, atol=1e-5)
+  np.testing.assert_allclose(one_step[:4], encoder.encode(SENTENCES), atol=1e-5)
+
+
 def test_truncation_and_buckets(encoder):
   assert text.bucket_lengths(128) == (16, 32, 64, 128)
   assert text.bucket_lengths(100) == (16, 32, 64, 100)
@@ -156,6 +170,74 @@ def test_truncation_and_buckets(encoder):
   np.testing.assert_allclose(np.linalg.norm(emb), 1.0, atol=1e-5)
 
 
+def test_fine_bucket_lengths():
+  assert text.bucket_lengths(128, fine=True) == (8, 12, 16, 20, 24, 28, 32, 40, 48, 56, 64,
+                                                 80, 96, 112, 128)
+  assert text.bucket_lengths(100, fine=True)[-3:] == (80, 96, 100)
+  assert text.bucket_lengths(8, fine=True) == (8,)
+  assert text.bucket_lengths(6, fine=True) == (6,)
+
+
+def _check_plan(sorted_lengths, bs, allowed, bounds, lengths):
+  """Every batch fits its texts, with the smallest allowed length."""
+  n = len(sorted_lengths)
+  assert bounds[0] == 0 and bounds[-1] == n and len(bounds) == len(lengths) + 1
+  sizes = np.diff(bounds)
+  assert sizes[0] == (n % bs or bs) and np.all(sizes[1:] == bs)  # Short batch first.
+  used = sorted(set(lengths.tolist()))
+  assert set(used) <= set(allowed)
+  for start, stop, length in zip(bounds[:-1], bounds[1:], lengths):
+    need = sorted_lengths[stop - 1]
+    assert length == min(b for b in used if b >= need)
+
+
+def test_plan_batches():
+  anchors, fine = text.bucket_lengths(128), text.bucket_lengths(128, fine=True)
+  # Few batches: fine lengths would not pay for their compilation.
+  lens = np.sort(np.random.default_rng(0).integers(3, 40, 10))
+  bounds, lengths = text.plan_batches(lens, 4, anchors, fine)
+  np.testing.assert_array_equal(bounds, [0, 2, 6, 10])
+  assert set(lengths.tolist()) <= set(anchors)
+  _check_plan(lens, 4, anchors, bounds, lengths)
+  # ... unless already compiled, or every saving counts.
+  _, lengths = text.plan_batches(np.full(8, 9), 4, anchors, fine, compiled=(12,))
+  np.testing.assert_array_equal(lengths, [12, 12])
+  _, lengths = text.plan_batches(np.full(8, 5), 4, anchors, fine, min_saved_tokens=0)
+  np.testing.assert_array_equal(lengths, [8, 8])
+  # Many batches: 4096+ padded positions saved per fine length.
+  lens = np.repeat([9, 30, 33, 90], 64 * 16)  # [4096], sorted
+  bounds, lengths = text.plan_batches(lens, 64, anchors, fine)
+  assert sorted(set(lengths.tolist())) == [12, 32, 40, 96]
+  _check_plan(lens, 64, fine, bounds, lengths)
+  # Random catalogues: plans are valid for any threshold.
+  rng = np.random.default_rng(1)
+  for _ in range(20):
+    lens = np.sort(np.minimum(rng.geometric(0.05, rng.integers(1, 3000)) + 2, 128))
+    bs, threshold = int(rng.choice([1, 7, 64, 256])), int(rng.choice([0, 512, 4096]))
+    bounds, lengths = text.plan_batches(lens, bs, anchors, fine, min_saved_tokens=threshold)
+    _check_plan(lens, bs, fine, bounds, lengths)
+    if threshold == 0:  # The finest length that fits each batch.
+      need = lens[bounds[1:] - 1]
+      np.testing.assert_array_equal(lengths, [min(b for b in fine if b >= k) for k in need])
+  with pytest.raises(ValueError, match="longest bucket"):
+    text.plan_batches(np.array([3, 40]), 4, (16, 32))
+  bounds, lengths = text.plan_batches(np.zeros(0, np.int64), 4, anchors, fine)
+  assert bounds.tolist() == [0] and lengths.size == 0
+
+
+def test_fine_buckets_match_coarse(encoder, monkeypatch):
+  assert encoder.fine_buckets == text.bucket_lengths(128, fine=True)
+  assert text.TextEncoder(max_length=32, buckets=(16, 32)).fine_buckets == ()  # Exact.
+  texts = _texts(12, seed=4) + ["word", "two words", "a b c d e f g h i j k"]
+  coarse = encoder.encode(texts)  # [15, 384]
+  assert encoder._compiled[(8, True)] <= set(encoder.buckets)  # Small call: no fine shapes.
+  monkeypatch.setattr(encoder, "fine_min_saved_tokens", 0)
+  fine = encoder.encode(texts, batch_size=4)  # [15, 384]
+  used = encoder._compiled[(4, True)]
+  assert used - set(encoder.buckets) and used <= set(encoder.fine_buckets)
+  np.testing.assert_allclose(fine, coarse, atol=1e-5)
+
+
 def test_bad_inputs(encoder):
   with pytest.raises(DataError, match=r"texts\[1\]"):
     encoder.encode(["ok", None])
@@ -165,6 +247,12 @@ def test_bad_inputs(encoder):
     text.TextEncoder(max_length=100000)
   with pytest.raises(ValueError, match="buckets"):
     text.TextEncoder(buckets=(16, 64))  # Must end at max_length.
+  with pytest.raises(ValueError, match="fine_buckets"):
+    text.TextEncoder(fine_buckets=(8, 200))
+  with pytest.raises(ValueError, match="fine_min_saved_tokens"):
+    text.TextEncoder(fine_min_saved_tokens=-1)
+  with pytest.raises(ValueError, match="chunk_tokens"):
+    text.TextEncoder(chunk_tokens=-1)
   with pytest.raises(ValueError, match="pad_to"):
     encoder.tokenize(["a"], pad_to="nearest")
 
