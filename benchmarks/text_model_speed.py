@@ -48,6 +48,7 @@ import dataclasses
 import json
 import os
 import platform
+import shlex
 import statistics
 import sys
 import time
@@ -279,26 +280,40 @@ def measure(dataset_name: str, models, epochs: int, preset: str,
 
 
 def render_markdown(results: dict) -> str:
-  """Markdown table of a results JSON (`main`'s output)."""
-  lines = [f"Text models vs their backbones: median seconds per training "
-           f"epoch over {results['epochs']} interleaved epochs "
-           f"({results['host']}).", "",
-           "| dataset | model | backbone | batch | negatives | steps/epoch "
-           "| s/epoch | backbone s/epoch | ratio |",
-           "|---|---|---|---|---|---|---|---|---|"]
+  """Markdown page of a results JSON (`main`'s output)."""
+  variants = results.get("variants", [])
+  lines = ["# Text-model epoch time vs the backbone", "",
+           f"Median seconds per training epoch over {results['epochs']} "
+           f"interleaved epochs (one epoch of every model per round), "
+           f"{results['host']}, jax {results['jax']}. Each model runs its "
+           f"own config (`configs/<model>.py:<preset>`): batch size and "
+           f"negatives are part of its cost.", ""]
+  if results.get("command"):
+    lines += [f"Command: `{results['command']}`", ""]
+  if variants:
+    lines += ["Variants (a model's config with keys overridden):", ""]
+    lines += [f"- `{v}`" for v in variants] + [""]
+  lines += ["| dataset | users | items | train interactions | preset |",
+            "|---|---:|---:|---:|---|"]
   for ds in results["datasets"]:
-    label = (f"{ds['dataset']} ({ds['num_users']:,} x {ds['num_items']:,}; "
-             f"{ds['num_train']:,} train; preset {ds['preset']})")
+    lines.append(f"| {ds['dataset']} | {ds['num_users']:,} | "
+                 f"{ds['num_items']:,} | {ds['num_train']:,} | "
+                 f"{ds['preset']} |")
+  lines += ["", "| dataset | model | backbone | batch | negatives | "
+            "steps/epoch | s/epoch | backbone s/epoch | ratio |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+  for ds in results["datasets"]:
     for name, m in ds["models"].items():
       if m["backbone"] is None:
         continue
       lines.append(
-          f"| {label} | {name} | {m['backbone']} | {m['batch_size']} | "
-          f"{m['num_negatives']} | {m['steps_per_epoch']} | "
-          f"{m['seconds_per_epoch']:.3f} | "
+          f"| {ds['dataset']} | {name} | {m['backbone']} | "
+          f"{m['batch_size']} | {m['num_negatives']} | "
+          f"{m['steps_per_epoch']} | {m['seconds_per_epoch']:.3f} | "
           f"{m['backbone_seconds_per_epoch']:.3f} | {m['ratio']:.2f} |")
-  lines += ["", "| dataset | backbone | batch | steps/epoch | s/epoch |",
-            "|---|---|---|---|---|"]
+  lines += ["", "Backbones:", "",
+            "| dataset | backbone | batch | steps/epoch | s/epoch |",
+            "|---|---|---:|---:|---:|"]
   for ds in results["datasets"]:
     for name, m in ds["models"].items():
       if m["backbone"] is None:
@@ -336,15 +351,24 @@ def main(argv=None) -> dict:
   parser.add_argument("--out", default="text_model_speed.json")
   parser.add_argument("--md", default="",
                       help="Markdown table path ('' = --out with .md)")
+  parser.add_argument("--render", action="store_true",
+                      help="only rewrite --md from the JSON at --out")
   args = parser.parse_args(argv)
+  md = args.md or os.path.splitext(args.out)[0] + ".md"
+  if args.render:
+    with open(args.out) as f:
+      results = json.load(f)
+    _write_atomic(md, render_markdown(results))
+    return results
   sys.path.insert(0, os.path.abspath(args.repo))
   import jax  # pylint: disable=g-import-not-at-top
   results = dict(
       epochs=args.epochs, repo=os.path.abspath(args.repo),
       host=f"{platform.machine()}, {os.cpu_count()} CPUs, "
            f"{jax.default_backend()}",
-      jax=jax.__version__, datasets=[])
-  md = args.md or os.path.splitext(args.out)[0] + ".md"
+      jax=jax.__version__, variants=args.variant, datasets=[],
+      command="python benchmarks/text_model_speed.py " + " ".join(
+          shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)))
   for name in args.dataset:
     results["datasets"].append(measure(
         name, args.models, args.epochs, args.preset, args.seed,
