@@ -33,7 +33,7 @@ Usage:
       [--datasets ml_latest_small,hetrec_lastfm] [--n 2000]
       [--batch_sizes 64,256] [--rounds 3] [--max_length 128]
       [--out benchmarks/results/encoder_throughput.json]
-      [--doc docs/encoder_throughput.md]
+      [--doc docs/results/encoder_throughput.md]
   python benchmarks/encoder_throughput.py --render   # page from the JSON only
 """
 
@@ -61,7 +61,7 @@ _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, _REPO)
 
 DEFAULT_OUT = os.path.join("benchmarks", "results", "encoder_throughput.json")
-DEFAULT_DOC = os.path.join("docs", "encoder_throughput.md")
+DEFAULT_DOC = os.path.join("docs", "results", "encoder_throughput.md")
 MIN_COSINE = 0.9999
 BASELINE = "sentence-transformers"
 _VERSIONED = ("jax", "jaxlib", "flax", "transformers", "tokenizers", "numpy", "torch",
