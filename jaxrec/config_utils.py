@@ -6,7 +6,6 @@ dataset is named once (`--config configs/lightgcn.py:gowalla`).
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import os
 
@@ -182,6 +181,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   # pylint: disable=g-import-not-at-top
   from jaxrec.data import sampler
   from jaxrec.models import MODELS
+  from jaxrec.models import model_keys
   from jaxrec.optimizers import learning_rate
   from jaxrec.optimizers import OPTIMIZER_KEYS
   # pylint: enable=g-import-not-at-top
@@ -194,8 +194,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   if name not in MODELS:
     raise ConfigError(f"config.model_name: unknown model {name!r}; "
                       f"registered models: {sorted(MODELS)}")
-  fields = ({f.name for f in dataclasses.fields(MODELS[name])} -
-            {"parent", "name", "num_users", "num_items"})
+  fields = model_keys(name)
   bad = sorted(set(config.model.keys()) - fields)
   if bad:
     raise ConfigError(f"config.model: unknown key(s) {bad} for model "

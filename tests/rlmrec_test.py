@@ -1,7 +1,8 @@
-"""RLMRec-Gen options: BPR on the masked pass, identical-text negatives."""
+"""RLMRec: Gen options, the registry-built backbone and the parameter tree."""
 
 import dataclasses
 
+import chex
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -172,3 +173,71 @@ def test_max_recon_nodes_caps_the_reconstructed_set(tiny):
     assert int(np.sum(is_masked)) == round(0.5 * n_real)
     assert np.all(np.asarray(is_masked)[np.asarray(sel)])  # sel is masked
     assert len(set(np.asarray(sel).tolist())) == want  # without repeats
+
+
+# Parameter trees of RLMRec over the fixture (d = 8, d_text = 6, MLP hidden
+# (6 + 8) // 2 = 7): the backbone's parameters under 'net' beside the
+# alignment MLP (and Gen's mask token). Checkpoints of earlier runs restore
+# only while these paths and shapes hold.
+_NET = {("net", "item_embedding"): (40, 8), ("net", "user_embedding"): (30, 8)}
+PARAM_TREES = {
+    "rlmrec_con": {
+        **_NET,
+        ("con_mlp", "hidden", "bias"): (7,),
+        ("con_mlp", "hidden", "kernel"): (6, 7),
+        ("con_mlp", "out", "bias"): (8,),
+        ("con_mlp", "out", "kernel"): (7, 8),
+    },
+    "rlmrec_gen": {
+        **_NET,
+        ("gen_mlp", "hidden", "bias"): (7,),
+        ("gen_mlp", "hidden", "kernel"): (8, 7),
+        ("gen_mlp", "out", "bias"): (6,),
+        ("gen_mlp", "out", "kernel"): (7, 6),
+        ("mask_token",): (8,),
+    },
+}
+
+
+@pytest.mark.parametrize("backbone", ["lightgcn", "sgl"])
+@pytest.mark.parametrize("name", sorted(PARAM_TREES))
+def test_param_tree_is_unchanged(tiny, name, backbone):
+  kwargs = dict(LGCN, **({"ssl_weight": 0.1} if backbone == "sgl" else {}))
+  graph = jax.tree.map(jnp.asarray, train.build_graph(
+      ml_collections.ConfigDict(dict(graph=dict(
+          norm="sym", text_features=True, pad_multiple=0))), tiny))
+  net = train.get_model(name, tiny.num_users, tiny.num_items,
+                        backbone=backbone, backbone_kwargs=kwargs)
+  params = train.init_params(net, graph, 16, jax.random.key(0), 1)
+  leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+  tree = {tuple(k.key for k in path): tuple(v.shape) for path, v in leaves}
+  assert tree == PARAM_TREES[name]
+  assert all(v.dtype == jnp.float32 for _, v in leaves)
+  # The backbone's own tree, exactly, under 'net'.
+  alone = train.get_model(backbone, tiny.num_users, tiny.num_items, **kwargs)
+  own = train.init_params(alone, graph, 16, jax.random.key(0), 1)
+  assert jax.tree.structure(params["net"]) == jax.tree.structure(own)
+  chex.assert_trees_all_equal_shapes(params["net"], own)
+
+
+def test_registry_builds_the_backbone_submodule(tiny):
+  net = train.get_model("rlmrec_con", tiny.num_users, tiny.num_items,
+                        backbone="simgcl", backbone_kwargs=dict(embed_dim=8))
+  assert type(net.net).__name__ == "SimGCL"
+  assert (net.net.num_users, net.net.num_items, net.net.embed_dim) == (
+      tiny.num_users, tiny.num_items, 8)
+  default = train.get_model("rlmrec_gen", tiny.num_users, tiny.num_items)
+  assert type(default.net).__name__ == "LightGCN"
+
+
+@pytest.mark.parametrize("backbone", ["rlmrec_con", "alpharec", "mostpop"])
+def test_wrapper_rejects_non_cf_backbones(tiny, backbone):
+  with pytest.raises(ValueError, match="not a trainable"):
+    train.get_model("rlmrec_con", tiny.num_users, tiny.num_items,
+                    backbone=backbone)
+
+
+def test_wrapper_backbone_kwargs_are_checked(tiny):
+  with pytest.raises(ValueError, match="valid keys"):
+    train.get_model("rlmrec_con", tiny.num_users, tiny.num_items,
+                    backbone="lightgcn", backbone_kwargs=dict(kd_weight=1.0))

@@ -47,18 +47,68 @@ MODELS: dict[str, type[Recommender] | type[ClosedFormRecommender]] = {
 }
 
 
+# Models that wrap a backbone (registry name -> default backbone). Their
+# config names the backbone (`backbone`, `backbone_kwargs`); `get_model`
+# builds it and hands it to the wrapper as its `net` submodule, so the
+# wrapper never looks models up in this registry itself.
+WRAPPERS = {"rlmrec_con": "lightgcn", "rlmrec_gen": "lightgcn"}
+BACKBONE_KEYS = ("backbone", "backbone_kwargs")
+
+
+def model_keys(name: str) -> set[str]:
+  """The keys `config.model` may hold for registered model `name`.
+
+  Args:
+    name: a registered model name.
+
+  Returns:
+    The model's constructor fields (less num_users / num_items and the
+    backbone module of a wrapper, which `get_model` builds), plus
+    `backbone` / `backbone_kwargs` for a wrapper.
+  """
+  fields = ({f.name for f in dataclasses.fields(MODELS[name])} -
+            {"parent", "name", "num_users", "num_items"})
+  if name in WRAPPERS:
+    fields = (fields - {"net"}) | set(BACKBONE_KEYS)
+  return fields
+
+
 def get_model(name: str, num_users: int, num_items: int, **kwargs) -> Recommender:
-  """Builds a registered model; unknown names list the valid ones."""
+  """Builds a registered model; unknown names list the valid ones.
+
+  Args:
+    name: registry name.
+    num_users: U.
+    num_items: I.
+    **kwargs: `config.model`; for a wrapper (`WRAPPERS`), `backbone` (a
+      registry name) and `backbone_kwargs` (its model kwargs) build the
+      backbone passed as the wrapper's `net`.
+
+  Returns:
+    The unbound Flax module (or closed-form model).
+
+  Raises:
+    ValueError: unknown model name or key, or a backbone that is itself a
+      wrapper, text-aligned or closed-form model.
+  """
   if name not in MODELS:
     raise ValueError(f"unknown model_name {name!r}; registered models: "
                      f"{sorted(MODELS)}")
-  cls = MODELS[name]
-  fields = {f.name for f in dataclasses.fields(cls)} - {"parent", "name"}
+  fields = model_keys(name)
   unknown = sorted(set(kwargs) - fields)
   if unknown:
     raise ValueError(f"config.model: unknown key(s) {unknown} for model "
-                     f"{name!r}; valid keys: {sorted(fields - {'num_users', 'num_items'})}")
-  return cls(num_users=num_users, num_items=num_items, **kwargs)
+                     f"{name!r}; valid keys: {sorted(fields)}")
+  if name in WRAPPERS:
+    backbone = kwargs.pop("backbone", WRAPPERS[name])
+    backbone_kwargs = dict(kwargs.pop("backbone_kwargs", None) or {})
+    if (backbone in WRAPPERS or backbone == "alpharec"
+        or is_closed_form(backbone)):
+      raise ValueError(f"{name}: backbone {backbone!r} is not a trainable "
+                       "collaborative-filtering backbone")
+    kwargs["net"] = get_model(backbone, num_users, num_items,
+                              **backbone_kwargs)
+  return MODELS[name](num_users=num_users, num_items=num_items, **kwargs)
 
 
 def is_closed_form(name: str) -> bool:

@@ -1,7 +1,9 @@
 """RLMRec (Ren et al., WWW 2024): aligning CF with LLM semantic representations.
 
-A wrapper around ANY registered backbone (lightgcn, sgl, simgcl, ...): the
-backbone's own loss (BPR + L2 + its SSL term) is kept and a knowledge
+A wrapper around ANY registered backbone (lightgcn, sgl, simgcl, ...), which
+it receives built as its `net` submodule (`jaxrec.models.get_model` builds it
+from the config's `backbone` name and `backbone_kwargs`): the backbone's own
+loss (BPR + L2 + its SSL term) is kept and a knowledge
 distillation term between collaborative and semantic (`graph.nodes['text']`)
 representations is added with weight `kd_weight`:
 
@@ -58,7 +60,7 @@ Ranking uses the backbone's embeddings and score unchanged.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 import flax.linen as nn
 import jax
@@ -84,8 +86,8 @@ class RLMRec(nn.Module):
   Attributes:
     num_users: U.
     num_items: I.
-    backbone: registry name of the backbone model.
-    backbone_kwargs: the backbone's model kwargs (as in its config).
+    net: the backbone module over the same U users and I items (its
+      parameters live under 'net').
     mode: 'con' or 'gen'.
     kd_weight: weight of the alignment loss.
     kd_temperature: InfoNCE temperature of the alignment loss.
@@ -103,8 +105,7 @@ class RLMRec(nn.Module):
   """
   num_users: int
   num_items: int
-  backbone: str = "lightgcn"
-  backbone_kwargs: Optional[Any] = None
+  net: nn.Module
   mode: str = "con"
   kd_weight: float = 1e-2
   kd_temperature: float = 0.2
@@ -118,22 +119,16 @@ class RLMRec(nn.Module):
   matmul_dtype: str = "float32"
 
   def setup(self):
-    from jaxrec.models import get_model  # pylint: disable=g-import-not-at-top
     if self.mode not in MODES:
       raise ValueError(f"RLMRec: mode must be one of {MODES}, got "
                        f"{self.mode!r}")
-    if self.backbone.startswith("rlmrec") or self.backbone == "alpharec":
-      raise ValueError(f"RLMRec: backbone {self.backbone!r} is not a "
-                       "collaborative-filtering backbone")
-    self.net = get_model(self.backbone, self.num_users, self.num_items,
-                         **dict(self.backbone_kwargs or {}))
     if self.gen_masked_backbone and not (
         self.mode == "gen" and isinstance(self.net, LightGCN)
         and type(self.net).loss is Recommender.loss):
       raise ValueError(
           "RLMRec: gen_masked_backbone needs mode 'gen' and a plain BPR "
           f"LightGCN backbone, got mode {self.mode!r}, backbone "
-          f"{self.backbone!r}")
+          f"{type(self.net).__name__}")
     dim = self.net.embed_dim
     if self.mode == "gen":
       self.mask_token = self.param("mask_token", nn.initializers.zeros,
