@@ -11,10 +11,7 @@ import os
 
 import ml_collections
 
-
-class ConfigError(ValueError):
-  """Invalid experiment config; the message names the key and valid values."""
-
+from jaxrec.errors import ConfigError
 
 # configs/ beside the package (repository checkout / editable install).
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ml_collections
 import optax
 
-from jaxrec.config_utils import ConfigError
+from jaxrec.errors import ConfigError
 
 OPTIMIZER_KEYS = ("name", "learning_rate", "weight_decay", "momentum",
                   "grad_clip", "schedule", "hold_epochs", "decay_epochs",
