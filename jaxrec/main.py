@@ -13,6 +13,9 @@ training loss) ends the run with `error: <message>` on stderr and exit
 status 1 instead of a traceback. Config and data errors are raised before
 anything is written to the workdir.
 
+Logs show warnings and errors only; absl's `--verbosity=1` adds the INFO
+messages (dataset summary, Orbax checkpointing).
+
 Started as a program, it first re-executes itself once with glibc's
 transparent-huge-page tunable for XLA's buffers (`jaxrec.hugepages`;
 `JAXREC_HUGE_PAGES=0` turns it off).
@@ -33,6 +36,7 @@ import sys
 
 from absl import app
 from absl import flags
+from absl import logging as absl_logging
 from ml_collections import config_flags
 
 from jaxrec import checkpoint
@@ -99,10 +103,20 @@ def run_comparison(config, workdir: str) -> str:
   return table
 
 
+def quiet_logs():
+  """absl / Orbax INFO messages off unless `--verbosity` was passed.
+
+  Progress bars (stderr), the results and `error: ...` lines still show;
+  `--verbosity=1` (absl's flag) brings back INFO logs.
+  """
+  if not FLAGS["verbosity"].present:
+    absl_logging.set_verbosity(absl_logging.WARNING)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError("Too many command-line arguments.")
-  logging.getLogger().setLevel(logging.INFO)
+  quiet_logs()
   config = FLAGS.config
   try:
     if "compare" in config:
