@@ -1,7 +1,7 @@
 """Trains several registered models on one dataset and tabulates them vs MF.
 
   python benchmarks/compare_models.py --dataset lastfm --models mf,lightgcn \
-      --workdir workdirs/compare --out benchmarks/results/models_lastfm.md
+      --workdir workdirs/compare --out docs/results/models_lastfm.md
 
 Each model uses its own paper config (`configs/<model>.py:<dataset>`), on the
 same loaded dataset (same seeded validation split carved from train), selects

@@ -23,7 +23,7 @@ training graph ('tiled_symmetric' when it has tiles, or its native version).
 
 Usage:
   python benchmarks/propagation.py [--repeats 7] [--methods a,b] [--train_steps 4]
-      [--dim 64] [--layers 3] [--out benchmarks/results/propagation.md]
+      [--dim 64] [--layers 3] [--out docs/results/propagation.md]
 """
 
 from __future__ import annotations

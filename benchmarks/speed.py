@@ -67,7 +67,7 @@ measurement. The report lists each round's step times and exponent.
 
 Usage:
   python benchmarks/speed.py [--sizes 1e5,1e6,1e7] [--gowalla]
-      [--steps_per_epoch 0] [--rounds 1] [--out benchmarks/results/speed.md]
+      [--steps_per_epoch 0] [--rounds 1] [--out docs/results/speed.md]
       [--json /tmp/speed.json]
 """
 
@@ -290,7 +290,7 @@ def measure(size: str, max_epoch_steps: int, timed_steps: int,
       res.setdefault("compile_seconds", []).append(time.perf_counter() - start)
     # Whole epochs, repeated until min_epoch_seconds have been timed: one
     # epoch of a small graph lasts well under a second, and a single such
-    # reading swung by 30% between quiet runs (results/speed.md, session 14).
+    # reading swung by 30% between quiet runs (docs/results/speed.md, session 14).
     epoch_times, sample_times = [], []
     while not epoch_times or sum(epoch_times) < min_epoch_seconds:
       start = time.perf_counter()

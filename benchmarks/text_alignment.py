@@ -23,7 +23,7 @@ setting: the texts stay clean, so alignment can help denoise).
 
 Usage:
   python benchmarks/text_alignment.py [--seeds 0,1,2] [--epochs 40]
-      [--cache_dir /tmp/jaxrec_text_cache] [--out benchmarks/results/text_alignment.md]
+      [--cache_dir /tmp/jaxrec_text_cache] [--out docs/results/text_alignment.md]
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ result equals the plain one.
 Usage:
   python benchmarks/tiling.py [--sizes 1e5,1e6,3e6,1e7,gowalla]
       [--blocks 4096,8192,16384,32768] [--rounds 5]
-      [--out benchmarks/results/tiling.md]
+      [--out docs/results/tiling.md]
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ GCN encoder (ReLU hidden layer of 64, linear 64-d output), inner-product
 decoder, trained on link reconstruction (BCE: the batch's observed edges vs
 its sampled non-edges), lr 1e-3, L2 1e-4. No published numbers on the
 LightGCN benchmarks; expected to beat MF on the synthetic data. Measured
-numbers: benchmarks/RESULTS.md.
+numbers: docs/results/README.md.
 """
 
 from jaxrec import config_utils

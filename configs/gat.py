@@ -5,7 +5,7 @@
 Attention over each node's neighbours + itself (`jraph.segment_softmax`),
 layer-mean combination, lr 1e-3, L2 1e-4. No published numbers on the
 LightGCN benchmarks; expected to beat MF on the synthetic data. Measured
-numbers: benchmarks/RESULTS.md.
+numbers: docs/results/README.md.
 
 lastfm: linear layers (activation 'none'), chosen on the VALIDATION split
 (best valid Recall@20 within 80 epochs: 0.1634 vs 0.1445 with tanh). The

@@ -5,7 +5,7 @@
 No published numbers on the LightGCN benchmarks (the LightGCN paper shows
 that nonlinear GCN layers hurt collaborative filtering); expected to beat MF
 on the synthetic data, below LightGCN. lr 1e-3, L2 1e-4, layer-mean
-combination. Measured numbers: benchmarks/RESULTS.md.
+combination. Measured numbers: docs/results/README.md.
 
 synthetic: activation 'none' (a linear GCN: A_tilde x W + b) and feature
 dropout 0.2, chosen on the VALIDATION split (best valid Recall@20 within

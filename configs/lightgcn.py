@@ -7,7 +7,7 @@ rlmrec_amazon, rlmrec_yelp, rlmrec_steam (real data under $JAXREC_DATA_ROOT,
 default ../shared/data). Published full-ranking Recall@20 / NDCG@20 (paper
 Table 3; its test split; ours selects on a 10% validation split carved from
 train): Gowalla 0.1823 / 0.1555, Yelp2018 0.0639 / 0.0525,
-Amazon-Book 0.0410 / 0.0318. Measured numbers: benchmarks/RESULTS.md.
+Amazon-Book 0.0410 / 0.0318. Measured numbers: docs/results/README.md.
 
 Gowalla reproduction (2-core CPU, 2.2 h of training; refit on all 810,128
 train interactions, LightGCN's user-uniform sampler, batch 16,384, lr 5e-3

@@ -2,7 +2,7 @@
 
   python -m jaxrec.main --config configs/mf.py:lastfm --workdir workdirs/mf_lastfm
 
-Datasets: as configs/lightgcn.py. Measured numbers: benchmarks/RESULTS.md.
+Datasets: as configs/lightgcn.py. Measured numbers: docs/results/README.md.
 """
 
 from jaxrec import config_utils

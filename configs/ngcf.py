@@ -9,7 +9,7 @@ hundred epochs. Other presets (synthetic, lastfm, amazon_beauty, rlmrec_*)
 use lr 1e-3, batch from the preset, L2 1e-4 so a short run converges.
 Published full-ranking Recall@20 / NDCG@20 (LightGCN paper, Table 3): Gowalla
 0.1569 / 0.1327, Yelp2018 0.0579 / 0.0477, Amazon-Book 0.0337 / 0.0261.
-Measured numbers: benchmarks/RESULTS.md.
+Measured numbers: docs/results/README.md.
 """
 
 from jaxrec import config_utils

@@ -5,7 +5,7 @@
 Full-neighbourhood mean aggregation (no sampling), layer-mean combination,
 lr 1e-3, L2 1e-4. No published numbers on the LightGCN benchmarks; expected
 to beat MF on the synthetic data. Measured numbers:
-benchmarks/RESULTS.md.
+docs/results/README.md.
 
 synthetic: feature dropout 0.6, chosen on the VALIDATION split. First
 grid (best valid Recall@20 within 40 epochs): dropout 0.2 0.319 vs 0.313

@@ -15,7 +15,7 @@ lastfm, amazon_beauty (and the other presets).
 (identity message, LightGCN aggregation, layer mean, dot product) and tunes
 its number of layers, learning rate and L2 weight with the same strategy and
 budget: the "tuned LightGCN" baseline the searched architecture is compared
-with (benchmarks/results/search.md).
+with (docs/results/search.md).
 """
 
 from jaxrec import config_utils

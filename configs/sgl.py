@@ -11,7 +11,7 @@ Views are re-drawn every step by default; model.view_period='epoch' draws
 them once per epoch as the released SGL code (on Gowalla, batch 16,384, 32
 epochs: test Recall@20 0.1721 vs 0.1725 per step).
 Published full-ranking Recall@20 / NDCG@20 (3 layers): Yelp2018 0.0675 /
-0.0555, Amazon-Book 0.0478 / 0.0379. Measured: benchmarks/RESULTS.md.
+0.0555, Amazon-Book 0.0478 / 0.0379. Measured: docs/results/README.md.
 
 synthetic: lambda 0.02 (tau, rho as published), chosen on the VALIDATION
 split: valid Recall@20 0.255 at epoch 10 and 0.343 at epoch 50 vs
@@ -44,7 +44,7 @@ at epoch 30 (~0.0012 per epoch):
   python benchmarks/reproduce_lightgcn.py --models sgl --datasets gowalla --data_root ../shared/data --refit_epochs 30 --eval_every 4
 
 At batch 16,384 / lr 5e-3 a cosine decay (held 32 epochs, decayed over 48)
-ends lower, 0.1653 / 0.1395 (benchmarks/results/lightgcn_gowalla.md).
+ends lower, 0.1653 / 0.1395 (docs/results/lightgcn_gowalla.md).
 lambda 0.02 on LightGCN's 400-epoch schedule (lr 5e-3 held 100 epochs,
 cosine over 300, batch 16,384, user sampler) ends at 0.1702 / 0.1455.
 model.contrast_negatives='all' switches InfoNCE to the released SGL code's

@@ -8,7 +8,7 @@ as in the authors' code. These published values are the defaults for every
 dataset except those in OVERRIDES (per-dataset values for gowalla, lastfm,
 amazon_beauty were not verified against the paper here; override with
 `--config.model.ssl_weight`). Published full-ranking Recall@20 / NDCG@20:
-Yelp2018 0.0721 / 0.0601. Measured: benchmarks/RESULTS.md.
+Yelp2018 0.0721 / 0.0601. Measured: docs/results/README.md.
 
 synthetic: lambda 0.02 (eps, tau as published), chosen on the VALIDATION
 split: best valid Recall@20 within 50 epochs 0.344 (lambda 0.02) vs 0.336

@@ -7,7 +7,7 @@ Published Yelp2018 settings: lambda 0.2, eps 0.2, contrast layer l* = 1, tau
 defaults for every dataset except those in OVERRIDES (gowalla, lastfm,
 amazon_beauty use them unverified; override with `--config.model.ssl_weight`
 etc.). Published full-ranking Recall@20 / NDCG@20: Yelp2018 0.0723 / 0.0604.
-Measured: benchmarks/RESULTS.md.
+Measured: docs/results/README.md.
 
 synthetic: lambda 0.02 (eps, l*, tau as published), chosen on the
 VALIDATION split: best valid Recall@20 0.348 (epoch 45) vs 0.114 (epoch 5,

@@ -7,9 +7,9 @@ prefetched a few edges ahead and the rows split into chunks of equal work
 that run on XLA's own intra-op thread pool (the FFI `ThreadPool` context).
 On the 2-core benchmark CPU, 3 LightGCN layers forward + backward on the
 Gowalla training graph take 0.081 s vs 0.115 s for XLA's 'bcsr_symmetric'
-(benchmarks/results/propagation.md), and whole LightGCN steps are 2.3-3.6x
+(docs/results/propagation.md), and whole LightGCN steps are 2.3-3.6x
 faster than with XLA's kernels from 1e5 to 1e7 edges
-(benchmarks/results/speed.md). A second entry point takes x in bfloat16
+(docs/results/speed.md). A second entry point takes x in bfloat16
 (half the bytes per gathered row, sums in float32): `csr_matmul_bf16_gather`,
 used for graphs with `config.graph.gather_dtype = 'bfloat16'`.
 

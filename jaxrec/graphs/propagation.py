@@ -32,7 +32,7 @@ These kernels compute the same product:
     kernels with the gathered rows of x (and, backward, of the cotangent)
     rounded to bfloat16; sums, outputs and gradients stay float32. Half the
     gather traffic, which is what bounds propagation once the node table
-    outgrows the cache (benchmarks/results/speed.md). Picked instead of the
+    outgrows the cache (docs/results/speed.md). Picked instead of the
     native kernels for graphs marked by `bipartite.mark_bfloat16_gather`
     (`config.graph.gather_dtype = 'bfloat16'`).
 `benchmarks/propagation.py` times them (forward + backward of 3 LightGCN

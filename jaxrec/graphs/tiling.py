@@ -3,7 +3,7 @@
 A CSR product out = A_hat @ x visits rows in order and gathers the rows
 x[col] of their neighbours. Once the node table x ([N, d] float32) outgrows
 the last-level cache, those gathers are random DRAM reads and the per-edge
-cost roughly doubles (benchmarks/results/speed.md: 1.0e-7 s/edge while the
+cost roughly doubles (docs/results/speed.md: 1.0e-7 s/edge while the
 table fits the 8 MiB L3 of the benchmark CPU, 2.2e-7 beyond it).
 
 Tiling splits the columns into blocks of `block_nodes` consecutive nodes and
@@ -45,13 +45,13 @@ DEFAULT_BLOCK_NODES = 8192
 # Automatic tiling (train.build_graph): graphs with more nodes than this
 # (4 MiB of d=64 rows) and at least this mean degree (directed edges per
 # node; sparser graphs pay more for the V virtual rows than the cache-resident
-# gathers save). Measured on the benchmark CPU: benchmarks/results/tiling.md.
+# gathers save). Measured on the benchmark CPU: docs/results/tiling.md.
 AUTO_MIN_NODES = 16384
 AUTO_MIN_DEGREE = 16
 # Whether automatic tiling tiles graphs when the native CSR kernel
 # (graphs/native.py) runs. No: since its rows run on XLA's thread pool the
 # untiled kernel is faster at every measured size. Whole LightGCN steps,
-# degree order, float32 (benchmarks/results/speed.md, session 20): untiled
+# degree order, float32 (docs/results/speed.md, session 20): untiled
 # 0.0357 / 0.145 / 0.516 s at 1e6 / 3e6 / 1e7 edges vs 0.0372 / 0.176 /
 # 0.590 s with 8192-node tiles (V/E 0.065-0.134); Gowalla (V/E 0.18) and
 # bfloat16 gathers were already faster untiled (sessions 18-19).
