@@ -51,6 +51,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
+from jaxrec import coldstart_eval
 from jaxrec import config_utils
 from jaxrec import metrics as metrics_lib
 from jaxrec import run_logging
@@ -358,7 +359,8 @@ def cold_start(dataset: str, selected: dict, seeds: list, args, log) -> dict:
       workdir = os.path.join(args.workdir, dataset, "cold", name,
                              f"seed{seed}")
       run(config, workdir, eval_test=True, dataset=split.warm)
-      cold = coldstart.evaluate_cold_start(config, workdir, split, ks=(20,))
+      cold = coldstart_eval.evaluate_cold_start(config, workdir, split,
+                                                ks=(20,))
       out.setdefault(name, []).append(cold["item_test"])
       log(f"{dataset} cold {name} seed {seed}: R@20 "
           f"{cold['item_test']['recall@20']:.4f}")

@@ -8,7 +8,8 @@ split (`jaxrec.data.coldstart`) holds out `--cold_items` of the items with
 all their interactions; every model trains on the warm data with the
 standard loop (`train.train_and_evaluate`, early stopping on warm valid),
 then is evaluated on the warm test split and on cold items (warm users x
-held-out cold-test items; candidates = cold-test items only).
+held-out cold-test items; candidates = cold-test items only;
+`jaxrec.coldstart_eval`).
 
 Compared: LightGCN, LightGCN + RLMRec-Con, LightGCN + RLMRec-Gen, AlphaRec,
 TextGNN. Each seed draws new data, split and initialisation; the table gives
@@ -41,6 +42,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
+from jaxrec import coldstart_eval
 from jaxrec import config_utils
 from jaxrec import text as text_lib
 from jaxrec import train
@@ -158,8 +160,8 @@ def run_one(name: str, seed: int, split, args, root: str) -> dict:
   workdir = os.path.join(root, f"{name}_seed{seed}")
   t0 = time.perf_counter()
   result = train.train_and_evaluate(config, workdir, dataset=split.warm)
-  cold = coldstart.evaluate_cold_start(config, workdir, split, ks=(20,),
-                                       splits=("item_test",))["item_test"]
+  cold = coldstart_eval.evaluate_cold_start(
+      config, workdir, split, ks=(20,), splits=("item_test",))["item_test"]
   return {"model": name, "seed": seed, "best_epoch": result["best_epoch"],
           "epochs_run": result["epochs_run"],
           "valid_recall": result["valid"]["recall@20"],
@@ -312,7 +314,8 @@ def main(argv=None) -> str:
   for seed in seeds:  # a handful of seeds x models
     split, secs = make_data(seed, args, cache)
     encode_s += secs
-    random_cold.append(coldstart.random_recall(len(split.cold_test_items)))
+    random_cold.append(
+        coldstart_eval.random_recall(len(split.cold_test_items)))
     print(split.summary(), f"(texts encoded/cached in {secs:.1f}s)", flush=True)
     for name in names:
       row = run_one(name, seed, split, args, root)

@@ -10,6 +10,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from jaxrec import coldstart_eval
 from jaxrec import losses
 from jaxrec import train
 from jaxrec.data import coldstart
@@ -291,7 +292,7 @@ def test_cold_start_split_holds_items_and_users_out(tiny):
 def test_graft_params_keeps_trained_rows():
   trained = {"t": jnp.ones((3, 2)), "w": jnp.full((4,), 2.0)}
   init = {"t": jnp.zeros((5, 2)), "w": jnp.zeros((4,))}
-  out = coldstart.graft_params(trained, init)
+  out = coldstart_eval.graft_params(trained, init)
   np.testing.assert_array_equal(out["t"], [[1, 1]] * 3 + [[0, 0]] * 2)
   np.testing.assert_array_equal(out["w"], [2.0] * 4)
 
@@ -308,7 +309,7 @@ def test_evaluate_cold_start_end_to_end(tiny, tmp_path):
     config.graph.text_features = name != "lightgcn"
     workdir = str(tmp_path / name)
     train.train_and_evaluate(config, workdir, dataset=split.warm)
-    results[name] = coldstart.evaluate_cold_start(
+    results[name] = coldstart_eval.evaluate_cold_start(
         config, workdir, split, ks=(5,), splits=("item_test", "item_valid"))
     for metrics in results[name].values():
       assert 0.0 <= metrics["recall@5"] <= 1.0
