@@ -3,23 +3,10 @@
   python -m jaxrec.main --config configs/alpharec.py:rlmrec_amazon --workdir workdirs/alpharec
 
 Paper settings: 2 LightGCN layers, MLP Linear-LeakyReLU-Linear to 64 dims,
-cosine scores / tau with tau = 0.15, InfoNCE over 256 sampled negatives, no
-ID embeddings, lr 5e-4, batch 4096. Needs semantic embeddings in the dataset
-(`config.graph.text_features`); users without a profile embedding are the
-mean of their train items' embeddings (the paper's choice).
-
-Speed defaults (jaxrec/models/alpharec.py; benchmarks/text_model_speed.py):
-the 256 negatives are shared by the whole batch (negative_sharing='batch':
-one [B, d] @ [d, 256] product; the sampler draws one negative per row and
-the first 256 rows' negatives form the set) and the MLP over every node
-multiplies in bfloat16 with float32 sums (matmul_dtype='bfloat16'). The
-authors' code draws 256 negatives per row, in float32:
-
-  --config.model.negative_sharing=row --config.num_negatives=256 \
-  --config.model.matmul_dtype=float32
-
-(~20x slower per epoch on a 2-core CPU: the host samples and the step
-gathers B x 256 rows).
+cosine scores / tau 0.15, InfoNCE over 256 sampled negatives, no ID
+embeddings, lr 5e-4, batch 4096. Needs semantic embeddings
+(`config.graph.text_features`). Negatives are shared by the batch and the MLP
+runs in bfloat16 by default; the authors' per-row float32 form: docs/config_choices.md.
 """
 
 from jaxrec import config_utils

@@ -2,20 +2,15 @@
 
   python -m jaxrec.main --config configs/gat.py:synthetic --workdir workdirs/gat_synthetic
 
-Attention over each node's neighbours + itself (`jraph.segment_softmax`),
+Attention over each node's neighbours and itself (`jraph.segment_softmax`),
 layer-mean combination, lr 1e-3, L2 1e-4. No published numbers on the
-LightGCN benchmarks; expected to beat MF on the synthetic data. Measured
-numbers: docs/results/README.md.
-
-lastfm: linear layers (activation 'none'), chosen on the VALIDATION split
-(best valid Recall@20 within 80 epochs: 0.1634 vs 0.1445 with tanh). The
-model learns slowly at lr 1e-3: with no epoch cap it peaks at epoch 170
-(valid 0.1941; fully trained MF 0.1906).
+LightGCN benchmarks. lastfm: linear layers (selected on validation,
+docs/config_choices.md). Measured: docs/results/README.md.
 """
 
 from jaxrec import config_utils
 
-# Per-dataset overrides, selected on the validation split (see docstring).
+# Per-dataset overrides, selected on validation (docs/config_choices.md).
 OVERRIDES = {"lastfm": dict(activation="none")}
 
 

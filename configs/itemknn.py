@@ -3,13 +3,10 @@
   python -m jaxrec.main --config configs/itemknn.py:lastfm --workdir workdirs/itemknn_lastfm
 
 sim(i, j) = |U_i & U_j| / (sqrt(|U_i|) sqrt(|U_j|) + shrink) on the binary
-train matrix; each item keeps its `num_neighbors` most similar items and
-score(u, j) = sum of sim(i, j) over the user's train items i with j among
-i's neighbours. Closed form (jaxrec/models/baselines.py): fitted once on the
-train split (train + valid with refit_epochs > 0), no gradient training; the
-epoch, optimiser and batch settings are unused. The weights are kept as a
-dense [I, I] float32 matrix (1.2 GB at 17,632 items). Datasets: as
-configs/lightgcn.py.
+train matrix; score(u, j) sums sim(i, j) over the user's items i having j
+among their `num_neighbors`. Closed form (jaxrec/models/baselines.py), fitted
+once; epoch, optimiser and batch settings are unused. Dense [I, I] float32
+weights (1.2 GB at 17,632 items). Datasets: as configs/lightgcn.py.
 """
 
 from jaxrec import config_utils

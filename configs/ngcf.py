@@ -2,14 +2,11 @@
 
   python -m jaxrec.main --config configs/ngcf.py:gowalla --workdir workdirs/ngcf_gowalla
 
-Paper-protocol datasets (gowalla, yelp2018, amazon_book) use the NGCF
-paper's settings: lr 1e-4, batch 1024, L2 1e-5 (LightGCN-paper form on the
-ego embeddings), node dropout 0, message dropout 0.1; this needs several
-hundred epochs. Other presets (synthetic, lastfm, amazon_beauty, rlmrec_*)
-use lr 1e-3, batch from the preset, L2 1e-4 so a short run converges.
-Published full-ranking Recall@20 / NDCG@20 (LightGCN paper, Table 3): Gowalla
-0.1569 / 0.1327, Yelp2018 0.0579 / 0.0477, Amazon-Book 0.0337 / 0.0261.
-Measured numbers: docs/results/README.md.
+gowalla, yelp2018, amazon_book: the NGCF paper's lr 1e-4, batch 1024, L2
+1e-5, node dropout 0 (several hundred epochs). Other presets: lr 1e-3, the
+preset's batch, L2 1e-4. Published Recall@20 / NDCG@20 (LightGCN paper,
+Table 3): Gowalla 0.1569 / 0.1327, Yelp2018 0.0579 / 0.0477, Amazon-Book
+0.0337 / 0.0261. Measured: docs/results/README.md.
 """
 
 from jaxrec import config_utils

@@ -1,24 +1,12 @@
 """RLMRec-Con (Ren et al., WWW 2024) on any backbone (lightgcn, sgl, simgcl, ...).
 
-  python -m jaxrec.main --config configs/rlmrec_con.py:rlmrec_amazon --workdir workdirs/con
-  python -m jaxrec.main --config configs/rlmrec_con.py:rlmrec_yelp,simgcl \
-      --workdir workdirs/con_simgcl
+  python -m jaxrec.main --config configs/rlmrec_con.py:rlmrec_yelp,simgcl --workdir workdirs/con
 
-The argument is `dataset[,backbone]` (default rlmrec_amazon, lightgcn). The
-backbone kwargs come from configs/<backbone>.py for that dataset, with the
-RLMRec protocol's embedding size 32 on rlmrec_* datasets. Alignment settings
-of the authors' configs (encoder/config/modelconf/*_plus.yml): kd_weight
-1e-2 and kd_temperature 0.2 (Amazon, Yelp; SimGCL on Yelp 0.1), steam 1e-3 /
-0.1 for LightGCN. Published Recall@20 / NDCG@20: see
-benchmarks/reproduce_rlmrec.py.
-
-Alignment cost (benchmarks/text_model_speed.py): the backbone propagates
-once per step for both terms; Con aligns the first KD_ROWS = 256 rows of each
-(shuffled) batch (kd_rows: [256, 256] InfoNCE logits and a 768-row MLP per
-step instead of [B, B] ones and 3B rows) and Gen reconstructs at most
-RECON_NODES = 256 of its masked nodes (max_recon_nodes). The authors' code
-aligns every batch row and reconstructs every masked node:
---config.model.kd_rows=0 / --config.model.max_recon_nodes=0.
+Argument `dataset[,backbone]` (default rlmrec_amazon, lightgcn); backbone
+kwargs from configs/<backbone>.py, embedding size 32 on rlmrec_* datasets.
+Authors' alignment settings (*_plus.yml): kd_weight 1e-2, kd_temperature 0.2
+(SimGCL on Yelp 0.1; Steam 1e-3 / 0.1). Aligns the first 256 rows of each
+batch (kd_rows; 0 = all rows, the authors' code): docs/config_choices.md.
 """
 
 import os

@@ -4,13 +4,10 @@
 
 Argument `dataset[,backbone]` as in configs/rlmrec_con.py. Defaults: mask
 ratio 0.2, kd_weight 1e-2, kd_temperature 0.2; the authors' LightGCN-Gen
-settings (lightgcn_gene.yml) per dataset: Amazon mask 0.15, weight 0.1,
-tau 0.5, 2 layers; Yelp 0.05 / 0.01 / 0.1 / 2 layers. With the LightGCN
-backbone BPR is computed on the masked forward pass as in the authors'
-LightGCN_gene (`gen_masked_backbone=True`); other backbones keep their own
-un-masked loss. At most 256 masked nodes per step enter the reconstruction
-InfoNCE (max_recon_nodes; 0 = all masked nodes, the authors' code): see
-configs/rlmrec_con.py.
+settings per dataset (Amazon 0.15 / 0.1 / 0.5 / 2 layers, Yelp 0.05 / 0.01 /
+0.1 / 2 layers). With LightGCN, BPR uses the masked pass as in the authors'
+code; at most 256 masked nodes per step are reconstructed (max_recon_nodes,
+0 = all).
 """
 
 import os

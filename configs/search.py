@@ -1,21 +1,13 @@
 """Architecture search over the GNN-CF design space (`jaxrec.search`).
 
-  python -m jaxrec.search --config configs/search.py:lastfm --budget-trials 12 \
-      --budget-seconds 1500 --strategy halving --workdir workdirs/search_lastfm
+  python -m jaxrec.search --config configs/search.py:lastfm --workdir workdirs/search_lastfm
 
-The config is a training config of the 'designgnn' model (dataset, seed,
-batch size, evaluation protocol shared by every trial; the model section is
-the LightGCN point of the space, so `jaxrec.main` can also train it) plus a
-`search` section: strategy, budgets, epochs per trial, halving and evolution
-settings, and optional per-dimension value lists that restrict
-`jaxrec.search.space.DEFAULT_SPACE`. Datasets: synthetic_small, synthetic,
-lastfm, amazon_beauty (and the other presets).
-
-`configs/search.py:<dataset>,lightgcn` restricts the space to LightGCN itself
-(identity message, LightGCN aggregation, layer mean, dot product) and tunes
-its number of layers, learning rate and L2 weight with the same strategy and
-budget: the "tuned LightGCN" baseline the searched architecture is compared
-with (docs/results/search.md).
+A 'designgnn' training config (dataset, seed, batch size, evaluation shared by
+every trial; the model section is the LightGCN point of the space) plus a
+`search` section: strategy, budgets, epochs per trial, halving / evolution
+settings, per-dimension value lists. `configs/search.py:<dataset>,lightgcn`
+searches only LightGCN's layers, lr and L2: the tuned-LightGCN baseline
+(docs/results/search.md).
 """
 
 from jaxrec import config_utils

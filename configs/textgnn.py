@@ -2,13 +2,12 @@
 
   python -m jaxrec.main --config configs/textgnn.py:rlmrec_amazon --workdir workdirs/textgnn
 
-Needs semantic embeddings in the dataset (`config.graph.text_features`):
-RLMRec folders (rlmrec_amazon / rlmrec_yelp / rlmrec_steam: usr/itm_emb_np.pkl)
-or synthetic data whose texts were encoded with `jaxrec.text.encode_cached`
+Needs semantic embeddings (`config.graph.text_features`): RLMRec folders
+(usr/itm_emb_np.pkl) or synthetic texts encoded by `jaxrec.text.encode_cached`
 (benchmarks/text_alignment.py). Not a published model: a text-only baseline
-(use_id_embedding=False) that also ranks cold-start items. The projection of
-every node's text multiplies in bfloat16 with float32 sums
-(matmul_dtype='bfloat16', ~1.5x faster epochs on CPU; 'float32' is exact).
+(use_id_embedding=False) that also ranks cold-start items. The text projection
+multiplies in bfloat16 with float32 sums (~1.5x faster epochs on CPU;
+matmul_dtype='float32' is exact).
 """
 
 from jaxrec import config_utils
