@@ -33,7 +33,7 @@ float32 FLOP/s (jitted 4096 x 4096 jnp matmul), and derives the roofline:
       row pointers); other kernels (scatter-add into receivers):
       E*d*(b + 4) + E*12. The bandwidth limit of a kernel whose gathers
       miss the cache, as they do once the node table outgrows it;
-      'achieved' is this time over the measured one, above 100% only when
+      'achieved' is this bound's time over the measured one, above 100% only when
       the cache serves gathers (small graphs).
     - floor: each node row read once (perfect reuse): N*d*b + E*8 +
       N*(d*4 + 4) for CSR kernels. The distance between the two is what
@@ -290,7 +290,7 @@ def measure(size: str, max_epoch_steps: int, timed_steps: int,
       res.setdefault("compile_seconds", []).append(time.perf_counter() - start)
     # Whole epochs, repeated until min_epoch_seconds have been timed: one
     # epoch of a small graph lasts well under a second, and a single such
-    # reading swung by 30% between quiet runs (docs/results/speed.md, session 14).
+    # reading swung by 30% between identical runs (docs/results/speed.md).
     epoch_times, sample_times = [], []
     while not epoch_times or sum(epoch_times) < min_epoch_seconds:
       start = time.perf_counter()

@@ -8,7 +8,7 @@ transparent huge pages (madvise) on the large blocks XLA allocates; on the
 2-core benchmark host (THP mode 'madvise') a float32 LightGCN step on the
 1e7-edge graph went from 0.51-0.52 to 0.43-0.48 s, on Gowalla from
 0.064-0.069 to 0.058-0.060 s, and the 1e5 step was unchanged
-(docs/results/speed.md, session 21).
+(docs/results/speed.md).
 
 glibc reads tunables once, at process start, so the entry points
 (`jaxrec.main`, `benchmarks/reproduce_lightgcn.py`) re-execute themselves

@@ -69,7 +69,7 @@ def l2_penalty_of_rows(table_rows: Sequence[tuple[jnp.ndarray, jnp.ndarray]],
   dense, as a table's gradient is anyway) replaces gathering B rows and
   scatter-adding their gradients into a zero table: random reads that, on
   tables beyond the cache, cost far more than the pass (1e7-edge LightGCN
-  step: docs/results/speed.md, session 20). Equal up to float
+  step: docs/results/speed.md). Equal up to float
   summation order.
 
   Args:

@@ -51,10 +51,10 @@ AUTO_MIN_DEGREE = 16
 # Whether automatic tiling tiles graphs when the native CSR kernel
 # (graphs/native.py) runs. No: since its rows run on XLA's thread pool the
 # untiled kernel is faster at every measured size. Whole LightGCN steps,
-# degree order, float32 (docs/results/speed.md, session 20): untiled
+# degree order, float32 (docs/results/speed.md): untiled
 # 0.0357 / 0.145 / 0.516 s at 1e6 / 3e6 / 1e7 edges vs 0.0372 / 0.176 /
 # 0.590 s with 8192-node tiles (V/E 0.065-0.134); Gowalla (V/E 0.18) and
-# bfloat16 gathers were already faster untiled (sessions 18-19).
+# bfloat16 gathers were already faster untiled.
 AUTO_TILES_WITH_NATIVE = False
 
 
