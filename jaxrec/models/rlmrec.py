@@ -3,9 +3,9 @@
 A wrapper around ANY registered backbone (lightgcn, sgl, simgcl, ...), which
 it receives built as its `net` submodule (`jaxrec.models.get_model` builds it
 from the config's `backbone` name and `backbone_kwargs`): the backbone's own
-loss (BPR + L2 + its SSL term) is kept and a knowledge
-distillation term between collaborative and semantic (`graph.nodes['text']`)
-representations is added with weight `kd_weight`:
+loss (BPR + L2 + its SSL term) is kept and a knowledge distillation term
+between collaborative and semantic (`graph.nodes['text']`) representations
+is added with weight `kd_weight`:
 
 * Con (contrastive alignment, RLMRec-Con): an MLP (Linear, LeakyReLU, Linear;
   hidden (d_text + d) // 2) maps semantic embeddings to the collaborative
