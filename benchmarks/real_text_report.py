@@ -25,7 +25,7 @@ LABELS = {
 }
 COMMAND = ("python benchmarks/real_text.py --datasets {datasets} --seeds {seeds} "
            "--max_epochs {max_epochs} --workdir {workdir} --json {json} "
-           "--out {out}")
+           "--out {out} --cold {cold}")
 
 
 def machine() -> str:
@@ -105,6 +105,19 @@ def dataset_section(name: str, out: dict) -> list[str]:
                      f"({zero})")
       rows.append([LABELS[key], *cells])
     lines += _table(["text model vs backbone", "ΔRecall@20", "ΔNDCG@20"], rows)
+  for key, fu in out.get("_followup", {}).items():
+    lines += ["", f"{LABELS.get(key, key)}: what the RLMRec paper suggests "
+              f"trying (alignment temperature, user-profile quality), one "
+              f"setting changed from the selected point ({fu['selected']}); "
+              f"seed-0 VALIDATION Recall@20, the test split is not read:", ""]
+    rows = [["selected point", f"{fu['selected_valid']:.4f}", "", "", ""]]
+    rows += [[v["label"], f"{v['valid']:.4f}",
+              f"{v['valid'] - fu['selected_valid']:+.4f}",
+              f"{v['best_epoch']} / {v['epochs_run']}",
+              "yes" if v.get("stopped_early") else "no (cap)"]
+             for v in fu["variants"]]
+    lines += _table(["variant", "valid Recall@20", "vs selected",
+                     "best / run epochs", "stopped by the rule"], rows)
   cold = out.get("_cold")
   if cold:
     lines += ["", "Cold items (20% of the items held out of training; warm "
@@ -131,7 +144,8 @@ def render(results: dict) -> str:
       "(early stopping on validation Recall@20) and the test split is read "
       "once for the selected epoch.", "",
       "```", COMMAND.format(**p) + (f" --models {p['models']}"
-                                     if p.get("models") else ""), "```", "",
+                                     if p.get("models") else "")
+      + (" --followup 1" if p.get("followup") else ""), "```", "",
       f"Hardware: {results['machine']}. Seeds: {p['seeds']}. Early "
       f"stopping: evaluation every {p['eval_every']} epochs, patience "
       f"{p['patience']} evaluations, at least {p['min_epochs']} epochs and "
