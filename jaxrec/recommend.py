@@ -8,14 +8,14 @@
 Library: `recommend(workdir, users, k=20)` or, to serve many requests from one
 load, `TrainedModel.load(workdir).recommend(users, k)`.
 
-What is used: `train_and_evaluate` writes `workdir/config.json` (the resolved
-config) and `workdir/dataset.npz` (sizes, train/valid/test interactions and
-the original-id maps) before its first checkpoint (`save_artifacts`). The
-model is rebuilt from the config, the training graph from the saved train
-split, and the BEST parameters (selected on validation) are restored from the
-newest readable checkpoint (read-only: the workdir is never modified). Only
-models trained with `config.graph.text_features` reload their dataset from the
-config (text embeddings are not copied into the workdir); its sizes must match.
+What is used: the files training writes into the workdir (`jaxrec.workdir`):
+the resolved config, the dataset snapshot (sizes, train/valid/test
+interactions, original-id maps) and the BEST parameters (selected on
+validation) of the newest readable checkpoint. The model is rebuilt from the
+config and the training graph from the snapshot, read-only: the workdir is
+never modified. Only models trained with `config.graph.text_features` reload
+their dataset from the config (text embeddings are not copied into the
+workdir); its sizes must match.
 
 Ids: users and items are given and returned as ORIGINAL ids (the dataset's
 `IdMap`s, e.g. SELFRec / CSV / MovieLens ids). Loaders without an id map
@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
-import json
 import logging
 import os
 import sys
@@ -43,97 +41,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from jaxrec.data.dataset import DataError, Dataset, IdMap, Interactions
-
-CONFIG_FILE = "config.json"
-DATASET_FILE = "dataset.npz"
-_SPLITS = ("train", "valid", "test")
-
-
-# ----------------------------------------------------------------------------
-# Artifacts written at train time.
-
-
-def _atomic_write(path: str, write) -> None:
-  """Calls `write(file_object)` on a temporary file, then renames it."""
-  tmp = f"{path}.tmp{os.getpid()}"
-  try:
-    with open(tmp, "wb") as f:
-      write(f)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-
-
-def save_artifacts(workdir: str, config: ml_collections.ConfigDict,
-                   dataset: Dataset) -> None:
-  """Writes `config.json` and `dataset.npz` (atomically) for inference.
-
-  Args:
-    workdir: the training workdir.
-    config: the resolved experiment config.
-    dataset: the dataset being trained on (contiguous ids + optional IdMaps).
-  """
-  text = config.to_json_best_effort(indent=2, sort_keys=True)
-  _atomic_write(os.path.join(workdir, CONFIG_FILE),
-                lambda f: f.write(text.encode()))
-  arrays: dict[str, Any] = {
-      "name": np.asarray(dataset.name),
-      "num_users": np.asarray(dataset.num_users, np.int64),
-      "num_items": np.asarray(dataset.num_items, np.int64)}
-  for split in _SPLITS:
-    inter = getattr(dataset, split)
-    arrays[f"{split}_users"] = inter.users
-    arrays[f"{split}_items"] = inter.items
-  for field in ("user_ids", "item_ids"):
-    idmap = getattr(dataset, field)
-    if idmap is not None:
-      arrays[field] = np.asarray(idmap.original)
-  if dataset.item_categories is not None:
-    arrays["item_categories"] = np.asarray(dataset.item_categories)
-  _atomic_write(os.path.join(workdir, DATASET_FILE),
-                lambda f: np.savez_compressed(f, **arrays))
-
-
-def _require_workdir(workdir: str) -> None:
-  if not os.path.isdir(workdir):
-    raise FileNotFoundError(f"workdir {workdir} does not exist (expected the "
-                            "--workdir of a `python -m jaxrec.main` run)")
-  for name in (CONFIG_FILE, DATASET_FILE):
-    if not os.path.isfile(os.path.join(workdir, name)):
-      raise FileNotFoundError(
-          f"{os.path.join(workdir, name)} not found: {workdir} is not a "
-          "trained jaxrec workdir (train with `python -m jaxrec.main --config "
-          "... --workdir DIR`; runs from older versions must be resumed once "
-          "to write it)")
-
-
-def load_config(workdir: str) -> ml_collections.ConfigDict:
-  """The resolved config saved by `save_artifacts`."""
-  _require_workdir(workdir)
-  with open(os.path.join(workdir, CONFIG_FILE)) as f:
-    return ml_collections.ConfigDict(json.load(f))
-
-
-def load_dataset_snapshot(workdir: str) -> Dataset:
-  """The Dataset saved by `save_artifacts` (splits, sizes, id maps)."""
-  _require_workdir(workdir)
-  path = os.path.join(workdir, DATASET_FILE)
-  try:
-    with np.load(path, allow_pickle=False) as z:
-      data = {k: z[k] for k in z.files}
-  except Exception as err:  # pylint: disable=broad-except
-    raise DataError(f"{path}: unreadable ({type(err).__name__}: {err})") from err
-  splits = {s: Interactions(data[f"{s}_users"], data[f"{s}_items"])
-            for s in _SPLITS}
-  maps = {f: IdMap(data[f]) for f in ("user_ids", "item_ids") if f in data}
-  return Dataset(str(data["name"]), int(data["num_users"]),
-                 int(data["num_items"]), **splits, **maps,
-                 item_categories=data.get("item_categories"))
+from jaxrec import train
+from jaxrec import workdir as workdir_lib
+from jaxrec.data.dataset import DataError, Dataset
 
 
 # ----------------------------------------------------------------------------
@@ -143,47 +53,6 @@ def load_dataset_snapshot(workdir: str) -> Dataset:
 def _model_kwargs(config) -> dict:
   tuplify = lambda v: tuple(v) if isinstance(v, list) else v
   return {k: tuplify(v) for k, v in config.model.to_dict().items()}
-
-
-def _restore_fitted_params(workdir: str, config: ml_collections.ConfigDict,
-                           model, graph) -> tuple:
-  """`train.restore_best_params` for closed-form models.
-
-  `train.fit_closed_form` checkpoints {'best_params': params} only (no
-  optimiser state).
-
-  Args:
-    workdir: the run's workdir.
-    config: its config (unused: the model fixes the parameter shapes).
-    model: the model built from it.
-    graph: its training graph.
-
-  Returns:
-    (checkpoint step, params, meta dict of the checkpoint).
-
-  Raises:
-    FileNotFoundError: the run saved no checkpoint.
-  """
-  # pylint: disable=g-import-not-at-top
-  from jaxrec import checkpoint as checkpoint_lib
-  from jaxrec import train
-  # pylint: enable=g-import-not-at-top
-  del config
-  ckpt_dir = os.path.join(workdir, "checkpoints")
-  if not os.path.isdir(ckpt_dir):
-    raise FileNotFoundError(f"{ckpt_dir} not found: the run in {workdir} "
-                            "saved no checkpoint yet")
-  shapes = jax.eval_shape(functools.partial(
-      train.init_params, model, graph, 1, jax.random.key(0)))
-  ckpt = checkpoint_lib.Checkpointer(ckpt_dir, read_only=True)
-  try:
-    restored = ckpt.restore({"best_params": shapes})
-  finally:
-    ckpt.close()
-  if restored is None:
-    raise FileNotFoundError(f"{ckpt_dir}: no checkpoint yet")
-  step, tree, meta = restored
-  return step, tree["best_params"], meta
 
 
 @dataclasses.dataclass
@@ -212,11 +81,21 @@ class TrainedModel:
 
   @classmethod
   def load(cls, workdir: str) -> "TrainedModel":
-    """Rebuilds model + graph and restores the best parameters (read-only)."""
-    from jaxrec import train  # pylint: disable=g-import-not-at-top
+    """Rebuilds model + graph and restores the best parameters (read-only).
+
+    Args:
+      workdir: workdir of a `python -m jaxrec.main` run.
+
+    Returns:
+      The trained model.
+
+    Raises:
+      FileNotFoundError: not a trained workdir, or no checkpoint yet.
+      DataError: a workdir file is unreadable or inconsistent (named).
+    """
     workdir = os.path.abspath(workdir)
-    config = load_config(workdir)
-    dataset = load_dataset_snapshot(workdir)
+    config = workdir_lib.load_config(workdir)
+    dataset = workdir_lib.load_dataset_snapshot(workdir)
     if config.get("graph", {}).get("text_features", False):
       full = train.load_data(config)
       if (full.num_users, full.num_items) != (dataset.num_users,
@@ -232,12 +111,9 @@ class TrainedModel:
     graph = jax.tree.map(jnp.asarray, train.build_graph(config, dataset))
     model = train.get_model(config.model_name, dataset.num_users,
                             dataset.num_items, **_model_kwargs(config))
-    from jaxrec.models import is_closed_form  # pylint: disable=g-import-not-at-top
-    restore = (_restore_fitted_params
-               if is_closed_form(config.model_name)
-               else train.restore_best_params)
-    step, params, meta = restore(workdir, config, model, graph)
-    if not os.path.exists(os.path.join(workdir, "results.json")):
+    step, params, meta = train.restore_best_params(workdir, config, model,
+                                                   graph)
+    if not os.path.exists(os.path.join(workdir, workdir_lib.RESULTS_FILE)):
       logging.warning("%s: training has not finished; using the best "
                       "parameters of checkpoint %d", workdir, step)
     user_emb, item_emb = jax.jit(
@@ -409,7 +285,7 @@ class TrainedModel:
                       ("user_ids", self.user_original),
                       ("item_ids", self.item_original)):
       path = os.path.join(out_dir, f"{name}.npy")
-      _atomic_write(path, lambda f, a=arr: np.save(f, a, allow_pickle=False))
+      workdir_lib.atomic_write(path, lambda f, a=arr: np.save(f, a, allow_pickle=False))
       out.append(path)
     return out
 
@@ -457,7 +333,7 @@ def read_users_file(path: str) -> list[str]:
 def _write_csv(frame: pd.DataFrame, path: str) -> None:
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
-  _atomic_write(path, lambda f: f.write(frame.to_csv(index=False).encode()))
+  workdir_lib.atomic_write(path, lambda f: f.write(frame.to_csv(index=False).encode()))
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

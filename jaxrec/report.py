@@ -334,8 +334,9 @@ def make_report(workdir: str, compare: Sequence[str] = (),
   plots["Test metric comparison"] = plot_comparison(
       runs, os.path.join(output, "comparison.png"), k)
   from jaxrec import recommend as recommend_lib  # pylint: disable=g-import-not-at-top
+  from jaxrec import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
   try:
-    dataset = recommend_lib.load_dataset_snapshot(runs[0].workdir)
+    dataset = workdir_lib.load_dataset_snapshot(runs[0].workdir)
     summary = dataset.summary()
     plots["Degree distribution"] = plot_degrees(
         dataset, os.path.join(output, "degree_distribution.png"))

@@ -45,6 +45,7 @@ from jaxrec.config_utils import validate_config
 from jaxrec import metrics as metrics_lib
 from jaxrec import run_logging
 from jaxrec import sharding as sharding_lib
+from jaxrec import workdir as workdir_lib
 from jaxrec.data import sampler
 from jaxrec.data.dataset import Dataset  # pylint: disable=unused-import
 # Re-exported: data loading, the graph and epoch batches live in
@@ -219,6 +220,9 @@ def restore_best_params(workdir: str, config: ml_collections.ConfigDict,
                         model, graph: jraph.GraphsTuple) -> tuple:
   """Validation-selected parameters of the run in `workdir` (read-only).
 
+  Gradient-trained runs checkpoint {'state', 'best_params'}; closed-form
+  models (`fit_closed_form`) checkpoint {'best_params'} only.
+
   Args:
     workdir: a `train_and_evaluate` workdir.
     config: its config (shapes of the parameters and optimiser state).
@@ -231,26 +235,17 @@ def restore_best_params(workdir: str, config: ml_collections.ConfigDict,
   Raises:
     FileNotFoundError: the run saved no checkpoint.
   """
-  def bundle():
-    params = init_params(model, graph, config.batch_size, jax.random.key(0),
-                         config.get("num_negatives", 1))
-    state = TrainState.create(apply_fn=model.apply, params=params,
-                              tx=make_optimizer(config))
-    return {"state": state, "best_params": params}
-
-  ckpt_dir = os.path.join(workdir, "checkpoints")
-  if not os.path.isdir(ckpt_dir):
-    raise FileNotFoundError(f"{ckpt_dir} not found: the run in {workdir} "
-                            "saved no checkpoint yet")
-  ckpt = checkpoint_lib.Checkpointer(ckpt_dir, read_only=True)
-  try:
-    restored = ckpt.restore(jax.eval_shape(bundle))
-  finally:
-    ckpt.close()
-  if restored is None:
-    raise FileNotFoundError(f"{ckpt_dir}: no checkpoint yet")
-  step, tree, meta = restored
-  return step, tree["best_params"], meta
+  if is_closed_form(config.model_name):
+    def bundle():
+      return {"best_params": init_params(model, graph, 1, jax.random.key(0))}
+  else:
+    def bundle():
+      params = init_params(model, graph, config.batch_size, jax.random.key(0),
+                           config.get("num_negatives", 1))
+      state = TrainState.create(apply_fn=model.apply, params=params,
+                                tx=make_optimizer(config))
+      return {"state": state, "best_params": params}
+  return workdir_lib.restore_best_params(workdir, jax.eval_shape(bundle))
 
 
 def should_stop(config: ml_collections.ConfigDict, meta: dict) -> bool:
@@ -388,7 +383,7 @@ def fit_closed_form(config: ml_collections.ConfigDict, workdir: str,
   the parameters once with the model's NumPy `fit` on the train split (train
   + valid on refit), reports validation (not on refit) and test once with the
   same `Evaluator`, and writes the workdir as the gradient path does:
-  config.json + dataset.npz (`recommend.save_artifacts`), an Orbax checkpoint
+  config.json + dataset.npz (`workdir.save_artifacts`), an Orbax checkpoint
   at step 1 holding {'best_params': params} (no optimiser state), one
   metrics.jsonl record and results.json with best_epoch = epochs_run = 1 and
   seconds_per_epoch = train_seconds = fit_seconds. A workdir that already
@@ -406,7 +401,6 @@ def fit_closed_form(config: ml_collections.ConfigDict, workdir: str,
     ConfigError: an invalid config.
     ValueError: no validation split outside a refit.
   """
-  from jaxrec import recommend as recommend_lib  # pylint: disable=g-import-not-at-top
   sharding_lib.initialize_distributed(config)
   validate_config(config)
   dataset = (load_data(config) if dataset is None
@@ -424,9 +418,10 @@ def fit_closed_form(config: ml_collections.ConfigDict, workdir: str,
   model = get_model(config.model_name, dataset.num_users, dataset.num_items,
                     **config.model.to_dict())
   os.makedirs(workdir, exist_ok=True)
-  recommend_lib.save_artifacts(workdir, config, dataset)  # for inference
-  ckpt = checkpoint_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
-                                     config.get("max_checkpoints", 2))
+  workdir_lib.save_artifacts(workdir, config, dataset)  # for inference
+  ckpt = checkpoint_lib.Checkpointer(
+      os.path.join(workdir, workdir_lib.CHECKPOINT_DIR),
+      config.get("max_checkpoints", 2))
   try:
     shapes = jax.eval_shape(functools.partial(
         init_params, model, graph, 1, jax.random.key(0)))
@@ -453,7 +448,8 @@ def fit_closed_form(config: ml_collections.ConfigDict, workdir: str,
     valid = evaluator(params, "valid")
     record["eval_seconds"] = time.perf_counter() - eval_start
     record.update({f"valid/{k}": v for k, v in valid.items()})
-  run_logging.write_history(os.path.join(workdir, "metrics.jsonl"), [record])
+  run_logging.write_history(os.path.join(workdir, workdir_lib.METRICS_FILE),
+                            [record])
   eval_start = time.perf_counter()
   test = (evaluator(params, "test") if config.get("eval_test", True)
           else {})  # see train_and_evaluate
@@ -471,7 +467,8 @@ def fit_closed_form(config: ml_collections.ConfigDict, workdir: str,
       "num_train": len(dataset.train), "train_seconds": fit_seconds,
       "seconds_per_epoch": fit_seconds, "fit_seconds": fit_seconds,
       "test_eval_seconds": test_seconds, "epoch_losses": [0.0]}
-  run_logging.write_json_atomic(os.path.join(workdir, "results.json"), results)
+  run_logging.write_json_atomic(
+      os.path.join(workdir, workdir_lib.RESULTS_FILE), results)
   logging.info("%s fitted in %.1f s: valid %s=%s, test %s", config.model_name,
                fit_seconds, config.selection_metric,
                valid.get(config.selection_metric, "n/a"),
@@ -504,11 +501,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
             "best_params": jax.tree.map(jnp.copy, exp.state.params)}
   del exp  # a restored checkpoint replaces the initial state: free it
 
-  from jaxrec import recommend as recommend_lib  # pylint: disable=g-import-not-at-top
   os.makedirs(workdir, exist_ok=True)  # only once data + model are valid
-  recommend_lib.save_artifacts(workdir, config, dataset)  # for inference
-  ckpt = checkpoint_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
-                                     config.get("max_checkpoints", 2))
+  workdir_lib.save_artifacts(workdir, config, dataset)  # for inference
+  ckpt = checkpoint_lib.Checkpointer(
+      os.path.join(workdir, workdir_lib.CHECKPOINT_DIR),
+      config.get("max_checkpoints", 2))
   meta = {"epoch": 0, "best_epoch": -1, "best_value": -math.inf,
           "bad_evals": 0, "history": [], "train_seconds": 0.0,
           "epoch_times": [], "epoch_losses": []}
@@ -516,7 +513,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   if restored is not None:
     _, bundle, meta = restored
     logging.info("resumed from epoch %d", meta["epoch"])
-  history_path = os.path.join(workdir, "metrics.jsonl")
+  history_path = os.path.join(workdir, workdir_lib.METRICS_FILE)
   run_logging.write_history(history_path, meta["history"])
   tb_writer = run_logging.tensorboard_writer(config, workdir, meta["epoch"])
 
@@ -620,7 +617,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                           meta["best_epoch"])
   if tb_writer is not None:
     tb_writer.close()
-  run_logging.write_json_atomic(os.path.join(workdir, "results.json"), results)
+  run_logging.write_json_atomic(
+      os.path.join(workdir, workdir_lib.RESULTS_FILE), results)
   ckpt.close()
   logging.info("%s epoch %d: valid %s=%s, test %s",
                "refit" if refit else "best", meta["best_epoch"], select,

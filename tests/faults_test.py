@@ -27,10 +27,10 @@ import numpy as np
 import pytest
 
 from jaxrec import checkpoint as checkpoint_lib
-from jaxrec import recommend
 from jaxrec import run_logging
 from jaxrec import text
 from jaxrec import train
+from jaxrec import workdir as workdir_lib
 from tests import config_loader
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -296,19 +296,19 @@ def test_dataset_snapshot_write_is_atomic(tmp_path, monkeypatch):
   from jaxrec.data.synthetic import make_synthetic  # pylint: disable=g-import-not-at-top
   ds = make_synthetic(num_users=20, num_items=30, num_interactions=200, seed=0)
   config = _config()
-  recommend.save_artifacts(str(tmp_path), config, ds)
-  before = open(tmp_path / recommend.DATASET_FILE, "rb").read()
+  workdir_lib.save_artifacts(str(tmp_path), config, ds)
+  before = open(tmp_path / workdir_lib.DATASET_FILE, "rb").read()
   monkeypatch.setattr(np, "savez_compressed",
                       _half_then_fail(np.savez_compressed))
   other = make_synthetic(num_users=25, num_items=30, num_interactions=200,
                          seed=1)
   with pytest.raises(_Boom):
-    recommend.save_artifacts(str(tmp_path), config, other)
+    workdir_lib.save_artifacts(str(tmp_path), config, other)
   monkeypatch.undo()
-  assert open(tmp_path / recommend.DATASET_FILE, "rb").read() == before
-  assert recommend.load_dataset_snapshot(str(tmp_path)).num_users == 20
-  assert _no_temp_files(tmp_path, [recommend.DATASET_FILE,
-                                   recommend.CONFIG_FILE]) == []
+  assert open(tmp_path / workdir_lib.DATASET_FILE, "rb").read() == before
+  assert workdir_lib.load_dataset_snapshot(str(tmp_path)).num_users == 20
+  assert _no_temp_files(tmp_path, [workdir_lib.DATASET_FILE,
+                                   workdir_lib.CONFIG_FILE]) == []
 
 
 class _FakeEncoder:

@@ -14,6 +14,7 @@ import pytest
 from jaxrec import recommend
 from jaxrec import report
 from jaxrec import train
+from jaxrec import workdir as workdir_lib
 from tests import config_loader
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -121,7 +122,7 @@ def test_pca_2d_matches_covariance_eigendecomposition():
 
 
 def test_degrees_and_histogram_match_counting(runs):
-  ds = recommend.load_dataset_snapshot(runs["mf"])
+  ds = workdir_lib.load_dataset_snapshot(runs["mf"])
   user_deg, item_deg = report.degrees(ds)
   pairs = set(zip(ds.train.users.tolist(), ds.train.items.tolist()))
   users = collections.Counter(u for u, _ in pairs)
