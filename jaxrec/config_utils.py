@@ -130,11 +130,11 @@ def base_config(dataset: str = "synthetic") -> ml_collections.ConfigDict:
   # the native kernel runs), 0 = off, > 0 = nodes per block.
   # node_order: 'data' (ids as loaded) or 'degree' (users and items relabelled
   # by decreasing train degree, preprocess.relabel_by_degree: better cache
-  # locality on large graphs, benchmarks/results/speed.md; recommendations and
+  # locality on large graphs, docs/results/speed.md; recommendations and
   # exports still use the original ids). gather_dtype: 'bfloat16' rounds the
   # node rows that the native CPU propagation kernel gathers to bfloat16 (sums
   # stay float32): half the memory traffic on graphs beyond the cache
-  # (benchmarks/results/speed.md); 'float32' (default) is exact.
+  # (docs/results/speed.md); 'float32' (default) is exact.
   # user_text: the text features of users without their own embeddings or
   # texts: 'mean' (mean of their train items' embeddings) or 'history' (an
   # encoded list of their TRAIN items, data/texts.user_history_texts).
