@@ -110,6 +110,37 @@ def build_graph(config: ml_collections.ConfigDict,
 USER_TEXTS = ("mean", "history")
 
 
+def with_text_features(config: ml_collections.ConfigDict,
+                       dataset: Dataset) -> Dataset:
+  """The dataset with the node text features `build_graph` would use.
+
+  With `config.graph.text_features`, returns a copy whose `user_embeddings`
+  and `item_embeddings` (float32) are exactly the rows of
+  `build_graph(config, dataset).nodes['text']`: texts encoded (through the
+  disk cache), user histories or train means filled in. `build_graph` on the
+  result encodes nothing, and `workdir.save_artifacts` saves these arrays so
+  inference rebuilds the same graph. Without `text_features` the dataset
+  comes back unchanged.
+
+  Args:
+    config: experiment configuration.
+    dataset: the dataset as trained (after node ordering and refit).
+
+  Returns:
+    The dataset with its text features resolved.
+
+  Raises:
+    ValueError: see `build_graph` (no texts or embeddings, bad user_text).
+  """
+  gcfg = config.get("graph", ml_collections.ConfigDict())
+  if not gcfg.get("text_features", False):
+    return dataset
+  user_emb, item_emb = _text_embeddings(gcfg, dataset)
+  return dataclasses.replace(
+      dataset, user_embeddings=np.asarray(user_emb, np.float32),
+      item_embeddings=np.asarray(item_emb, np.float32))
+
+
 def _text_embeddings(gcfg, dataset: Dataset
                      ) -> tuple[np.ndarray, np.ndarray]:
   """(user [U, d_text], item [I, d_text]) text features for `build_graph`."""

@@ -10,12 +10,12 @@ load, `TrainedModel.load(workdir).recommend(users, k)`.
 
 What is used: the files training writes into the workdir (`jaxrec.workdir`):
 the resolved config, the dataset snapshot (sizes, train/valid/test
-interactions, original-id maps) and the BEST parameters (selected on
-validation) of the newest readable checkpoint. The model is rebuilt from the
-config and the training graph from the snapshot, read-only: the workdir is
-never modified. Only models trained with `config.graph.text_features` reload
-their dataset from the config (text embeddings are not copied into the
-workdir); its sizes must match.
+interactions, original-id maps and, for `config.graph.text_features` runs,
+the node text features the training graph was built from) and the BEST
+parameters (selected on validation) of the newest readable checkpoint. The
+model is rebuilt from the config and the training graph from the snapshot,
+read-only: the workdir is never modified, and neither the data files nor the
+text encoder are needed.
 
 Ids: users and items are given and returned as ORIGINAL ids (the dataset's
 `IdMap`s, e.g. SELFRec / CSV / MovieLens ids). Loaders without an id map
@@ -53,6 +53,43 @@ from jaxrec.data.dataset import DataError, Dataset
 def _model_kwargs(config) -> dict:
   tuplify = lambda v: tuple(v) if isinstance(v, list) else v
   return {k: tuplify(v) for k, v in config.model.to_dict().items()}
+
+
+def _reload_text_features(workdir: str, config: ml_collections.ConfigDict,
+                          dataset: Dataset) -> Dataset:
+  """Text features for a snapshot saved without them, rebuilt from the data.
+
+  Workdirs whose dataset.npz predates the saved text features: the dataset is
+  loaded again from `config.dataset` and its embeddings, texts and tag counts
+  are put on the snapshot, so `train.build_graph` derives the features the
+  way training did (texts through the same encoder cache). Exact only if the
+  data files and the encoder are unchanged since training.
+
+  Args:
+    workdir: the run's workdir (for messages).
+    config: its config.
+    dataset: its snapshot.
+
+  Returns:
+    The snapshot with the reloaded side information.
+
+  Raises:
+    DataError: the reloaded dataset no longer has the run's sizes.
+  """
+  full = train.load_data(config)
+  if (full.num_users, full.num_items) != (dataset.num_users,
+                                          dataset.num_items):
+    raise DataError(
+        f"{os.path.join(workdir, workdir_lib.DATASET_FILE)}: no saved text "
+        f"features and {config.dataset.name!r} now has {full.num_users} "
+        f"users / {full.num_items} items, the run had {dataset.num_users} / "
+        f"{dataset.num_items}")
+  logging.warning("%s: no saved text features; rebuilding them from dataset "
+                  "%r", workdir, config.dataset.name)
+  return dataclasses.replace(
+      dataset, user_embeddings=full.user_embeddings,
+      item_embeddings=full.item_embeddings, user_texts=full.user_texts,
+      item_texts=full.item_texts, item_num_tags=full.item_num_tags)
 
 
 @dataclasses.dataclass
@@ -96,18 +133,9 @@ class TrainedModel:
     workdir = os.path.abspath(workdir)
     config = workdir_lib.load_config(workdir)
     dataset = workdir_lib.load_dataset_snapshot(workdir)
-    if config.get("graph", {}).get("text_features", False):
-      full = train.load_data(config)
-      if (full.num_users, full.num_items) != (dataset.num_users,
-                                              dataset.num_items):
-        raise DataError(
-            f"{workdir}: config.graph.text_features needs the dataset again, "
-            f"but {config.dataset.name!r} now has {full.num_users} users / "
-            f"{full.num_items} items, the run had {dataset.num_users} / "
-            f"{dataset.num_items}")
-      dataset = dataclasses.replace(
-          dataset, user_embeddings=full.user_embeddings,
-          item_embeddings=full.item_embeddings)
+    if (config.get("graph", {}).get("text_features", False)
+        and dataset.item_embeddings is None):
+      dataset = _reload_text_features(workdir, config, dataset)
     graph = jax.tree.map(jnp.asarray, train.build_graph(config, dataset))
     model = train.get_model(config.model_name, dataset.num_users,
                             dataset.num_items, **_model_kwargs(config))

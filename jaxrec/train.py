@@ -57,6 +57,7 @@ from jaxrec.input_pipeline import order_nodes
 from jaxrec.input_pipeline import refit_dataset
 from jaxrec.input_pipeline import stack_batches
 from jaxrec.input_pipeline import tile_block_nodes  # pylint: disable=unused-import
+from jaxrec.input_pipeline import with_text_features
 from jaxrec.models import get_model
 from jaxrec.models import is_closed_form
 # Re-exported: the optimiser and its schedule live in jaxrec/optimizers.py.
@@ -348,6 +349,9 @@ def setup_experiment(config: ml_collections.ConfigDict,
                      "fixed number of epochs with config.refit_epochs)")
   num_epochs = config.refit_epochs if refit else config.num_epochs
   logging.info("%s", dataset.summary())
+  # Texts are encoded once, here; the resolved features are what the graph
+  # holds and what `workdir.save_artifacts` keeps for inference.
+  dataset = with_text_features(config, dataset)
   graph = jax.tree.map(jnp.asarray, build_graph(config, dataset))
   model = get_model(config.model_name, dataset.num_users, dataset.num_items,
                     **config.model.to_dict())
@@ -414,6 +418,7 @@ def fit_closed_form(config: ml_collections.ConfigDict, workdir: str,
                      "valid_ratio > 0, or fit on train + valid with "
                      "config.refit_epochs > 0)")
   logging.info("%s", dataset.summary())
+  dataset = with_text_features(config, dataset)  # saved with the artefacts
   graph = jax.tree.map(jnp.asarray, build_graph(config, dataset))
   model = get_model(config.model_name, dataset.num_users, dataset.num_items,
                     **config.model.to_dict())

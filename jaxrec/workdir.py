@@ -4,7 +4,9 @@ A `train.train_and_evaluate` (or `train.fit_closed_form`) workdir holds:
 
   config.json      CONFIG_FILE: the resolved experiment config.
   dataset.npz      DATASET_FILE: the dataset as trained (sizes, train/valid/
-                   test interactions, original-id maps, item categories).
+                   test interactions, original-id maps, item metadata) and,
+                   for `config.graph.text_features` runs, the node text
+                   features the training graph was built from.
   checkpoints/     CHECKPOINT_DIR: Orbax checkpoints (`jaxrec.checkpoint`);
                    the validation-selected parameters under 'best_params'.
   metrics.jsonl    METRICS_FILE: one record per evaluated epoch.
@@ -33,6 +35,7 @@ CHECKPOINT_DIR = "checkpoints"
 METRICS_FILE = "metrics.jsonl"
 RESULTS_FILE = "results.json"
 _SPLITS = ("train", "valid", "test")
+_TEXT_FEATURES = ("user_embeddings", "item_embeddings")
 
 
 def atomic_write(path: str, write: Callable[[Any], Any]) -> None:
@@ -61,10 +64,24 @@ def save_artifacts(workdir: str, config: ml_collections.ConfigDict,
                    dataset: Dataset) -> None:
   """Writes `config.json` and `dataset.npz` (atomically) for inference.
 
+  With `config.graph.text_features`, `dataset` must carry the node text
+  features the training graph was built from as `user_embeddings` /
+  `item_embeddings` (`input_pipeline.with_text_features`); they are saved
+  with the splits. Saving them, rather than re-encoding the texts at load
+  time, makes a workdir self-contained and exact: re-encoding would need the
+  data files under the data root, the same encoder weights and text cache,
+  and a dataset that `config.dataset` can rebuild (not one passed to
+  `train_and_evaluate` directly, nor a refit or cold-start split), and any
+  drift would silently change the graph the parameters were trained on.
+
   Args:
     workdir: the training workdir (must exist).
     config: the resolved experiment config.
     dataset: the dataset being trained on (contiguous ids + optional IdMaps).
+
+  Raises:
+    ValueError: `config.graph.text_features` is on but `dataset` carries no
+      item embeddings.
   """
   arrays: dict[str, Any] = {
       "name": np.asarray(dataset.name),
@@ -78,8 +95,17 @@ def save_artifacts(workdir: str, config: ml_collections.ConfigDict,
     idmap = getattr(dataset, field)
     if idmap is not None:
       arrays[field] = np.asarray(idmap.original)
-  if dataset.item_categories is not None:
-    arrays["item_categories"] = np.asarray(dataset.item_categories)
+  for field in ("item_categories", "item_num_tags"):
+    if getattr(dataset, field) is not None:
+      arrays[field] = np.asarray(getattr(dataset, field))
+  if config.get("graph", {}).get("text_features", False):
+    if dataset.item_embeddings is None or dataset.user_embeddings is None:
+      raise ValueError(
+          f"save_artifacts: config.graph.text_features is on but dataset "
+          f"{dataset.name!r} carries no user/item text features; pass it "
+          "through input_pipeline.with_text_features first")
+    for field in _TEXT_FEATURES:
+      arrays[field] = np.asarray(getattr(dataset, field), np.float32)
   text = config.to_json_best_effort(indent=2, sort_keys=True)
   atomic_write(os.path.join(workdir, CONFIG_FILE),
                lambda f: f.write(text.encode()))
@@ -137,7 +163,10 @@ def load_dataset_snapshot(workdir: str) -> Dataset:
     workdir: a training workdir.
 
   Returns:
-    The dataset as trained: splits, sizes, id maps and item categories.
+    The dataset as trained: splits, sizes, id maps, item categories and tag
+    counts when the run had them, and the node text features of a
+    `config.graph.text_features` run as `user_embeddings` / `item_embeddings`.
+    Texts are not part of the snapshot.
 
   Raises:
     FileNotFoundError: not a trained workdir.
@@ -154,9 +183,10 @@ def load_dataset_snapshot(workdir: str) -> Dataset:
     splits = {s: Interactions(data[f"{s}_users"], data[f"{s}_items"])
               for s in _SPLITS}
     maps = {f: IdMap(data[f]) for f in ("user_ids", "item_ids") if f in data}
+    optional = {f: data.get(f) for f in ("item_categories", "item_num_tags",
+                                         *_TEXT_FEATURES)}
     return Dataset(str(data["name"]), int(data["num_users"]),
-                   int(data["num_items"]), **splits, **maps,
-                   item_categories=data.get("item_categories"))
+                   int(data["num_items"]), **splits, **maps, **optional)
   except (KeyError, DataError) as err:
     raise DataError(f"{path}: inconsistent snapshot ({err})") from err
 
