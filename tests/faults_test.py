@@ -116,8 +116,10 @@ def _kill_at_marker(workdir, marker, timeout=240, **env):
 
 
 def _resume(workdir):
-  out = subprocess.run(_cli(workdir), cwd=REPO, env=_env(), text=True,
-                       capture_output=True, timeout=300, check=False)
+  # INFO logs on: the resume messages checked below are INFO lines.
+  out = subprocess.run(_cli(workdir) + ["--verbosity=1"], cwd=REPO,
+                       env=_env(), text=True, capture_output=True,
+                       timeout=300, check=False)
   assert out.returncode == 0, out.stderr[-3000:]
   return out.stderr
 
