@@ -47,8 +47,10 @@ LAYERS = (
     # Reading trained runs: recommendations, reports, cold-start evaluation.
     ("evaluation", ("jaxrec.recommend", "jaxrec.report",
                     "jaxrec.coldstart_eval")),
-    # Entry points driving training and evaluation.
-    ("tools", ("jaxrec.main", "jaxrec.search")),
+    # Entry points driving training and evaluation, and deployment: the
+    # serving bundle format, its export and the HTTP service.
+    ("tools", ("jaxrec.main", "jaxrec.search", "jaxrec.bundle",
+               "jaxrec.export", "jaxrec.serve")),
 )
 
 # (importer, imported) pairs the checks leave out: none. A pair may be named
