@@ -42,6 +42,7 @@ import argparse
 import copy
 import json
 import os
+import shlex
 import sys
 import time
 import warnings
@@ -361,6 +362,8 @@ def main(argv=None) -> None:
           save()
     if args.cold:
       out["_cold"] = cold_start(dataset, selected, seeds, args, log)
+      # The cold stage may run with fewer models or seeds than the table.
+      out["_cold_command"] = command_line()
       save()
   log("done")
 
@@ -396,7 +399,12 @@ def followup(name: str, dataset: str, choice: dict, args, log) -> dict:
         f"{choice['valid_scores'][choice['index']]:.4f})")
   return {"selected": point_label(choice["point"]),
           "selected_valid": choice["valid_scores"][choice["index"]],
-          "variants": variants}
+          "variants": variants, "command": command_line()}
+
+
+def command_line() -> str:
+  """This invocation as a shell command (stages record what produced them)."""
+  return "python benchmarks/real_text.py " + shlex.join(sys.argv[1:])
 
 
 def cold_start(dataset: str, selected: dict, seeds: list, args, log) -> dict:

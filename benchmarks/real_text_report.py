@@ -118,6 +118,8 @@ def dataset_section(name: str, out: dict) -> list[str]:
              for v in fu["variants"]]
     lines += _table(["variant", "valid Recall@20", "vs selected",
                      "best / run epochs", "stopped by the rule"], rows)
+    if fu.get("command"):
+      lines += ["", f"Command: `{fu['command']}`"]
   cold = out.get("_cold")
   if cold:
     lines += ["", "Cold items (20% of the items held out of training; warm "
@@ -125,6 +127,8 @@ def dataset_section(name: str, out: dict) -> list[str]:
     rows = [[LABELS.get(k, k), _ms([m["recall@20"] for m in v]),
              _ms([m["ndcg@20"] for m in v])] for k, v in cold.items()]
     lines += _table(["ranking", "cold Recall@20", "cold NDCG@20"], rows)
+    if out.get("_cold_command"):
+      lines += ["", f"Command: `{out['_cold_command']}`"]
   return lines + [""]
 
 
