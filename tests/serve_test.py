@@ -302,3 +302,20 @@ def test_cli_bad_source_is_one_line(tmp_path):
   assert proc.returncode == 1
   lines = proc.stderr.strip().splitlines()
   assert lines[-1].startswith("error: ") and "not a jaxrec bundle" in lines[-1]
+
+
+def test_serves_a_workdir_like_its_bundle(run, tmp_path):
+  workdir, out, _ = run
+  bundle = bundle_lib.read(out)
+  srv = Server(["--workdir", workdir], tmp_path / "log")
+  try:
+    meta = srv.client.get("/metadata").json()
+    assert meta["model"] == "lightgcn" and len(meta["version"]) == 16
+    got = srv.client.get("/recommend", params={"user": 2, "k": 4}).json()
+    assert got["version"] == meta["version"]
+    scores = bundle.item_vectors @ bundle.user_vectors[2]
+    scores[bundle.seen_indices[bundle.seen_indptr[2]:
+                               bundle.seen_indptr[3]]] = -np.inf
+    assert got["items"] == np.argsort(-scores, kind="stable")[:4].tolist()
+  finally:
+    srv.close()
