@@ -240,9 +240,9 @@ class MicroBatcher:
   """Groups concurrent requests into one `Scorer.run` call.
 
   A worker task takes every request already queued (up to `max_batch` jobs)
-  and, while the batch is not full, waits at most `max_wait_s` for more;
-  the batch is then scored on one executor thread while new requests queue
-  up. Jobs of different model versions (a reload in between) are scored in
+  and, when that is more than one (concurrent load) but the batch is not
+  full, waits at most `max_wait_s` for more; the batch is then scored on one
+  executor thread while new requests queue up. Jobs of different model versions (a reload in between) are scored in
   separate calls, each against its own version. `max_batch=1` scores every
   request on its own (no micro-batching).
 
@@ -287,6 +287,12 @@ class MicroBatcher:
 
   async def _collect(self) -> list:
     batch = [await self._queue.get()]
+    while len(batch) < self.max_batch and not self._queue.empty():
+      batch.append(self._queue.get_nowait())
+    if len(batch) == 1:
+      # A lone request means no concurrent load: waiting would only add
+      # latency.
+      return batch
     deadline = time.monotonic() + self.max_wait_s
     while len(batch) < self.max_batch:
       if not self._queue.empty():
