@@ -319,3 +319,20 @@ def test_serves_a_workdir_like_its_bundle(run, tmp_path):
     assert got["items"] == np.argsort(-scores, kind="stable")[:4].tolist()
   finally:
     srv.close()
+
+
+def test_load_benchmark_renders_its_page(tmp_path):
+  bench = config_loader.load_benchmark("serve_load")
+  path = bench.random_bundle(str(tmp_path / "b"), 20, 50, 100, dim=8)
+  bundle = bundle_lib.read(path)
+  assert bundle.user_vectors.shape == (20, 8)
+  assert len(bundle.seen_indices) == 100
+  row = {"clients": 1, "requests": 10, "errors": 0, "qps": 5.0,
+         "p50_ms": 1.0, "p95_ms": 2.0, "p99_ms": 3.0}
+  page = bench.render_markdown({
+      "command": "python benchmarks/serve_load.py", "host": "h",
+      "load_average": 1.0, "seconds": 1.0, "models": [{
+          "name": "m", "description": "d", "batched": [row],
+          "unbatched": [row], "numpy": [row]}],
+      "compression": bench.compression_rows([path])})
+  assert "| 1 | batched | 5 |" in page and "shared 2-core machine" in page
