@@ -16,12 +16,14 @@ Fault model:
     warning naming the file, moved to `<directory>.corrupt/` (so the step can
     be written again) and the next older checkpoint is used.
 
-Test hook: the environment variable `JAXREC_TEST_SAVE_DELAY=<seconds>[@<step>]`
-makes every save (or only the save of `<step>`) print a marker line
-`jaxrec-test: checkpoint <step> write paused` to stderr and sleep inside the
-Orbax write (state written, meta not yet, the temporary directory not yet
-renamed), so tests can SIGKILL a process during a checkpoint write
-(tests/faults_test.py). It is never set outside tests.
+  * Checkpoint folder removed while the run is using it: the next save
+    raises `CheckpointError` naming the folder (Orbax would silently
+    recreate it, and the lost epochs would go unnoticed until a resume).
+
+Writes can be observed: `Checkpointer(..., write_hook=fn)` calls
+`fn(step, directory)` inside the Orbax write (state written, meta not yet,
+the temporary directory not yet renamed), so a test can stop or kill a
+process in the middle of a checkpoint write (tests/faults_test.py).
 """
 
 from __future__ import annotations
@@ -31,9 +33,7 @@ import json
 import logging
 import os
 import shutil
-import sys
-import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import jax
 import orbax.checkpoint as ocp
@@ -42,38 +42,26 @@ logger = logging.getLogger(__name__)
 
 MANIFEST = "jaxrec_manifest.json"
 TMP_MARKER = ".orbax-checkpoint-tmp"
-SAVE_DELAY_ENV = "JAXREC_TEST_SAVE_DELAY"
+# fn(step, temporary directory) called during a checkpoint write.
+WriteHook = Callable[[int, str], None]
 
 
 class CheckpointError(RuntimeError):
-  """Checkpoints exist but none can be restored (and not proven corrupt)."""
+  """Checkpoints exist but none can be restored (and not proven corrupt), or
+  the checkpoint folder was removed while a run was using it."""
 
 
-class _SlowJsonHandler(ocp.JsonCheckpointHandler):
-  """JSON handler that sleeps before writing (test hook, see module doc)."""
+class _HookedJsonHandler(ocp.JsonCheckpointHandler):
+  """JSON handler that calls a `WriteHook` before writing the meta record."""
 
-  def __init__(self, delay: float, at_step: Optional[int]):
+  def __init__(self, hook: WriteHook):
     super().__init__()
-    self._delay = delay
-    self._at_step = at_step
+    self._hook = hook
     self.step = -1  # set by Checkpointer.save before each write
 
   async def _save_fn(self, x, directory):
-    if self._at_step is None or self.step == self._at_step:
-      print(f"jaxrec-test: checkpoint {self.step} write paused in {directory}",
-            file=sys.stderr, flush=True)
-      time.sleep(self._delay)
+    self._hook(self.step, str(directory))
     await super()._save_fn(x, directory)
-
-
-def _parse_save_delay(value: str) -> tuple[float, Optional[int]]:
-  """'<seconds>[@<step>]' -> (seconds, step or None)."""
-  delay, _, step = (value or "0").partition("@")
-  try:
-    return float(delay or 0), (int(step) if step else None)
-  except ValueError as err:
-    raise ValueError(f"${SAVE_DELAY_ENV}={value!r}: expected "
-                     "'<seconds>[@<step>]'") from err
 
 
 def _file_digest(path: str) -> str:
@@ -147,22 +135,24 @@ class Checkpointer:
     max_to_keep: number of most recent checkpoints kept on disk.
     read_only: only restore; never create, clean up or move anything (for
       inference while a run may still be writing).
+    write_hook: optional `fn(step, directory)` called inside every write
+      (see the module docstring).
   """
 
   def __init__(self, directory: str, max_to_keep: int = 2,
-               read_only: bool = False):
+               read_only: bool = False,
+               write_hook: Optional[WriteHook] = None):
     self.directory = os.path.abspath(directory)
     self.quarantine = self.directory + ".corrupt"
     self.read_only = read_only
     if not read_only:
       self._report_unfinished()
-    delay, at_step = _parse_save_delay(os.environ.get(SAVE_DELAY_ENV, ""))
     registry = None
-    self._slow = None
-    if delay > 0 and not read_only:
+    self._hooked = None
+    if write_hook is not None and not read_only:
       registry = ocp.handlers.DefaultCheckpointHandlerRegistry()
       state_handler = ocp.StandardCheckpointHandler()
-      meta_handler = self._slow = _SlowJsonHandler(delay, at_step)
+      meta_handler = self._hooked = _HookedJsonHandler(write_hook)
       for args in (ocp.args.StandardSave, ocp.args.StandardRestore):
         registry.add("state", args, state_handler)
       for args in (ocp.args.JsonSave, ocp.args.JsonRestore):
@@ -192,15 +182,31 @@ class Checkpointer:
     return os.path.join(self.directory, str(step))
 
   def save(self, step: int, state: Any, meta: dict) -> None:
-    """Writes a checkpoint synchronously (returns once it is final on disk)."""
-    if self._slow is not None:
-      self._slow.step = step
-    self._manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
-                       force=True)
-    self._manager.wait_until_finished()
+    """Writes a checkpoint synchronously (returns once it is final on disk).
+
+    Raises:
+      CheckpointError: the checkpoint folder was removed since it was opened.
+    """
+    self._check_present(step)
+    if self._hooked is not None:
+      self._hooked.step = step
+    try:
+      self._manager.save(step, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+                         force=True)
+      self._manager.wait_until_finished()
+    except Exception:  # pylint: disable=broad-except
+      self._check_present(step)  # a removed folder is the likely cause
+      raise
     if os.path.isdir(self.step_dir(step)):
       write_manifest(self.step_dir(step))
+
+  def _check_present(self, step: int) -> None:
+    if not os.path.isdir(self.directory):
+      raise CheckpointError(
+          f"checkpoint folder {self.directory} was removed while the run was "
+          f"using it; checkpoint {step} cannot be saved and the earlier ones "
+          "are lost. Run the command again to train from the start.")
 
   def _quarantine(self, step: int) -> str:
     """Moves a bad checkpoint out of the managed directory; returns its path."""

@@ -7,6 +7,7 @@ dataset is named once (`--config configs/lightgcn.py:gowalla`).
 from __future__ import annotations
 
 import importlib.util
+import numbers
 import os
 
 import ml_collections
@@ -157,17 +158,64 @@ def base_config(dataset: str = "synthetic") -> ml_collections.ConfigDict:
   return config
 
 
-# Top-level keys read by the trainer / jaxrec.main beyond those of
-# `base_config()` (every base_config key is always valid).
-EXTRA_CONFIG_KEYS = ("compare", "loss_fn", "search")
+# Top-level keys read by the trainer and the search beyond those of
+# `base_config()` (every base_config key is always valid). A comparison
+# config's `compare` list is read by `jaxrec.compare`, which removes it
+# before each run's config is validated.
+EXTRA_CONFIG_KEYS = ("loss_fn", "search")
 _METRIC_NAMES = ("recall", "ndcg", "precision", "hit_rate", "mrr", "map",
                  "coverage", "novelty", "avg_popularity")
 
 
-def validate_config(config: ml_collections.ConfigDict) -> None:
-  """Rejects unknown config keys, model names and model kwargs up front.
+def _is_int(value) -> bool:
+  return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
-  Runs before anything is written, so a typo costs no half-made workdir.
+
+def _require_positive_int(field: str, value, minimum: int = 1) -> None:
+  if not _is_int(value) or value < minimum:
+    expected = ("a positive integer" if minimum == 1
+                else f"an integer >= {minimum}")
+    raise ConfigError(f"config.{field}: expected {expected}, got {value!r}")
+
+
+def validate_numbers(config: ml_collections.ConfigDict) -> None:
+  """Rejects sizes, counts and rates that cannot train.
+
+  Args:
+    config: experiment configuration.
+
+  Raises:
+    ConfigError: naming the field, what was expected and the value given.
+  """
+  _require_positive_int("batch_size", config.batch_size)
+  _require_positive_int("num_epochs", config.num_epochs)
+  _require_positive_int("eval_every", config.eval_every)
+  _require_positive_int("refit_epochs", config.refit_epochs, minimum=0)
+  ks = config.eval_ks
+  if (not isinstance(ks, (tuple, list)) or not ks
+      or not all(_is_int(k) and k > 0 for k in ks)):
+    raise ConfigError(f"config.eval_ks: expected a list of positive integers "
+                      f"(cut-offs K, e.g. (10, 20)), got {ks!r}")
+  model = config.model.to_dict() if hasattr(config.model, "to_dict") else {}
+  for field, kwargs in (("model", model),
+                        ("model.backbone_kwargs",
+                         model.get("backbone_kwargs") or {})):
+    if "embed_dim" in kwargs:
+      _require_positive_int(f"{field}.embed_dim", kwargs["embed_dim"])
+  rate = config.optimizer.get("learning_rate", None)
+  # NaN passes on purpose: it trains and is reported as a non-finite loss
+  # with the last good checkpoint kept (train_and_evaluate).
+  if (isinstance(rate, bool) or not isinstance(rate, numbers.Real)
+      or rate <= 0):
+    raise ConfigError(f"config.optimizer.learning_rate: expected a positive "
+                      f"number, got {rate!r}")
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+  """Rejects unknown keys, model names and kwargs, and impossible numbers.
+
+  Runs before anything is read or written, so a typo costs no half-made
+  workdir.
 
   Args:
     config: experiment configuration.
@@ -182,6 +230,10 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   from jaxrec.optimizers import learning_rate
   from jaxrec.optimizers import OPTIMIZER_KEYS
   # pylint: enable=g-import-not-at-top
+  if "compare" in config:
+    raise ConfigError("config.compare: a comparison config (several runs); "
+                      "train it with `python -m jaxrec.compare --config ... "
+                      "--workdir ...`")
   valid = sorted(set(base_config().keys()) | set(EXTRA_CONFIG_KEYS))
   unknown = sorted(set(config.keys()) - set(valid))
   if unknown:
@@ -200,8 +252,9 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   if bad:
     raise ConfigError(f"config.optimizer: unknown key(s) {bad}; valid keys: "
                       f"{list(OPTIMIZER_KEYS)}")
+  validate_numbers(config)
   metric, _, k = str(config.selection_metric).partition("@")
-  ks = [int(v) for v in config.get("eval_ks", (20,))]
+  ks = list(config.eval_ks)
   if metric not in _METRIC_NAMES or not k.isdigit() or int(k) not in ks:
     raise ConfigError(
         f"config.selection_metric: {config.selection_metric!r} is not "

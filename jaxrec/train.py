@@ -15,7 +15,10 @@ evaluation until the end; the final parameters are tested once. This is the
 usual "select on validation, then refit on all training data" protocol.
 
 Every evaluation saves an Orbax checkpoint (state, best params, counters and
-metric history), so a killed run resumes to the same result.
+metric history), so a killed run resumes to the same result. Before any work
+the workdir is checked (`workdir.check_workdir`: writable, no run of another
+config in it); while a run writes it, `workdir.WorkdirLock` keeps a second
+process out.
 """
 
 from __future__ import annotations
@@ -25,9 +28,8 @@ import functools
 import logging
 import math
 import os
-import sys
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import flax
 import jax
@@ -67,11 +69,23 @@ from jaxrec.optimizers import SCHEDULES  # pylint: disable=unused-import
 
 TrainState = train_state.TrainState
 LossFn = Callable[..., tuple[jnp.ndarray, dict]]
-# Test hook (tests/faults_test.py only): JAXREC_TEST_STEP_DELAY=<s>[@<epoch>]
-# prints `jaxrec-test: epoch E chunk C trained` to stderr and sleeps <s>
-# seconds after each dispatch of train steps (of 1-based epoch <epoch> only),
-# so a test can SIGKILL the process at a known point in the middle of an epoch.
-STEP_DELAY_ENV = "JAXREC_TEST_STEP_DELAY"
+
+
+class TrainHooks(NamedTuple):
+  """Calls into a running `train_and_evaluate`, at points a caller may watch.
+
+  Tests use them to stop or kill a run at a known point (tests/faults_test.py);
+  a run without hooks does no extra work.
+
+  Attributes:
+    after_steps: `fn(epoch, chunk)` after each dispatch of train steps has
+      finished (1-based epoch, 0-based chunk of `steps_per_call` steps); the
+      epoch's progress is then only in memory.
+    checkpoint_write: `fn(step, directory)` inside every checkpoint write
+      (`checkpoint.Checkpointer`'s write_hook).
+  """
+  after_steps: Optional[Callable[[int, int], None]] = None
+  checkpoint_write: Optional[checkpoint_lib.WriteHook] = None
 
 
 # ----------------------------------------------------------------------------
@@ -380,7 +394,9 @@ def setup_experiment(config: ml_collections.ConfigDict,
 
 
 def fit_closed_form(config: ml_collections.ConfigDict, workdir: str,
-                    dataset: Optional[Dataset] = None) -> dict:
+                    dataset: Optional[Dataset] = None, *,
+                    hooks: Optional[TrainHooks] = None,
+                    allow_config_change: bool = False) -> dict:
   """`train_and_evaluate` of a closed-form model (no gradient training).
 
   For `baselines.ClosedFormRecommender` models (MostPop, ItemKNN, EASE): fits
@@ -397,16 +413,21 @@ def fit_closed_form(config: ml_collections.ConfigDict, workdir: str,
     config: experiment configuration (see configs/ease.py).
     workdir: output directory.
     dataset: optional pre-loaded dataset (skips `config.dataset`).
+    hooks: see `train_and_evaluate`.
+    allow_config_change: see `train_and_evaluate`.
 
   Returns:
     The results dict (the keys of `train_and_evaluate`, plus 'fit_seconds').
 
   Raises:
     ConfigError: an invalid config.
+    WorkdirError: see `train_and_evaluate`.
     ValueError: no validation split outside a refit.
   """
   sharding_lib.initialize_distributed(config)
   validate_config(config)
+  workdir_lib.check_workdir(workdir, config, allow_config_change)
+  hooks = hooks or TrainHooks()
   dataset = (load_data(config) if dataset is None
              else order_nodes(config, dataset))
   refit = config.get("refit_epochs", 0) > 0
@@ -422,11 +443,18 @@ def fit_closed_form(config: ml_collections.ConfigDict, workdir: str,
   graph = jax.tree.map(jnp.asarray, build_graph(config, dataset))
   model = get_model(config.model_name, dataset.num_users, dataset.num_items,
                     **config.model.to_dict())
-  os.makedirs(workdir, exist_ok=True)
+  with workdir_lib.WorkdirLock(workdir):  # creates the workdir
+    return _fit_in_workdir(config, workdir, dataset, graph, model, refit,
+                           hooks)
+
+
+def _fit_in_workdir(config, workdir, dataset, graph, model, refit: bool,
+                    hooks: TrainHooks) -> dict:
+  """The writing part of `fit_closed_form`, under the workdir lock."""
   workdir_lib.save_artifacts(workdir, config, dataset)  # for inference
   ckpt = checkpoint_lib.Checkpointer(
       os.path.join(workdir, workdir_lib.CHECKPOINT_DIR),
-      config.get("max_checkpoints", 2))
+      config.get("max_checkpoints", 2), write_hook=hooks.checkpoint_write)
   try:
     shapes = jax.eval_shape(functools.partial(
         init_params, model, graph, 1, jax.random.key(0)))
@@ -482,21 +510,50 @@ def fit_closed_form(config: ml_collections.ConfigDict, workdir: str,
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                       dataset: Optional[Dataset] = None) -> dict:
+                       dataset: Optional[Dataset] = None, *,
+                       hooks: Optional[TrainHooks] = None,
+                       allow_config_change: bool = False) -> dict:
   """Trains `config.model_name` on `config.dataset`, selecting on validation.
+
+  A workdir that already holds a run of the same config resumes it; one
+  holding a run of another config is refused unless `allow_config_change`
+  (keys in `workdir.HARMLESS_CONFIG_KEYS`, such as num_epochs, may always
+  change). The config, the workdir and the data are checked before anything
+  is written.
 
   Args:
     config: experiment configuration (see configs/default.py).
     workdir: output directory: checkpoints/, metrics.jsonl, results.json.
     dataset: optional pre-loaded dataset (skips `config.dataset`).
+    hooks: optional `TrainHooks` called at known points of the run.
+    allow_config_change: resume a run whose saved config differs.
 
   Returns:
     dict with 'best_epoch', 'valid' (metrics at the best epoch), 'test'
     (reported once for the selected parameters), timings.
+
+  Raises:
+    ConfigError: an invalid config.
+    DataError: unreadable data.
+    WorkdirError: the workdir is a file, not writable, used by a running
+      process, or holds a run of another config.
+    CheckpointError: checkpoints that cannot be restored, or a checkpoint
+      folder removed during the run.
+    FloatingPointError: the training loss became NaN or infinite.
   """
   if is_closed_form(config.model_name):  # fitted, not trained
-    return fit_closed_form(config, workdir, dataset)
+    return fit_closed_form(config, workdir, dataset, hooks=hooks,
+                           allow_config_change=allow_config_change)
+  validate_config(config)  # config errors first, then the workdir's
+  workdir_lib.check_workdir(workdir, config, allow_config_change)
   exp = setup_experiment(config, dataset)
+  with workdir_lib.WorkdirLock(workdir):  # creates the workdir
+    return _train_in_workdir(config, workdir, exp, hooks or TrainHooks())
+
+
+def _train_in_workdir(config: ml_collections.ConfigDict, workdir: str,
+                      exp: Experiment, hooks: TrainHooks) -> dict:
+  """The training loop of `train_and_evaluate`, under the workdir lock."""
   dataset, graph, model, refit = exp.dataset, exp.graph, exp.model, exp.refit
   num_epochs, lr_fn, step_fn, evaluator = (exp.num_epochs, exp.lr_fn,
                                            exp.step_fn, exp.evaluator)
@@ -504,13 +561,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   # best_params must not alias state.params: the train step donates state.
   bundle = {"state": exp.state,
             "best_params": jax.tree.map(jnp.copy, exp.state.params)}
-  del exp  # a restored checkpoint replaces the initial state: free it
+  # A restored checkpoint replaces the initial state: drop the experiment's
+  # reference (the caller still holds `exp`) so it can be freed.
+  exp.state = None
 
-  os.makedirs(workdir, exist_ok=True)  # only once data + model are valid
   workdir_lib.save_artifacts(workdir, config, dataset)  # for inference
   ckpt = checkpoint_lib.Checkpointer(
       os.path.join(workdir, workdir_lib.CHECKPOINT_DIR),
-      config.get("max_checkpoints", 2))
+      config.get("max_checkpoints", 2), write_hook=hooks.checkpoint_write)
   meta = {"epoch": 0, "best_epoch": -1, "best_value": -math.inf,
           "bad_evals": 0, "history": [], "train_seconds": 0.0,
           "epoch_times": [], "epoch_losses": []}
@@ -525,7 +583,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   steps_per_call = max(1, config.get("steps_per_call", 16))
   select = config.selection_metric
   eval_every = config.get("eval_every", 1)
-  delay_s, _, delay_epoch = (os.environ.get(STEP_DELAY_ENV) or "0").partition("@")
 
   epochs = range(meta["epoch"], num_epochs)
   bar = tqdm.tqdm(epochs, desc=f"{config.model_name}/{dataset.name}",
@@ -543,11 +600,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       chunk = {k: v[lo:lo + steps_per_call] for k, v in rows.items()}
       state, step_metrics = step_fn(state, graph, chunk, train_rng)
       losses.append(step_metrics["loss"])
-      if float(delay_s) and delay_epoch in ("", str(epoch + 1)):  # test hook
+      if hooks.after_steps is not None:
         jax.block_until_ready(state)
-        print(f"jaxrec-test: epoch {epoch + 1} chunk {lo // steps_per_call} "
-              "trained", file=sys.stderr, flush=True)
-        time.sleep(float(delay_s))
+        hooks.after_steps(epoch + 1, lo // steps_per_call)
     epoch_loss = float(jnp.mean(jnp.concatenate(losses)))
     epoch_seconds = time.perf_counter() - start
     if not np.isfinite(epoch_loss):

@@ -11,29 +11,47 @@ A `train.train_and_evaluate` (or `train.fit_closed_form`) workdir holds:
                    the validation-selected parameters under 'best_params'.
   metrics.jsonl    METRICS_FILE: one record per evaluated epoch.
   results.json     RESULTS_FILE: written once the run has finished.
+  run.lock         LOCK_FILE: the id of the process training into the
+                   workdir, present while it runs (`WorkdirLock`).
 
 This module is the one place that names these files and reads or writes the
 first three; training writes them and the tools (`jaxrec.recommend`,
-`jaxrec.report`) read them, so neither imports the other for them.
+`jaxrec.report`) read them, so neither imports the other for them. It also
+guards a workdir before training writes to it: `check_workdir` (a directory
+that can be written, holding no run of another config) and `WorkdirLock`
+(one training process at a time).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Any, Callable
+import re
+import socket
+from typing import Any, Callable, Iterable
 
 import ml_collections
 import numpy as np
 
 from jaxrec import checkpoint as checkpoint_lib
 from jaxrec.data.dataset import DataError, Dataset, IdMap, Interactions
+from jaxrec.errors import WorkdirError
 
 CONFIG_FILE = "config.json"
 DATASET_FILE = "dataset.npz"
 CHECKPOINT_DIR = "checkpoints"
 METRICS_FILE = "metrics.jsonl"
 RESULTS_FILE = "results.json"
+LOCK_FILE = "run.lock"
+# Config keys a resumed run may change without `allow_config_change`: they
+# decide where a run stops, how it is run or logged and where its inputs are
+# found, not what it trains (so extending a capped run with a larger
+# num_epochs, or re-running a finished one with eval_test=True, is allowed).
+# A prefix covers every key under it.
+HARMLESS_CONFIG_KEYS = (
+    "num_epochs", "patience", "min_epochs", "relative_patience", "eval_test",
+    "progress", "tensorboard", "max_checkpoints", "eval_memory_bytes",
+    "steps_per_call", "sharding", "dataset.data_root", "graph.text_cache_dir")
 _SPLITS = ("train", "valid", "test")
 _TEXT_FEATURES = ("user_embeddings", "item_embeddings")
 
@@ -223,3 +241,241 @@ def restore_best_params(workdir: str, template: Any) -> tuple:
     raise FileNotFoundError(f"{ckpt_dir}: no checkpoint yet")
   step, tree, meta = restored
   return step, tree["best_params"], meta
+
+
+def _nearest_existing(path: str) -> str:
+  """`path` or its closest ancestor that exists."""
+  path = os.path.abspath(path)
+  while not os.path.exists(path):
+    parent = os.path.dirname(path)
+    if parent == path:
+      break
+    path = parent
+  return path
+
+
+def check_writable(workdir: str) -> None:
+  """Checks that training can create or write `workdir`; writes nothing.
+
+  Args:
+    workdir: the output directory of a run (it may not exist yet).
+
+  Raises:
+    WorkdirError: `workdir` (or the ancestor it would be created in) is a
+      file, or is not writable.
+  """
+  existing = _nearest_existing(workdir)
+  if not os.path.isdir(existing):
+    what = ("is a file" if existing == os.path.abspath(workdir)
+            else f"cannot be created: {existing} is a file")
+    raise WorkdirError(f"workdir {workdir} {what}; expected a directory (new, "
+                       "or the workdir of an earlier run)")
+  if not os.access(existing, os.W_OK | os.X_OK):
+    where = ("" if existing == os.path.abspath(workdir)
+             else f" (it would be created in {existing})")
+    raise WorkdirError(f"workdir {workdir}{where} is not writable; expected a "
+                       "directory this user can write")
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+  """{'a.b': leaf} of a nested dict of JSON values."""
+  if not isinstance(tree, dict):
+    return {prefix: tree}
+  out = {}
+  for key, value in tree.items():
+    out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+  return out
+
+
+def _harmless(key: str, harmless: Iterable[str]) -> bool:
+  return any(key == h or key.startswith(h + ".") for h in harmless)
+
+
+def config_changes(workdir: str, config: ml_collections.ConfigDict,
+                   harmless: Iterable[str] = HARMLESS_CONFIG_KEYS
+                   ) -> list[str]:
+  """Keys whose value differs between `config` and the workdir's config.json.
+
+  Values are compared as JSON (tuples and lists are equal). Keys present on
+  one side only (a config saved by a version with other defaults) and keys
+  in `harmless` are not reported.
+
+  Args:
+    workdir: a directory that may hold an earlier run.
+    config: the config of the run about to start.
+    harmless: keys (or prefixes) that may change on resume.
+
+  Returns:
+    Sorted dotted keys, e.g. ['model.embed_dim', 'optimizer.learning_rate'];
+    [] when the workdir holds no config.json.
+
+  Raises:
+    DataError: config.json is not valid JSON.
+  """
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.isfile(path):
+    return []
+  try:
+    with open(path) as f:
+      saved = _flatten(json.load(f))
+  except ValueError as err:
+    raise DataError(f"{path}: not a JSON config ({err})") from err
+  current = _flatten(json.loads(config.to_json_best_effort()))
+  changed = []
+  for key in sorted(saved.keys() & current.keys()):
+    old, new = _comparable(saved[key]), _comparable(current[key])
+    # (old != old: NaN, equal to itself here)
+    if old == new or old != old and new != new or _harmless(key, harmless):
+      continue
+    if key == "refit_epochs" and old > 0 and new > 0:
+      continue  # a longer (or shorter) refit, as num_epochs for a run
+    changed.append(key)
+  return changed
+
+
+def _comparable(value: Any) -> Any:
+  """A saved value without the parts that differ between processes."""
+  if isinstance(value, str) and value.startswith("unserializable object"):
+    # A callable's repr ("<function f at 0x7f...>"): its address varies.
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", value)
+  return value
+
+
+def check_workdir(workdir: str, config: ml_collections.ConfigDict,
+                  allow_config_change: bool = False) -> None:
+  """Checks, before any work, that a run of `config` may write `workdir`.
+
+  Args:
+    workdir: the run's output directory (new, or of an earlier run).
+    config: the config of the run about to start.
+    allow_config_change: resume even if the saved config differs in keys
+      outside `HARMLESS_CONFIG_KEYS`.
+
+  Raises:
+    WorkdirError: `workdir` is a file or not writable, or holds a run whose
+      config differs (the keys are named) and `allow_config_change` is off.
+  """
+  check_writable(workdir)
+  changed = [] if allow_config_change else config_changes(workdir, config)
+  if changed:
+    raise WorkdirError(
+        f"workdir {workdir} holds a run of another config: {changed} differ "
+        f"from {os.path.join(workdir, CONFIG_FILE)}; use a new workdir, or "
+        "resume anyway with --allow_config_change (Python: "
+        "allow_config_change=True). Keys that may change on resume: "
+        f"{list(HARMLESS_CONFIG_KEYS)}")
+
+
+def _pid_alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:  # another user's live process
+    return True
+  return True
+
+
+def _read_lock(path: str) -> tuple[str, int]:
+  """(host, pid) recorded in a lock file; pid -1 when unreadable."""
+  try:
+    with open(path) as f:
+      host, _, pid = f.read().strip().rpartition(" ")
+    return host, int(pid)
+  except (OSError, ValueError):
+    return "", -1
+
+
+class WorkdirLock:
+  """One training process per workdir: a lock file holding 'host pid'.
+
+  The file is created atomically (`O_CREAT | O_EXCL`); a second process
+  finding it refuses to start while the recorded process is alive. A lock
+  left by a process that died (killed, out of memory) is taken over. Used as
+  a context manager; creates `workdir` if needed and removes the lock on
+  exit.
+
+  Args:
+    workdir: the run's output directory.
+  """
+
+  def __init__(self, workdir: str):
+    self.workdir = workdir
+    self.path = os.path.join(workdir, LOCK_FILE)
+    self._held = False
+
+  def _stale(self) -> bool:
+    """Whether the existing lock belongs to no live process (or to us)."""
+    return self._stale_file(self.path)
+
+  @staticmethod
+  def _stale_file(path: str) -> bool:
+    host, pid = _read_lock(path)
+    if pid < 0:  # empty or half-written: its writer died before finishing
+      return True
+    if host and host != socket.gethostname():
+      return False  # a process on another machine: cannot tell, keep it
+    return pid == os.getpid() or not _pid_alive(pid)
+
+  def acquire(self) -> None:
+    """Takes the lock.
+
+    Raises:
+      WorkdirError: another live process holds it, or the workdir cannot be
+        written.
+    """
+    record = f"{socket.gethostname()} {os.getpid()}\n".encode()
+    for _ in range(3):
+      try:
+        os.makedirs(self.workdir, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+      except FileExistsError:
+        if not self._stale():
+          host, pid = _read_lock(self.path)
+          raise WorkdirError(
+              f"workdir {self.workdir} is in use by process {pid} on {host} "
+              f"(lock file {self.path}); wait for it to finish or use another "
+              "workdir (remove the lock file only if that process is gone)"
+          ) from None
+        # Dead owner: move its lock aside (atomic, so only one of several
+        # starting processes gets it) and try again.
+        aside = f"{self.path}.stale{os.getpid()}"
+        try:
+          os.replace(self.path, aside)
+        except FileNotFoundError:
+          continue
+        if not self._stale_file(aside):
+          # Another starter took the lock between our check and the move:
+          # put its lock back; the next try refuses.
+          try:
+            os.link(aside, self.path)
+          except FileExistsError:
+            pass
+        os.remove(aside)
+        continue
+      except OSError as err:
+        reason = os.strerror(err.errno) if err.errno else str(err)
+        raise WorkdirError(
+            f"workdir {self.workdir} cannot be written ({reason}); expected a "
+            "writable directory") from err
+      with os.fdopen(fd, "wb") as f:
+        f.write(record)
+      self._held = True
+      return
+    raise WorkdirError(f"workdir {self.workdir}: could not take the lock "
+                       f"{self.path} (other processes keep replacing it)")
+
+  def release(self) -> None:
+    if self._held:
+      self._held = False
+      try:
+        os.remove(self.path)
+      except OSError:  # the workdir was removed or made read-only meanwhile
+        pass
+
+  def __enter__(self) -> "WorkdirLock":
+    self.acquire()
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.release()

@@ -1,14 +1,14 @@
 """Fault tolerance: SIGKILLed runs, corrupt checkpoints, NaN loss, atomic files.
 
-The kill tests run the real command line (`python -m jaxrec.main --config
-configs/test.py:lightgcn --config.num_epochs=4`) in a subprocess and SIGKILL it
-at a known point, announced by a test hook on stderr:
-  * JAXREC_TEST_STEP_DELAY=<s>@<epoch> (jaxrec/train.py): after a dispatch of
-    train steps of that epoch, i.e. mid-epoch, with the epoch's progress only
-    in memory;
-  * JAXREC_TEST_SAVE_DELAY=<s>@<step> (jaxrec/checkpoint.py): inside the Orbax
-    write of that checkpoint (temporary directory not yet renamed).
-The resumed run must reproduce the uninterrupted run EXACTLY (bitwise-equal
+The kill tests train the command line's config (`python -m jaxrec.main
+--config configs/test.py:lightgcn --config.num_epochs=4`) in a subprocess
+(tests/fault_driver.py) and SIGKILL it at a known point, where a
+`train.TrainHooks` hook announces itself on stderr and sleeps:
+  * `after_steps` of an epoch: after a dispatch of train steps of that epoch,
+    i.e. mid-epoch, with the epoch's progress only in memory;
+  * `checkpoint_write` of a step: inside the Orbax write of that checkpoint
+    (temporary directory not yet renamed).
+The real command line then resumes the run, which must reproduce the uninterrupted run EXACTLY (bitwise-equal
 metrics and losses): every epoch's samples come from (seed, epoch), the
 dropout key is folded with the step, and the restored state is the saved
 bytes, so no tolerance is needed on one machine.
@@ -92,9 +92,25 @@ def _env(**extra):
   return dict(os.environ, PYTHONPATH=path, **extra)
 
 
-def _kill_at_marker(workdir, marker, timeout=240, **env):
-  """Starts the CLI, SIGKILLs it once stderr shows `marker`; returns stderr."""
-  proc = subprocess.Popen(_cli(workdir), cwd=REPO, env=_env(**env),
+def _driver(workdir, point, at):
+  return [sys.executable, "-m", "tests.fault_driver", str(workdir),
+          str(EPOCHS), point, str(at)]
+
+
+def _kill_at_marker(workdir, marker, point, at, timeout=240):
+  """Starts a paused run, SIGKILLs it once stderr shows `marker`.
+
+  Args:
+    workdir: the run's workdir.
+    marker: the start of the hook's stderr line.
+    point, at: where tests/fault_driver.py pauses ('steps' of epoch `at`, or
+      'checkpoint' write of step `at`).
+    timeout: seconds before the process is killed regardless.
+
+  Returns:
+    The process's stderr.
+  """
+  proc = subprocess.Popen(_driver(workdir, point, at), cwd=REPO, env=_env(),
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                           text=True)
   timer = threading.Timer(timeout, proc.kill)
@@ -126,8 +142,7 @@ def _resume(workdir):
 
 def test_sigkill_during_training_steps_resumes_exactly(reference, tmp_path):
   workdir = str(tmp_path / "run")
-  _kill_at_marker(workdir, "jaxrec-test: epoch 3 chunk 0 trained",
-                  **{train.STEP_DELAY_ENV: "300@3"})
+  _kill_at_marker(workdir, "jaxrec-test: epoch 3 chunk 0 trained", "steps", 3)
   # Killed in epoch 3: epochs 1-2 are checkpointed, nothing of epoch 3 is.
   assert _steps(workdir) == [1, 2]
   assert [h["epoch"] for h in _history(workdir)] == [1, 2]
@@ -140,7 +155,7 @@ def test_sigkill_during_training_steps_resumes_exactly(reference, tmp_path):
 def test_sigkill_during_checkpoint_write_resumes_exactly(reference, tmp_path):
   workdir = str(tmp_path / "run")
   _kill_at_marker(workdir, "jaxrec-test: checkpoint 2 write paused",
-                  **{checkpoint_lib.SAVE_DELAY_ENV: "300@2"})
+                  "checkpoint", 2)
   names = os.listdir(os.path.join(workdir, "checkpoints"))
   unfinished = [n for n in names if n.startswith("2" + checkpoint_lib.TMP_MARKER)]
   assert unfinished and "2" not in names and "1" in names, names
@@ -212,7 +227,7 @@ def test_unrestorable_checkpoints_are_an_error_not_a_restart(reference,
   config.model.embed_dim = 8
   with pytest.raises(checkpoint_lib.CheckpointError,
                      match="no readable checkpoint"):
-    train.train_and_evaluate(config, workdir)
+    train.train_and_evaluate(config, workdir, allow_config_change=True)
   assert _steps(workdir) == [3, 4]  # nothing moved
 
 
@@ -228,13 +243,14 @@ def test_nan_loss_keeps_last_good_checkpoint_and_resume_works(reference,
   bad.optimizer.learning_rate = float("nan")
   with pytest.raises(FloatingPointError,
                      match=r"in epoch 3; stopping.*last good checkpoint \(epoch 2\)"):
-    train.train_and_evaluate(bad, workdir)
+    train.train_and_evaluate(bad, workdir, allow_config_change=True)
   assert _steps(workdir) == [1, 2]
   for step in (1, 2):
     assert checkpoint_lib.verify_manifest(
         os.path.join(workdir, "checkpoints", str(step))) is None
   assert [h["epoch"] for h in _history(workdir)] == [1, 2]
-  train.train_and_evaluate(_config(), workdir)  # fixed config: resumes
+  # The fixed config: resumes (learning_rate differs from the NaN run's).
+  train.train_and_evaluate(_config(), workdir, allow_config_change=True)
   _assert_same_run(workdir, reference)
 
 
