@@ -350,7 +350,12 @@ def main(argv=None) -> None:
     out["_paired"] = {}
     for name, base in BACKBONE.items():
       if name in out and base in out:
-        get = lambda n, m: [r["test"][m] for r in out[n]["runs"]]
+        # Pairs are (same seed = same split); seeds run for only one of the
+        # two models are left out.
+        tests = {n: {r["seed"]: r["test"] for r in out[n]["runs"]}
+                 for n in (name, base)}
+        common = sorted(set(tests[name]) & set(tests[base]))
+        get = lambda n, m: [tests[n][s][m] for s in common]
         out["_paired"][name] = {m: paired(get(name, m), get(base, m))
                                 for m in ("recall@20", "ndcg@20")}
     save()
