@@ -47,7 +47,8 @@ LOCK_FILE = "run.lock"
 # decide where a run stops, how it is run or logged and where its inputs are
 # found, not what it trains (so extending a capped run with a larger
 # num_epochs, or re-running a finished one with eval_test=True, is allowed).
-# A prefix covers every key under it.
+# A prefix covers every key under it. refit_epochs may also change between
+# positive values (a longer refit), not to or from 0 (another protocol).
 HARMLESS_CONFIG_KEYS = (
     "num_epochs", "patience", "min_epochs", "relative_patience", "eval_test",
     "progress", "tensorboard", "max_checkpoints", "eval_memory_bytes",

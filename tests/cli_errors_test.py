@@ -305,6 +305,35 @@ def test_cli_process_prints_one_error_line(case, tmp_path):
   assert not workdir.exists()
 
 
+def test_second_process_into_a_running_workdir_is_refused(tmp_path):
+  """A run paused mid-epoch holds the lock; the CLI into its workdir stops."""
+  workdir = tmp_path / "wd"
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+      p for p in (REPO, os.environ.get("PYTHONPATH")) if p))
+  first = subprocess.Popen(
+      [sys.executable, "-m", "tests.fault_driver", str(workdir), "4", "steps",
+       "1"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+      stderr=subprocess.PIPE, text=True)
+  try:
+    for line in first.stderr:  # until the first run is paused, lock held
+      if line.startswith("jaxrec-test: epoch 1 chunk 0 trained"):
+        break
+    before = _listing(str(workdir))
+    out = _cli(["--config=configs/test.py:lightgcn", "--config.num_epochs=4",
+                f"--workdir={workdir}"])
+  finally:
+    first.kill()
+    first.wait()
+    first.stderr.close()
+  assert out.returncode == 1, out.stderr[-2000:]
+  assert out.stderr.strip().splitlines() == [
+      f"error: workdir {workdir} is in use by process {first.pid} on "
+      f"{workdir_lib.socket.gethostname()} (lock file {workdir}/run.lock); "
+      "wait for it to finish or use another workdir (remove the lock file "
+      "only if that process is gone)"]
+  assert _listing(str(workdir)) == before
+
+
 def test_compare_rejects_a_bad_entry_before_any_work(tmp_path):
   config = tmp_path / "cmp.py"
   config.write_text(f"""
