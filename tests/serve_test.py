@@ -336,3 +336,33 @@ def test_load_benchmark_renders_its_page(tmp_path):
           "unbatched": [row], "numpy": [row]}],
       "compression": bench.compression_rows([path])})
   assert "| 1 | batched | 5 |" in page and "shared 2-core machine" in page
+
+
+def test_workdir_reloads_a_newer_checkpoint(tmp_path):
+  """Training on in the served workdir: the server ends on its best params."""
+  config = config_loader.load("test.py", "lightgcn")
+  config.num_epochs = 1
+  config.batch_size = 64
+  config.steps_per_call = 64
+  config.optimizer.learning_rate = 0.05  # validation moves within epochs
+  workdir = str(tmp_path / "run")
+  dataset = make_synthetic(num_users=60, num_items=40, num_interactions=900,
+                           seed=1)
+  train.train_and_evaluate(config, workdir, dataset)
+  srv = Server(["--workdir", workdir], tmp_path / "log")
+  try:
+    first = srv.client.get("/health").json()["version"]
+    config.num_epochs = 6  # resumes from epoch 1, checkpoints again
+    train.train_and_evaluate(config, workdir, dataset)
+    want = export.bundle_from_trained(
+        recommend.TrainedModel.load(workdir)).version
+    deadline = time.monotonic() + 60
+    while srv.client.get("/health").json()["version"] != want:
+      assert time.monotonic() < deadline, "no reload to the newest best"
+      got = srv.client.get("/recommend", params={"user": 0, "k": 3})
+      assert got.status_code == 200
+      time.sleep(0.2)
+    assert want != first  # validation improved after epoch 1: a new version
+    assert srv.client.get("/health").json()["reloads"] >= 1
+  finally:
+    srv.close()

@@ -25,7 +25,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
   parser.add_argument("--host", default="127.0.0.1")
   parser.add_argument("--port", type=int, default=8000)
   parser.add_argument("--workers", type=int, default=1,
-                      help="server processes, each with its own model copy")
+                      help="server processes, each with its own model copy "
+                           "and reloader (during a reload, workers may answer "
+                           "from different versions for up to one poll)")
   parser.add_argument("--max_k", type=int, default=1000,
                       help="largest k a request may ask for")
   parser.add_argument("--max_batch", type=int, default=64,
