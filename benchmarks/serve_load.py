@@ -230,7 +230,8 @@ def render_markdown(results: dict) -> str:
       "as much as the scoring.", "",
       "Serving targets of the issue (Gowalla size, 16 clients): >= 1,000 "
       "recommendations/s and p99 < 50 ms; compare with the Gowalla-sized "
-      "batched row at 16 clients below.", ""]
+      "batched row at 16 clients below. Quality of the new-user fold-in "
+      "against retraining: [fold_in.md](fold_in.md).", ""]
   for model in results["models"]:
     lines += [f"## {model['name']}", "", model["description"], "",
               "| clients | mode | req/s | p50 ms | p95 ms | p99 ms | errors |",
