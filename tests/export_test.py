@@ -15,10 +15,13 @@ import pytest
 
 from jaxrec import bundle as bundle_lib
 from jaxrec import export
+from jaxrec import input_pipeline
 from jaxrec import recommend
 from jaxrec import train
 from jaxrec.data.synthetic import make_synthetic
+from jaxrec.models import MODELS
 from tests import config_loader
+from tests import recommend_models_test
 
 
 def _train(name, workdir, **model):
@@ -186,3 +189,37 @@ def test_metadata_is_json_with_checksums(lightgcn_run, tmp_path):
   listed = set(meta["files"])
   assert listed == set(os.listdir(out)) - {bundle_lib.METADATA_FILE}
   assert all(len(c["sha256"]) == 64 for c in meta["files"].values())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_model_exports_its_ranking(name, tmp_path, monkeypatch):
+  """Each registered model (default config) exports the lists it serves."""
+  monkeypatch.setattr(input_pipeline, "_encode_texts",
+                      recommend_models_test.fake_encode)
+  config = config_loader.load("test.py", name)
+  config.num_epochs = 1
+  config.batch_size = 64
+  config.steps_per_call = 64
+  workdir = str(tmp_path / "run")
+  dataset = make_synthetic(num_users=30, num_items=40, num_interactions=360,
+                           seed=0)
+  train.train_and_evaluate(config, workdir, dataset)
+  trained = recommend.TrainedModel.load(workdir)
+  out = str(tmp_path / "bundle")
+  export.export(workdir, out, evaluate=False)
+  bundle = bundle_lib.read(out)
+  scores = bundle.user_vectors @ bundle.item_vectors.T  # [U, I]
+  seen = trained.seen_csr().toarray() > 0
+  scores[seen] = -np.inf
+  frame = trained.recommend(k=5)
+  for user in (0, 11, 29):
+    want = frame[frame["user"] == user]["item"].tolist()
+    got = np.argsort(-scores[user], kind="stable")[:len(want)]
+    np.testing.assert_allclose(scores[user][got],
+                               scores[user][want], rtol=1e-5, atol=1e-6)
+  history = trained.dataset.csr("train")[0].indices
+  vec = bundle_lib.fold_in_vector(bundle.metadata["fold_in"]["mode"], history,
+                                  bundle.item_vectors, bundle.item_fold)
+  assert vec.shape == bundle.user_vectors.shape[1:]
+  assert np.isfinite(vec).all()

@@ -242,9 +242,10 @@ class MicroBatcher:
   A worker task takes every request already queued (up to `max_batch` jobs)
   and, when that is more than one (concurrent load) but the batch is not
   full, waits at most `max_wait_s` for more; the batch is then scored on one
-  executor thread while new requests queue up. Jobs of different model versions (a reload in between) are scored in
-  separate calls, each against its own version. `max_batch=1` scores every
-  request on its own (no micro-batching).
+  executor thread while new requests queue up. Jobs of different model
+  versions (a reload in between) are scored in separate calls, each against
+  its own version. `max_batch=1` scores every request on its own (no
+  micro-batching).
 
   Attributes:
     scorer: the scorer.
