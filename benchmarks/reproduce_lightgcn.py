@@ -32,7 +32,7 @@ so a step costs about the same at batch 16,384 as at 2,048 and an epoch has
 8x fewer of them); such runs get their own run directory
 (<model>_<dataset>_b<batch>_lr<lr>) so they never resume a paper-protocol
 run. --contrast_rows N bounds the InfoNCE of SGL / SimGCL / XSimGCL to N
-random rows of such a batch (`layers.batch_contrast`; its cost is
+random rows of such a batch (`losses.batch_contrast`; its cost is
 quadratic in the rows) while BPR keeps the whole batch. --contrast_negatives
 all gives SGL's InfoNCE every user / item of the other view as negatives
 (the released SGL code's `calc_ssl_loss_v2`) instead of the batch's.

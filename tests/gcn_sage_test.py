@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxrec.graphs import subgraph
 from jaxrec.models import layers as layers_lib
 from tests import config_loader
 from tests.graph_fixtures import I
@@ -18,7 +19,7 @@ def _adjacency(graph):
   """0/1 adjacency of the real edges, [N, N] (rows = receivers)."""
   n = graph.nodes["mask"].shape[0]
   a = np.zeros((n, n), np.float32)
-  real = np.asarray(layers_lib.real_edges(graph))
+  real = np.asarray(subgraph.real_edges(graph))
   np.add.at(a, (np.asarray(graph.receivers), np.asarray(graph.senders)), real)
   return a
 

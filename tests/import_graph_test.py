@@ -25,15 +25,16 @@ PACKAGE = "jaxrec"
 LAYERS = (
     # Leaves that import no other jaxrec module: shared exceptions, the
     # Orbax checkpoint and run-log writers, huge-page setup, chunked top-k,
-    # and the pure loss functions that every model's `loss` method calls
-    # (so they sit below the models, not above them).
+    # hash-based random draws (graph dropout masks and model noise), and the
+    # pure loss functions that every model's `loss` method calls (so they sit
+    # below the models, not above them).
     ("base", ("jaxrec", "jaxrec.errors", "jaxrec.checkpoint",
               "jaxrec.run_logging", "jaxrec.hugepages", "jaxrec.topk",
-              "jaxrec.losses")),
+              "jaxrec.fast_random", "jaxrec.losses")),
     # Datasets, loaders, splits (cold-start ones included), samplers.
     ("data", ("jaxrec.data",)),
-    # The bipartite graph, its padding, propagation kernels and its layout
-    # over devices.
+    # The bipartite graph, its padding, subgraph masks and normalisations,
+    # propagation kernels and its layout over devices.
     ("graphs", ("jaxrec.graphs", "jaxrec.sharding")),
     # Flax recommenders and the text encoder that turns item/user texts into
     # node features.

@@ -115,10 +115,10 @@ def test_symmetric_default_traces_the_bcsr_symmetric_kernel():
 
 
 def test_declared_symmetric_dropout_weights_give_exact_gradients():
-  from jaxrec.models import layers as layers_lib  # pylint: disable=g-import-not-at-top
+  from jaxrec.graphs import subgraph  # pylint: disable=g-import-not-at-top
   graph = tiny_graph("sym", pad=True)
-  keep = layers_lib.edge_dropout_keep(jax.random.key(3), graph, 0.3)
-  w = layers_lib.sym_renormalise(graph, keep)  # SGL-ED view weights
+  keep = subgraph.edge_dropout_keep(jax.random.key(3), graph, 0.3)
+  w = subgraph.sym_renormalise(graph, keep)  # SGL-ED view weights
   x = jax.random.normal(jax.random.key(0), (24, 3))
   g = jax.random.normal(jax.random.key(1), (24, 3))
   _, vjp = jax.vjp(lambda v: propagate(graph, v, w, symmetric=True), x)

@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrec.models import layers as layers_lib
+from jaxrec import losses
+from jaxrec.graphs import subgraph
 from jaxrec.models.lightgcn import LightGCN
 from jaxrec.models.sgl import SGL
 from tests import config_loader
@@ -20,13 +21,13 @@ D = 6
 
 def test_edge_dropout_is_symmetric_and_renormalised():
   graph = tiny_graph()
-  keep = np.asarray(layers_lib.edge_dropout_keep(jax.random.key(0), graph,
-                                                 0.4))
+  keep = np.asarray(subgraph.edge_dropout_keep(jax.random.key(0), graph,
+                                               0.4))
   s, r = np.asarray(graph.senders), np.asarray(graph.receivers)
   kept = {(a, b) for a, b, k in zip(s, r, keep) if k}
   assert all((b, a) in kept for a, b in kept)  # both directions together
-  assert np.all(keep[np.asarray(layers_lib.real_edges(graph)) == 0] == 0)
-  w = np.asarray(layers_lib.sym_renormalise(graph, jnp.asarray(keep)))
+  assert np.all(keep[np.asarray(subgraph.real_edges(graph)) == 0] == 0)
+  w = np.asarray(subgraph.sym_renormalise(graph, jnp.asarray(keep)))
   deg = np.bincount(r, weights=keep, minlength=graph.nodes["mask"].shape[0])
   inv = np.where(deg > 0, 1 / np.sqrt(np.maximum(deg, 1e-12)), 0)
   np.testing.assert_allclose(w, keep * inv[s] * inv[r], rtol=1e-6)
@@ -50,7 +51,7 @@ def test_no_dropout_view_is_lightgcn_and_loss_adds_up():
   chex.assert_trees_all_close((user, item), (want_u, want_i), atol=1e-6)
   nodes = jnp.concatenate([user, item])  # rho = 0: both views = LightGCN
   nodes = jnp.concatenate([nodes, jnp.zeros((24 - U - I, D))])
-  want = layers_lib.batch_contrast(nodes, nodes, tiny_batch(), U, I, 0.2)
+  want = losses.batch_contrast(nodes, nodes, tiny_batch(), U, I, 0.2)
   np.testing.assert_allclose(float(m["ssl"]), float(want), rtol=1e-5)
 
 
@@ -66,8 +67,8 @@ def test_contrast_rows_limits_the_ssl_rows():
       rngs={"dropout": jax.random.key(2)})
   user, item = SGL(**kw).apply(params, graph, method="embed")
   nodes = jnp.concatenate([user, item, jnp.zeros((24 - U - I, D))])
-  want = layers_lib.batch_contrast(nodes, nodes, tiny_batch(), U, I, 0.2,
-                                   max_rows=3)
+  want = losses.batch_contrast(nodes, nodes, tiny_batch(), U, I, 0.2,
+                               max_rows=3)
   np.testing.assert_allclose(float(m["ssl"]), float(want), rtol=1e-5)
 
 
@@ -89,12 +90,12 @@ def test_all_node_negatives_match_numpy_and_train():
 
   want = (side(v1[:U], v2[:U], batch["users"]) +
           side(v1[U:U + I], v2[U:U + I], batch["pos_items"]))
-  got = layers_lib.batch_contrast(jnp.asarray(v1), jnp.asarray(v2), batch, U,
-                                  I, t, negatives="all")
+  got = losses.batch_contrast(jnp.asarray(v1), jnp.asarray(v2), batch, U,
+                              I, t, negatives="all")
   np.testing.assert_allclose(float(got), want, rtol=1e-5)
   with pytest.raises(ValueError, match="negatives"):
-    layers_lib.batch_contrast(jnp.asarray(v1), jnp.asarray(v2), batch, U, I,
-                              t, negatives="users")
+    losses.batch_contrast(jnp.asarray(v1), jnp.asarray(v2), batch, U, I,
+                          t, negatives="users")
   graph = tiny_graph()
   model = SGL(num_users=U, num_items=I, embed_dim=D, num_layers=3,
               contrast_negatives="all")

@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrec.models import layers as layers_lib
+from jaxrec import fast_random
+from jaxrec import losses
 from jaxrec.models.simgcl import SimGCL
 from jaxrec.models.xsimgcl import XSimGCL
 from tests import config_loader
@@ -30,11 +31,11 @@ def _np_info_nce(a, b, t):
 
 def test_uniform_noise_norm_and_sign():
   x = jax.random.normal(jax.random.key(0), (50, 16))
-  noise = layers_lib.uniform_noise(jax.random.key(1), x, 0.3)
+  noise = fast_random.uniform_noise(jax.random.key(1), x, 0.3)
   chex.assert_trees_all_close(jnp.linalg.norm(noise, axis=1),
                               jnp.full((50,), 0.3), atol=1e-5)
   assert bool(jnp.all(jnp.sign(noise) == jnp.sign(x)))
-  other = layers_lib.uniform_noise(jax.random.key(2), x, 0.3)
+  other = fast_random.uniform_noise(jax.random.key(2), x, 0.3)
   assert float(jnp.max(jnp.abs(noise - other))) > 1e-3  # fresh draw per key
 
 
@@ -43,8 +44,8 @@ def test_batch_contrast_matches_numpy_over_unique_ids():
   v1 = np.asarray(jax.random.normal(jax.random.key(0), (n, D)))
   v2 = np.asarray(jax.random.normal(jax.random.key(1), (n, D)))
   batch = tiny_batch()
-  got = layers_lib.batch_contrast(jnp.asarray(v1), jnp.asarray(v2), batch,
-                                  U, I, 0.2)
+  got = losses.batch_contrast(jnp.asarray(v1), jnp.asarray(v2), batch,
+                              U, I, 0.2)
   real = np.asarray(batch["mask"]) > 0
   users = np.unique(np.asarray(batch["users"])[real])
   items = np.unique(np.asarray(batch["pos_items"])[real]) + U
@@ -60,18 +61,18 @@ def test_batch_contrast_max_rows_is_first_rows(rows):
   v1 = np.asarray(jax.random.normal(jax.random.key(0), (n, D)))
   v2 = np.asarray(jax.random.normal(jax.random.key(1), (n, D)))
   batch = tiny_batch()
-  got = layers_lib.batch_contrast(jnp.asarray(v1), jnp.asarray(v2), batch,
-                                  U, I, 0.2, max_rows=rows)
+  got = losses.batch_contrast(jnp.asarray(v1), jnp.asarray(v2), batch,
+                              U, I, 0.2, max_rows=rows)
   users = np.unique(np.asarray(batch["users"])[:rows])
   items = np.unique(np.asarray(batch["pos_items"])[:rows]) + U
   want = (_np_info_nce(v1[users], v2[users], 0.2) +
           _np_info_nce(v1[items], v2[items], 0.2))
   np.testing.assert_allclose(float(got), want, rtol=1e-5)
   # max_rows >= B is the whole batch.
-  whole = layers_lib.batch_contrast(jnp.asarray(v1), jnp.asarray(v2), batch,
-                                    U, I, 0.2)
-  same = layers_lib.batch_contrast(jnp.asarray(v1), jnp.asarray(v2), batch,
-                                   U, I, 0.2, max_rows=8)
+  whole = losses.batch_contrast(jnp.asarray(v1), jnp.asarray(v2), batch,
+                                U, I, 0.2)
+  same = losses.batch_contrast(jnp.asarray(v1), jnp.asarray(v2), batch,
+                               U, I, 0.2, max_rows=8)
   np.testing.assert_allclose(float(same), float(whole), rtol=1e-6)
 
 
@@ -85,8 +86,8 @@ def test_contrast_rows_reaches_the_models_ssl_term():
     final, layers = _model(cls, eps=0.0).apply(params, graph, method="encode")
     other = final if cls is SimGCL else layers[1]
     temp = 0.2 if cls is SimGCL else 0.15
-    want = layers_lib.batch_contrast(final, other, tiny_batch(), U, I, temp,
-                                     max_rows=4)
+    want = losses.batch_contrast(final, other, tiny_batch(), U, I, temp,
+                                 max_rows=4)
     np.testing.assert_allclose(float(m["ssl"]), float(want), rtol=1e-5)
 
 
@@ -144,7 +145,7 @@ def test_simgcl_loss_terms():
   _, m0 = model0.apply(params, graph, tiny_batch(), method="loss",
                        rngs={"dropout": jax.random.key(5)})
   final, _ = model0.apply(params, graph, method="encode")
-  want = layers_lib.batch_contrast(final, final, tiny_batch(), U, I, 0.2)
+  want = losses.batch_contrast(final, final, tiny_batch(), U, I, 0.2)
   np.testing.assert_allclose(float(m0["ssl"]), float(want), rtol=1e-5)
 
 
@@ -155,7 +156,7 @@ def test_xsimgcl_contrasts_final_with_layer_l_star():
   _, m = model.apply(params, graph, tiny_batch(), method="loss",
                      rngs={"dropout": jax.random.key(5)})
   final, layers = model.apply(params, graph, method="encode")
-  want = layers_lib.batch_contrast(final, layers[2], tiny_batch(), U, I, 0.15)
+  want = losses.batch_contrast(final, layers[2], tiny_batch(), U, I, 0.15)
   np.testing.assert_allclose(float(m["ssl"]), float(want), rtol=1e-5)
   with pytest.raises(ValueError, match="cl_layer"):
     _model(XSimGCL, cl_layer=4).apply(params, graph, tiny_batch(),

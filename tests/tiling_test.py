@@ -12,8 +12,8 @@ from jaxrec.data import synthetic
 from jaxrec.graphs import native
 from jaxrec.graphs import propagate
 from jaxrec.graphs import propagation
+from jaxrec.graphs import subgraph
 from jaxrec.graphs import tiling
-from jaxrec.models import layers as layers_lib
 from jaxrec.models.lightgcn import light_propagate
 from tests.graph_fixtures import dense_adjacency
 from tests.graph_fixtures import tiny_graph
@@ -88,8 +88,8 @@ def test_default_uses_tiles_only_for_symmetric_weights():
 
 def test_tiled_sgl_dropout_view_gives_exact_gradients():
   graph = tiled(tiny_graph("sym", pad=True), 4)
-  keep = layers_lib.edge_dropout_keep(jax.random.key(3), graph, 0.3)
-  w = layers_lib.sym_renormalise(graph, keep)  # SGL-ED view weights
+  keep = subgraph.edge_dropout_keep(jax.random.key(3), graph, 0.3)
+  w = subgraph.sym_renormalise(graph, keep)  # SGL-ED view weights
   x = jax.random.normal(jax.random.key(0), (24, 3))
   g = jax.random.normal(jax.random.key(1), (24, 3))
   a = dense_adjacency(graph, w)

@@ -77,3 +77,9 @@ def pad_rows(graph: jraph.GraphsTuple, x: jnp.ndarray) -> jnp.ndarray:
   if missing == 0:
     return x
   return jnp.concatenate([x, jnp.zeros((missing,) + x.shape[1:], x.dtype)])
+
+
+def ego_nodes(graph: jraph.GraphsTuple, users: jnp.ndarray,
+              items: jnp.ndarray) -> jnp.ndarray:
+  """[users; items] with zero rows appended for padding nodes. # [N, d]"""
+  return pad_rows(graph, jnp.concatenate([users, items]))

@@ -253,6 +253,13 @@ def propagate(graph: jraph.GraphsTuple, x: jnp.ndarray,
                    f"got {method!r}")
 
 
+def general_method(method: Optional[str]) -> Optional[str]:
+  """Kernel for non-symmetric weights: 'symmetric' is swapped for a safe one."""
+  return {"symmetric": "segment_sum_sorted",
+          "bcsr_symmetric": "bcsr",
+          "tiled_symmetric": "bcsr"}.get(method, method)
+
+
 def split_nodes(x: jnp.ndarray, num_users: int, num_items: int):
   """Splits node rows into (users [U, d], items [I, d]), dropping padding."""
   return x[:num_users], x[num_users:num_users + num_items]

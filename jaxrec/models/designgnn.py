@@ -8,9 +8,9 @@ point of the space is a plain set of attributes of this one Flax module:
 * aggregation (weights w_ij of the neighbour sum P h = sum_j w_ij m_ij):
   - 'lightgcn': D^-1/2 A D^-1/2 (`graph.edges`), no transform, no activation;
   - 'gcn': Kipf-Welling A + I weights on W h, bias, activation
-    (`layers.gcn_normalisation`; equals `layers.GCNLayer` for 'identity');
+    (`graphs.subgraph.gcn_normalisation`; equals `layers.GCNLayer` for 'identity');
   - 'sage': W_self h_i + W_neigh mean_j m_ij, bias, activation
-    (`layers.mean_weights`; equals `layers.SAGELayer`);
+    (`graphs.subgraph.mean_weights`; equals `layers.SAGELayer`);
   - 'gat': single-head attention over neighbours + self loop on W h
     (`jraph.segment_softmax`; equals a 1-head `layers.GATLayer`);
   - 'gin': MLP((1 + eps) h_i + sum_j m_ij), eps learned (Xu et al., 2019);
@@ -41,6 +41,9 @@ import jraph
 
 from jaxrec.graphs import propagate
 from jaxrec.graphs import split_nodes
+from jaxrec.graphs import subgraph
+from jaxrec.graphs.padding import ego_nodes
+from jaxrec.graphs.propagation import general_method
 from jaxrec.models import layers as layers_lib
 from jaxrec.models.base import Recommender
 
@@ -78,17 +81,17 @@ class DesignLayer(nn.Module):
   @nn.compact
   def __call__(self, graph: jraph.GraphsTuple, x: jnp.ndarray) -> jnp.ndarray:
     mask = graph.nodes["mask"][:, None]  # [N, 1]
-    general = layers_lib.general_method(self.method)
+    general = general_method(self.method)
     if self.aggregation == "lightgcn":
       out = self._message(x, propagate(graph, x, None, self.method))
       return out * mask
     if self.aggregation == "gcn":
-      edge_w, self_w = layers_lib.gcn_normalisation(graph)
+      edge_w, self_w = subgraph.gcn_normalisation(graph)
       h = nn.Dense(self.features, use_bias=False, name="kernel")(x)  # [N, f]
       agg = propagate(graph, h, edge_w, self.method) + self_w[:, None] * h
       out = self._message(h, agg)
     elif self.aggregation == "sage":
-      neigh = propagate(graph, x, layers_lib.mean_weights(graph), general)
+      neigh = propagate(graph, x, subgraph.mean_weights(graph), general)
       out = (nn.Dense(self.features, name="self")(x) +
              nn.Dense(self.features, use_bias=False, name="neigh")(
                  self._message(x, neigh)))
@@ -108,7 +111,7 @@ class DesignLayer(nn.Module):
       out = self._message(h, agg)
     elif self.aggregation == "gin":
       eps = self.param("eps", nn.initializers.zeros, ())
-      neigh = propagate(graph, x, layers_lib.real_edges(graph), general)
+      neigh = propagate(graph, x, subgraph.real_edges(graph), general)
       h = (1.0 + eps) * x + self._message(x, neigh)  # [N, d]
       h = layers_lib.activate(nn.Dense(self.features, name="mlp_0")(h),
                               self.activation)
@@ -175,7 +178,7 @@ class DesignGNN(Recommender):
   def propagate_all(self, graph: jraph.GraphsTuple, train: bool = False) -> dict:
     del train
     users, items = self.ego_embeddings()
-    h = layers_lib.ego_nodes(graph, users, items)  # [N, d]
+    h = ego_nodes(graph, users, items)  # [N, d]
     outs = [h]
     for conv in self.convs:
       h = conv(graph, h)  # [N, d]

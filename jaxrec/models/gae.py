@@ -17,6 +17,8 @@ import jraph
 
 from jaxrec import losses
 from jaxrec.graphs import split_nodes
+from jaxrec.graphs import subgraph
+from jaxrec.graphs.padding import ego_nodes
 from jaxrec.models import layers as layers_lib
 from jaxrec.models.base import Recommender
 
@@ -52,8 +54,8 @@ class GAE(Recommender):
   def propagate_all(self, graph: jraph.GraphsTuple, train: bool = False) -> dict:
     del train
     users, items = self.ego_embeddings()
-    h = layers_lib.ego_nodes(graph, users, items)  # [N, d]
-    norm = layers_lib.gcn_normalisation(graph)
+    h = ego_nodes(graph, users, items)  # [N, d]
+    norm = subgraph.gcn_normalisation(graph)
     for layer in self.encoder:
       h = layer(graph, h, norm)
     user, item = split_nodes(h, self.num_users, self.num_items)  # Z

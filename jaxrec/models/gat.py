@@ -14,6 +14,7 @@ from typing import Optional
 import jraph
 
 from jaxrec.graphs import split_nodes
+from jaxrec.graphs.padding import ego_nodes
 from jaxrec.models import layers as layers_lib
 from jaxrec.models.base import Recommender
 
@@ -49,7 +50,7 @@ class GAT(Recommender):
 
   def propagate_all(self, graph: jraph.GraphsTuple, train: bool = False) -> dict:
     users, items = self.ego_embeddings()
-    ego = layers_lib.ego_nodes(graph, users, items)  # [N, d]
+    ego = ego_nodes(graph, users, items)  # [N, d]
     h, outs = ego, [ego]
     for conv in self.convs:
       h = conv(graph, h, train=train)  # [N, d]
@@ -61,7 +62,7 @@ class GAT(Recommender):
   def attention(self, graph: jraph.GraphsTuple, layer: int = 0):
     """(senders, receivers, alpha [E + N, H]) of one layer (inference)."""
     users, items = self.ego_embeddings()
-    h = layers_lib.ego_nodes(graph, users, items)
+    h = ego_nodes(graph, users, items)
     for conv in self.convs[:layer]:
       h = conv(graph, h)
     return self.convs[layer](graph, h, return_attention=True)[1]

@@ -16,6 +16,8 @@ import flax.linen as nn
 import jraph
 
 from jaxrec.graphs import split_nodes
+from jaxrec.graphs import subgraph
+from jaxrec.graphs.padding import ego_nodes
 from jaxrec.models import layers as layers_lib
 from jaxrec.models.base import Recommender
 
@@ -45,8 +47,8 @@ class GCN(Recommender):
 
   def propagate_all(self, graph: jraph.GraphsTuple, train: bool = False) -> dict:
     users, items = self.ego_embeddings()
-    ego = layers_lib.ego_nodes(graph, users, items)  # [N, d]
-    norm = layers_lib.gcn_normalisation(graph)
+    ego = ego_nodes(graph, users, items)  # [N, d]
+    norm = subgraph.gcn_normalisation(graph)
     h, outs = ego, [ego]
     for conv in self.convs:
       h = conv(graph, self.drop(h, deterministic=not train), norm)  # [N, d]

@@ -19,9 +19,11 @@ import flax.linen as nn
 import jax.numpy as jnp
 import jraph
 
+from jaxrec import fast_random
 from jaxrec.graphs import propagate
 from jaxrec.graphs import split_nodes
-from jaxrec.models import layers as layers_lib
+from jaxrec.graphs import subgraph
+from jaxrec.graphs.padding import ego_nodes
 from jaxrec.models.base import Recommender
 
 
@@ -57,20 +59,20 @@ class NGCF(Recommender):
 
   def propagate_all(self, graph: jraph.GraphsTuple, train: bool = False) -> dict:
     users, items = self.ego_embeddings()
-    ego = layers_lib.ego_nodes(graph, users, items)  # [N, d]
+    ego = ego_nodes(graph, users, items)  # [N, d]
     mask = graph.nodes["mask"][:, None]  # [N, 1]
     weights = graph.edges  # [E]
     if train and self.node_dropout > 0:
-      keep = layers_lib.edge_dropout_keep(self.make_rng("dropout"), graph,
-                                          self.node_dropout)
+      keep = subgraph.edge_dropout_keep(self.make_rng("dropout"), graph,
+                                        self.node_dropout)
       weights = weights * keep / (1.0 - self.node_dropout)
     h, outs = ego, [ego]
     for w1, w2 in zip(self.w1, self.w2):
       side = propagate(graph, h, weights, self.propagation)  # [N, d_in]
       h = nn.leaky_relu(w1(h + side) + w2(side * h), self.negative_slope)
       if train and self.message_dropout > 0:
-        h = layers_lib.fast_dropout(self.make_rng("dropout"), h,
-                                    self.message_dropout)
+        h = fast_random.fast_dropout(self.make_rng("dropout"), h,
+                                     self.message_dropout)
       h = h * mask  # [N, d_out]
       outs.append(h / jnp.maximum(
           jnp.linalg.norm(h, axis=-1, keepdims=True), 1e-12))

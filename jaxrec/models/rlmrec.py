@@ -69,7 +69,7 @@ import jraph
 
 from jaxrec import losses
 from jaxrec.graphs import split_nodes
-from jaxrec.models import layers as layers_lib
+from jaxrec.graphs.padding import ego_nodes
 from jaxrec.models.base import Recommender
 from jaxrec.models.lightgcn import LightGCN
 from jaxrec.models.lightgcn import light_propagate
@@ -244,7 +244,7 @@ class RLMRec(nn.Module):
     """
     perm, num_masked = self.masked_nodes(self.make_rng("dropout"))
     users, items = self.net.ego_embeddings()
-    ego = layers_lib.ego_nodes(graph, users, items)  # [N, d]
+    ego = ego_nodes(graph, users, items)  # [N, d]
     is_masked = jnp.zeros(ego.shape[0], bool).at[perm[:num_masked]].set(True)
     ego = jnp.where(is_masked[:, None], self.mask_token[None, :], ego)
     layers = light_propagate(graph, ego, getattr(self.net, "num_layers", 3),

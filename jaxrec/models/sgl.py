@@ -13,7 +13,7 @@ adds for such configs: every step of an epoch contrasts the same two
 views). Shapes stay
 static: a dropped edge keeps its slot with weight 0 and degrees are
 recomputed from the kept edges with a segment_sum (D_k^-1/2 A_k D_k^-1/2,
-`layers.sym_renormalise`). The contrastive term is InfoNCE (cosine,
+`graphs.subgraph.sym_renormalise`). The contrastive term is InfoNCE (cosine,
 temperature tau, in-batch negatives) between the two views' layer-mean
 embeddings of the batch's distinct users, plus the same for its distinct
 positive items (or, with contrast_negatives='all', against every user / item
@@ -27,8 +27,10 @@ import jax
 import jax.numpy as jnp
 import jraph
 
+from jaxrec import losses
 from jaxrec.graphs import propagate
-from jaxrec.models import layers as layers_lib
+from jaxrec.graphs import subgraph
+from jaxrec.graphs.padding import ego_nodes
 from jaxrec.models.lightgcn import LightGCN
 
 AUG_TYPES = ("ed", "nd", "rw")
@@ -48,11 +50,11 @@ class SGL(LightGCN):
   ssl_weight: float = 0.1
   ssl_temperature: float = 0.2
   # 0 = InfoNCE over every batch row; > 0 = over the first contrast_rows
-  # (a random subset: batches are shuffled), see layers.batch_contrast.
+  # (a random subset: batches are shuffled), see losses.batch_contrast.
   contrast_rows: int = 0
   # InfoNCE negatives: 'batch' (the batch's other distinct users / items, as
   # SELFRec) or 'all' (every user / item of the other view, the released SGL
-  # code's default `calc_ssl_loss_v2`), see layers.batch_contrast.
+  # code's default `calc_ssl_loss_v2`), see losses.batch_contrast.
   contrast_negatives: str = "batch"
   # 'step': new views every step; 'epoch': one pair of views per epoch,
   # drawn from fold_in(key(view_seed), batch['epoch']).
@@ -67,14 +69,14 @@ class SGL(LightGCN):
                        f"{self.aug_type!r}")
     if self.aug_type == "rw":
       keys = jax.random.split(rng, self.num_layers)
-      return [layers_lib.sym_renormalise(
-          graph, layers_lib.edge_dropout_keep(k, graph, self.drop_rate))
+      return [subgraph.sym_renormalise(
+          graph, subgraph.edge_dropout_keep(k, graph, self.drop_rate))
               for k in keys]
     if self.aug_type == "ed":
-      keep = layers_lib.edge_dropout_keep(rng, graph, self.drop_rate)
+      keep = subgraph.edge_dropout_keep(rng, graph, self.drop_rate)
     else:
-      keep = layers_lib.node_dropout_keep(rng, graph, self.drop_rate)
-    return [layers_lib.sym_renormalise(graph, keep)] * self.num_layers
+      keep = subgraph.node_dropout_keep(rng, graph, self.drop_rate)
+    return [subgraph.sym_renormalise(graph, keep)] * self.num_layers
 
   def view(self, graph: jraph.GraphsTuple, ego: jnp.ndarray,
            rng: jax.Array) -> jnp.ndarray:
@@ -105,9 +107,9 @@ class SGL(LightGCN):
     """BPR + l2_reg * L2(ego) + ssl_weight * (InfoNCE_users + InfoNCE_items)."""
     out = self.propagate_all(graph, train=True)
     bpr, reg = self.bpr_terms(out, batch)
-    ego = layers_lib.ego_nodes(graph, out["user_ego"], out["item_ego"])
+    ego = ego_nodes(graph, out["user_ego"], out["item_ego"])
     rng1, rng2 = jax.random.split(self.view_rng(batch))
-    ssl = layers_lib.batch_contrast(
+    ssl = losses.batch_contrast(
         self.view(graph, ego, rng1), self.view(graph, ego, rng2), batch,
         self.num_users, self.num_items, self.ssl_temperature,
         self.contrast_rows, self.contrast_negatives)

@@ -2,7 +2,7 @@
 
 LightGCN propagation where every layer's output is perturbed by uniform noise
 aligned with its sign: e^{l+1} = A_hat e^l + Delta, Delta = eps * sign(.) *
-u / ||u||, u ~ U(0, 1)^d (`layers.uniform_noise`; every noise row has norm
+u / ||u||, u ~ U(0, 1)^d (`fast_random.uniform_noise`; every noise row has norm
 eps). Two noisy forward passes give two views; the loss is BPR on the
 UN-noised embeddings + L2 + lambda x InfoNCE (cosine, tau, in-batch) between
 the views' embeddings of the batch's distinct users and items. Ranking uses
@@ -19,9 +19,11 @@ import jax
 import jax.numpy as jnp
 import jraph
 
+from jaxrec import fast_random
+from jaxrec import losses
 from jaxrec.graphs import propagate
 from jaxrec.graphs import split_nodes
-from jaxrec.models import layers as layers_lib
+from jaxrec.graphs.padding import ego_nodes
 from jaxrec.models.base import Recommender
 
 
@@ -41,7 +43,7 @@ class SimGCL(Recommender):
   ssl_weight: float = 0.5
   ssl_temperature: float = 0.2
   # 0 = InfoNCE over every batch row; > 0 = over the first contrast_rows
-  # (a random subset: batches are shuffled), see layers.batch_contrast.
+  # (a random subset: batches are shuffled), see losses.batch_contrast.
   contrast_rows: int = 0
   include_ego: bool = False
   propagation: Optional[str] = None
@@ -50,13 +52,13 @@ class SimGCL(Recommender):
              rng: Optional[jax.Array] = None):
     """(final [N, d], [e^0, ..., e^K]) with noise on each layer if rng given."""
     users, items = self.ego_embeddings()
-    h = layers_lib.ego_nodes(graph, users, items)  # [N, d]
+    h = ego_nodes(graph, users, items)  # [N, d]
     layers = [h]
     for k in range(self.num_layers):
       h = propagate(graph, h, None, self.propagation)
       if rng is not None:
-        h = h + layers_lib.uniform_noise(jax.random.fold_in(rng, k), h,
-                                         self.eps)
+        h = h + fast_random.uniform_noise(jax.random.fold_in(rng, k), h,
+                                          self.eps)
       layers.append(h)
     used = layers if self.include_ego else layers[1:]
     return jnp.mean(jnp.stack(used), axis=0), layers
@@ -76,7 +78,7 @@ class SimGCL(Recommender):
     out = self.propagate_all(graph, train=True)
     bpr, reg = self.bpr_terms(out, batch)
     rng1, rng2 = jax.random.split(self.make_rng("dropout"))
-    ssl = layers_lib.batch_contrast(
+    ssl = losses.batch_contrast(
         self.encode(graph, rng1)[0], self.encode(graph, rng2)[0], batch,
         self.num_users, self.num_items, self.ssl_temperature,
         self.contrast_rows)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import jraph
 
-from jaxrec.models import layers as layers_lib
+from jaxrec import losses
 from jaxrec.models.simgcl import SimGCL
 
 
@@ -35,10 +35,10 @@ class XSimGCL(SimGCL):
     final, layers = self.encode(graph, self.make_rng("dropout"))
     out = self._out(final)
     bpr, reg = self.bpr_terms(out, batch)
-    ssl = layers_lib.batch_contrast(final, layers[self.cl_layer], batch,
-                                    self.num_users, self.num_items,
-                                    self.ssl_temperature,
-                                    self.contrast_rows)
+    ssl = losses.batch_contrast(final, layers[self.cl_layer], batch,
+                                self.num_users, self.num_items,
+                                self.ssl_temperature,
+                                self.contrast_rows)
     loss = bpr + self.l2_reg * reg + self.ssl_weight * ssl
     return loss, {"loss": loss, "bpr": bpr, "reg": reg, "ssl": ssl}
 
