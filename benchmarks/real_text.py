@@ -366,7 +366,13 @@ def main(argv=None) -> None:
               name, dataset, selected[name], args, log)
           save()
     if args.cold:
-      out["_cold"] = cold_start(dataset, selected, seeds, args, log)
+      cold_seeds = ([int(x) for x in args.cold_seeds.split(",")]
+                    if args.cold_seeds else seeds)
+      cold_models = (args.cold_models.split(",") if args.cold_models
+                     else TEXT_MODELS)
+      out["_cold"] = cold_start(dataset, {k: v for k, v in selected.items()
+                                          if k in cold_models},
+                                cold_seeds, args, log)
       # The cold stage may run with fewer models or seeds than the table.
       out["_cold_command"] = command_line()
       save()
@@ -451,6 +457,10 @@ def parse_args(argv=None):
   p.add_argument("--relative_patience", type=float, default=0.5)
   p.add_argument("--text_cache_dir", default="")
   p.add_argument("--cold", type=int, default=1)
+  p.add_argument("--cold_seeds", default="",
+                 help="seeds of the cold-start stage ('' = --seeds)")
+  p.add_argument("--cold_models", default="",
+                 help="text models of the cold-start stage ('' = all run)")
   p.add_argument("--followup", type=int, default=0,
                  help="1: validate the FOLLOWUP variants on seed 0")
   return p.parse_args(argv)
