@@ -111,9 +111,6 @@ FOLLOWUP = {
 }
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "configs")
-T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447,
-         7: 2.365, 8: 2.306, 9: 2.262}
-
 
 def set_path(config, dotted: str, value) -> None:
   """config.a.b = value for dotted = 'a.b' (nested ConfigDicts)."""
@@ -199,17 +196,6 @@ def tune(name: str, dataset: str, selected: dict, args, log) -> dict:
   best = int(np.argmax(scores))
   return {"index": best, "point": dict(extra, **grid[best]),
           "valid_scores": scores}
-
-
-def paired(a: list, b: list) -> dict:
-  """Mean paired difference a - b with a 95% t interval."""
-  d = np.asarray(a) - np.asarray(b)
-  n = len(d)
-  mean = float(d.mean())
-  if n < 2:
-    return {"mean": mean, "lo": float("nan"), "hi": float("nan"), "n": n}
-  half = T_975.get(n - 1, 1.96) * float(d.std(ddof=1)) / np.sqrt(n)
-  return {"mean": mean, "lo": mean - half, "hi": mean + half, "n": n}
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
@@ -352,12 +338,9 @@ def main(argv=None) -> None:
       if name in out and base in out:
         # Pairs are (same seed = same split); seeds run for only one of the
         # two models are left out.
-        tests = {n: {r["seed"]: r["test"] for r in out[n]["runs"]}
-                 for n in (name, base)}
-        common = sorted(set(tests[name]) & set(tests[base]))
-        get = lambda n, m: [tests[n][s][m] for s in common]
-        out["_paired"][name] = {m: paired(get(name, m), get(base, m))
-                                for m in ("recall@20", "ndcg@20")}
+        out["_paired"][name] = {
+            m: real_text_report.paired_runs(out, name, base, m)
+            for m in ("recall@20", "ndcg@20")}
     save()
     if args.followup:
       for name in names:

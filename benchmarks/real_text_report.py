@@ -28,6 +28,61 @@ COMMAND = ("python benchmarks/real_text.py --datasets {datasets} --seeds {seeds}
            "--out {out} --cold {cold}")
 
 
+T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447,
+         7: 2.365, 8: 2.306, 9: 2.262}
+
+
+def paired(a: list, b: list) -> dict:
+  """Mean paired difference a - b with a 95% t interval.
+
+  Args:
+    a, b: one value per seed, in the same seed order.
+
+  Returns:
+    {'mean', 'lo', 'hi', 'n'}; lo and hi are NaN for fewer than 2 pairs.
+  """
+  d = np.asarray(a) - np.asarray(b)
+  n = len(d)
+  mean = float(d.mean())
+  if n < 2:
+    return {"mean": mean, "lo": float("nan"), "hi": float("nan"), "n": n}
+  half = T_975.get(n - 1, 1.96) * float(d.std(ddof=1)) / np.sqrt(n)
+  return {"mean": mean, "lo": mean - half, "hi": mean + half, "n": n}
+
+
+def paired_runs(out: dict, a: str, b: str, metric: str) -> dict:
+  """`paired` of two models' test `metric` over the seeds both ran."""
+  tests = {n: {r["seed"]: r["test"][metric] for r in out[n]["runs"]}
+           for n in (a, b)}
+  common = sorted(set(tests[a]) & set(tests[b]))
+  return paired([tests[a][s] for s in common], [tests[b][s] for s in common])
+
+
+def _interval(g: dict) -> str:
+  """'+0.0123 [+0.0010, +0.0236] (> 0)' of a `paired` result."""
+  zero = ("includes 0" if g["lo"] <= 0 <= g["hi"] else
+          "> 0" if g["lo"] > 0 else "< 0")
+  return f"{g['mean']:+.4f} [{g['lo']:+.4f}, {g['hi']:+.4f}] ({zero})"
+
+
+def baseline_section(out: dict) -> list[str]:
+  """Paired test differences of EASE / ItemKNN against every trained model."""
+  bases = [b for b in ("ease", "itemknn") if b in out]
+  others = [k for k in LABELS if k in out and k not in
+            ("mostpop", "itemknn", "ease")]
+  if not bases or not others:
+    return []
+  rows = []
+  for base in bases:
+    for key in others:
+      rows.append([f"{LABELS[base]} - {LABELS[key]}",
+                   _interval(paired_runs(out, base, key, "recall@20")),
+                   _interval(paired_runs(out, base, key, "ndcg@20"))])
+  return ["", "Non-neural baselines against the trained models (test, "
+          "paired by seed; > 0: the baseline is better):", ""] + _table(
+              ["difference", "ΔRecall@20", "ΔNDCG@20"], rows)
+
+
 def machine() -> str:
   """One line naming the CPU, its cores and the JAX version."""
   cpu = platform.processor() or platform.machine()
@@ -96,15 +151,10 @@ def dataset_section(name: str, out: dict) -> list[str]:
               "seed; mean and 95% t interval over seeds):", ""]
     rows = []
     for key, gains in paired.items():
-      cells = []
-      for m in ("recall@20", "ndcg@20"):
-        g = gains[m]
-        zero = "includes 0" if g["lo"] <= 0 <= g["hi"] else (
-            "> 0" if g["lo"] > 0 else "< 0")
-        cells.append(f"{g['mean']:+.4f} [{g['lo']:+.4f}, {g['hi']:+.4f}] "
-                     f"({zero})")
+      cells = [_interval(gains[m]) for m in ("recall@20", "ndcg@20")]
       rows.append([LABELS[key], *cells])
     lines += _table(["text model vs backbone", "ΔRecall@20", "ΔNDCG@20"], rows)
+  lines += baseline_section(out)
   for key, fu in out.get("_followup", {}).items():
     lines += ["", f"{LABELS.get(key, key)}: what the RLMRec paper suggests "
               f"trying (alignment temperature, user-profile quality), one "
