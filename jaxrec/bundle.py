@@ -10,6 +10,9 @@ reading it needs NumPy only (no config, checkpoint, graph or model code):
   item_vectors.*       [I, d] item representations; score(u, i) = u . v_i.
   item_fold.*          [I, d] (optional) per-item terms of the fold-in rule
                        that builds a new user's vector from its items.
+  item_text.*          [I, d_text] (optional, text models) the items' text
+  text_ego_*.npy       features and the model's map from a text feature to
+                       a layer-0 embedding (`text_ego_forward`).
   user_ids.npy         [U] original user id of each row.
   item_ids.npy         [I] original item id of each row.
   seen_indptr.npy      [U + 1] CSR row pointers of the train + valid items
@@ -40,7 +43,10 @@ FORMAT = "jaxrec-bundle"
 FORMAT_VERSION = 1
 METADATA_FILE = "metadata.json"
 DTYPES = ("float32", "bfloat16", "int8")
-VECTOR_NAMES = ("user_vectors", "item_vectors", "item_fold")
+VECTOR_NAMES = ("user_vectors", "item_vectors", "item_fold", "item_text")
+# The text -> layer-0 map of text models: w0 [d_text, h] (+ b0 [h], then
+# leaky ReLU, w1 [h, d], b1 [d] for an MLP); float32, never compressed.
+TEXT_EGO_NAMES = ("w0", "b0", "w1", "b1")
 # How a new user's vector is built from its items (metadata 'fold_in').
 FOLD_MODES = ("lightgcn", "indicator", "ones", "mean")
 
@@ -61,6 +67,8 @@ class Bundle(NamedTuple):
     seen_indptr: CSR row pointers of seen (train + valid) items. # [U + 1]
     seen_indices: seen item rows. # [nnz]
     metadata: the parsed metadata.json.
+    text_ego: for text models, 'item_text' [I, d_text] and the
+      `TEXT_EGO_NAMES` weights present; None otherwise.
   """
   user_vectors: np.ndarray
   item_vectors: np.ndarray
@@ -70,6 +78,7 @@ class Bundle(NamedTuple):
   seen_indptr: np.ndarray
   seen_indices: np.ndarray
   metadata: dict
+  text_ego: Optional[dict] = None
 
   @property
   def version(self) -> str:
@@ -289,10 +298,18 @@ def read(path: str) -> Bundle:
   missing = [n for n in required if n not in files]
   if users is None or items is None or missing:
     raise BundleError(f"{path}: missing arrays (vectors or {missing})")
+  item_text = decode(files, "item_text", dtype)
+  text_ego = None
+  if item_text is not None:
+    text_ego = {"item_text": item_text}
+    text_ego.update({n: files[f"text_ego_{n}.npy"] for n in TEXT_EGO_NAMES
+                     if f"text_ego_{n}.npy" in files})
+    if "w0" not in text_ego:
+      raise BundleError(f"{path}: item_text without text_ego_w0.npy")
   bundle = Bundle(users, items, decode(files, "item_fold", dtype),
                   files["user_ids.npy"], files["item_ids.npy"],
                   files["seen_indptr.npy"].astype(np.int64),
-                  files["seen_indices.npy"].astype(np.int64), meta)
+                  files["seen_indices.npy"].astype(np.int64), meta, text_ego)
   check_shapes(bundle, path)
   return bundle
 
@@ -348,6 +365,70 @@ def fold_in_vector(mode: str, item_rows: np.ndarray,
     return item_vectors[item_rows].mean(axis=0)
   raise ValueError(f"unknown fold-in mode {mode!r}; expected one of "
                    f"{FOLD_MODES} ({num_items} items)")
+
+
+def text_ego_forward(text_ego: dict, text: np.ndarray,
+                     matmul_dtype: str = "float32") -> np.ndarray:
+  """Layer-0 embedding of a text feature under the model's map. # [.., d]
+
+  Args:
+    text_ego: the bundle's `text_ego`.
+    text: text features. # [.., d_text]
+    matmul_dtype: the model's product inputs: 'bfloat16' rounds both
+      operands of each product to bfloat16 (float32 sums), as the model did.
+  """
+  if matmul_dtype == "bfloat16":
+    cast = lambda x: from_bfloat16_bits(to_bfloat16_bits(x))
+  else:
+    cast = lambda x: np.asarray(x, np.float32)
+  h = cast(text) @ cast(text_ego["w0"])
+  if "b0" in text_ego:
+    h = h + text_ego["b0"]
+  if "w1" in text_ego:
+    h = np.where(h >= 0, h, 0.01 * h)  # flax leaky_relu's default slope
+    h = cast(h) @ cast(text_ego["w1"]) + text_ego["b1"]
+  return h
+
+
+def fold_in(bundle: Bundle, item_rows: np.ndarray,
+            text: Optional[np.ndarray] = None) -> np.ndarray:
+  """A new user's vector by the bundle's fold-in rule (`jaxrec.export`).
+
+  Args:
+    bundle: the bundle.
+    item_rows: contiguous ids of the user's items (may be empty when `text`
+      is given). # [n]
+    text: the user's own text feature (same encoder as the items'), text
+      models only; None = the mean of its items' text features.
+
+  Returns:
+    The user vector. # [d]
+
+  Raises:
+    ValueError: neither items nor a usable text.
+  """
+  fold = bundle.metadata.get("fold_in", {})
+  item_rows = np.unique(np.asarray(item_rows, np.int64))
+  if fold.get("mode") != "lightgcn" or bundle.text_ego is None:
+    if not len(item_rows):
+      raise ValueError("this model folds in users from items only; give "
+                       "at least one item")
+    return fold_in_vector(fold.get("mode", "mean"), item_rows,
+                          bundle.item_vectors, bundle.item_fold)
+  user = np.zeros(bundle.item_vectors.shape[1], np.float32)
+  if len(item_rows):
+    user += fold_in_vector("lightgcn", item_rows, bundle.item_vectors,
+                           bundle.item_fold)
+  if text is None:
+    if not len(item_rows):
+      raise ValueError("give at least one item or a text")
+    text = bundle.text_ego["item_text"][item_rows].mean(axis=0)
+  ego = text_ego_forward(bundle.text_ego, text,
+                         fold.get("text_matmul_dtype", "float32"))
+  user += ego / (fold["num_layers"] + 1)
+  if fold.get("normalise"):
+    user /= max(float(np.linalg.norm(user)), 1e-12)
+  return user
 
 
 def size_bytes(path: str) -> int:

@@ -17,16 +17,22 @@ Compression: bfloat16 and int8 bundles are evaluated on the test split
 (train + valid items masked, as in training) next to the float32 vectors;
 both results go to metadata.json under 'evaluation' and to stderr.
 
-Fold-in rules (metadata 'fold_in', applied by `bundle.fold_in_vector`) for
+Fold-in rules (metadata 'fold_in', applied by `bundle.fold_in`) for
 a new user with interacted items N (no retraining, item representations
 fixed):
-  lightgcn   LightGCN with symmetric normalisation: the user's layer-k
+  lightgcn   LightGCN (and the LightGCN propagation of TextGNN / AlphaRec)
+             with symmetric normalisation: the user's layer-k
              embedding is sum_{i in N} e_i^{k-1} / sqrt(|N| (d_i + 1)) and its
              final vector the mean of layers 0..K with e_u^0 = 0, so
              u = sum_{i in N} item_fold_i / sqrt(|N|) with
              item_fold_i = sum_{k<K} e_i^k / ((K + 1) sqrt(d_i + 1)).
              Approximations: no trained ego embedding (e_u^0 = 0), and the
-             items' own representations do not see the new edges.
+             items' own representations do not see the new edges. Text
+             models add their own layer-0 term: e_u^0 = ego(t_u) with the
+             model's text map (TextGNN W t, AlphaRec's MLP) of the user's
+             text feature t_u (its encoded text, else the mean of its items'
+             text features, training's 'mean' user text), and AlphaRec
+             normalises the result.
   indicator  ItemKNN / EASE: the user vector is the binary row of its items
              (exact: these models score x_u W).
   ones       MostPop: every user is the same vector.
@@ -58,7 +64,10 @@ from jaxrec import workdir as workdir_lib
 from jaxrec.data.dataset import DataError
 from jaxrec.graphs import pad_rows
 from jaxrec.graphs import split_nodes
+from jaxrec.models.lightgcn import LightGCN
 from jaxrec.models.lightgcn import light_propagate
+from jaxrec.models.textgnn import TextGNN
+from jaxrec.models.textgnn import raw_text
 
 # Users whose `model.score` rows are compared with the dot product.
 _CHECK_USERS = 8
@@ -85,57 +94,110 @@ def check_dot_product(trained: recommend.TrainedModel) -> None:
         "interaction); only dot-product models can be exported")
 
 
+# Models whose final vectors are the LightGCN layer mean of a layer-0 table
+# (free embeddings, or a map of the nodes' text features).
+PROPAGATED = ("lightgcn", "textgnn", "alpharec")
+
+
+def _node_ego(module, graph):
+  """Layer-0 node table of a PROPAGATED model (inside `model.apply`)."""
+  if isinstance(module, LightGCN):
+    users, items = module.ego_embeddings()
+    return pad_rows(graph, jnp.concatenate([users, items]))
+  if isinstance(module, TextGNN):
+    return module.node_features(graph)
+  real = graph.nodes["mask"][:, None] > 0  # AlphaRec
+  return jnp.where(real, module.mlp(raw_text(graph, module.text_key)), 0.0)
+
+
 def lightgcn_fold_terms(trained: recommend.TrainedModel
-                        ) -> tuple[np.ndarray, np.ndarray, int]:
-  """Per-item layer sums of a LightGCN run, for the fold-in rule.
+                        ) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+  """Per-item layer sums of a LightGCN-style run, for the fold-in rule.
 
   Args:
-    trained: a loaded `lightgcn` run.
+    trained: a loaded run of a `PROPAGATED` model.
 
   Returns:
     (layer_sum [I, d] = sum over layers k = 0..K-1 of e_i^k, train degree of
-    each item [I], K).
+    each item [I], K, the users' layer-0 rows e_u^0 [U, d]).
   """
-  params = trained.params
   num_layers = int(trained.model.num_layers)
+  num_users, num_items = trained.dataset.num_users, trained.dataset.num_items
   graph = jax.tree.map(jnp.asarray,
                        train.build_graph(trained.config, trained.dataset))
-  ego = jnp.concatenate([params["user_embedding"], params["item_embedding"]])
 
-  def layer_sum(ego, graph):
-    layers = light_propagate(graph, pad_rows(graph, ego), num_layers,
+  def terms(params, graph):
+    ego = trained.model.apply({"params": params}, graph, method=_node_ego)
+    layers = light_propagate(graph, ego, num_layers,
                              method=trained.model.propagation)
     total = sum(layers[:num_layers])  # [N, d], layers 0..K-1
-    return split_nodes(total, trained.dataset.num_users,
-                       trained.dataset.num_items)[1]  # [I, d]
+    return (split_nodes(total, num_users, num_items)[1],
+            split_nodes(ego, num_users, num_items)[0])
 
-  items = np.asarray(jax.jit(layer_sum)(ego, graph), np.float32)
+  items, user_ego = jax.jit(terms)(trained.params, graph)
   train_csr = trained.dataset.csr("train")
   degree = np.diff(train_csr.tocsc().indptr).astype(np.float32)  # [I]
-  return items, degree, num_layers
+  return (np.asarray(items, np.float32), degree, num_layers,
+          np.asarray(user_ego, np.float32))
+
+
+def _text_ego(trained: recommend.TrainedModel) -> Optional[dict]:
+  """The text -> layer-0 map of a text model, as `bundle.text_ego`."""
+  name, params = trained.config.model_name, trained.params
+  if name == "textgnn":
+    ego = {"w0": params["text_proj"]["kernel"]}
+  elif name == "alpharec":
+    mlp = params["mlp"]
+    ego = {"w0": mlp["hidden"]["kernel"], "b0": mlp["hidden"]["bias"],
+           "w1": mlp["out"]["kernel"], "b1": mlp["out"]["bias"]}
+  else:
+    return None
+  ego = {k: np.asarray(v, np.float32) for k, v in ego.items()}
+  ego["item_text"] = np.asarray(trained.dataset.item_embeddings, np.float32)
+  return ego
 
 
 def fold_in_terms(trained: recommend.TrainedModel
-                  ) -> tuple[Optional[np.ndarray], dict]:
-  """The fold-in rule of a run: (item_fold [I, d] or None, metadata dict)."""
+                  ) -> tuple[Optional[np.ndarray], dict, Optional[dict]]:
+  """The fold-in rule of a run.
+
+  Returns:
+    (item_fold [I, d] or None, the metadata 'fold_in' dict, the text map
+    of a text model or None).
+  """
   name = trained.config.model_name
-  norm = trained.config.get("graph", {}).get("norm", "sym")
-  if name == "lightgcn" and norm == "sym":
-    layer_sum, degree, num_layers = lightgcn_fold_terms(trained)
+  graph_config = trained.config.get("graph", {})
+  norm = graph_config.get("norm", "sym")
+  if name in PROPAGATED and norm == "sym":
+    layer_sum, degree, num_layers, _ = lightgcn_fold_terms(trained)
     fold = layer_sum / ((num_layers + 1) *
                         np.sqrt(degree + 1.0))[:, None]  # [I, d]
-    return fold.astype(np.float32), {
-        "mode": "lightgcn", "num_layers": num_layers,
-        "rule": "u = sum_{i in N} item_fold_i / sqrt(|N|)",
-        "approximation": "new user's layer-0 embedding is zero; item "
-                         "representations do not see the new edges"}
+    text_ego = _text_ego(trained)
+    meta = {"mode": "lightgcn", "num_layers": num_layers,
+            "rule": "u = sum_{i in N} item_fold_i / sqrt(|N|)",
+            "approximation": "new user's layer-0 embedding is zero; item "
+                             "representations do not see the new edges"}
+    if text_ego is not None:
+      meta.update({
+          "rule": "u = sum_{i in N} item_fold_i / sqrt(|N|) + "
+                  "ego(t_u) / (K + 1)",
+          "approximation": "t_u = the user's text feature if given, else "
+                           "the mean of its items' text features; item "
+                           "representations do not see the new edges",
+          "text_model": graph_config.get("text_model", ""),
+          "text_dim": int(text_ego["item_text"].shape[1]),
+          "normalise": name == "alpharec",
+          "text_matmul_dtype": trained.config.model.get("matmul_dtype",
+                                                        "float32")})
+    return fold.astype(np.float32), meta, text_ego
   if name in ("itemknn", "ease"):
-    return None, {"mode": "indicator", "rule": "u = binary row of N (exact)"}
+    return None, {"mode": "indicator",
+                  "rule": "u = binary row of N (exact)"}, None
   if name == "mostpop":
-    return None, {"mode": "ones", "rule": "u = ones (exact)"}
+    return None, {"mode": "ones", "rule": "u = ones (exact)"}, None
   return None, {"mode": "mean", "rule": "u = mean_{i in N} item_vectors_i",
                 "approximation": "item centroid in place of a trained user "
-                                 "vector"}
+                                 "vector"}, None
 
 
 def _content_version(*arrays: np.ndarray) -> str:
@@ -169,7 +231,7 @@ def bundle_from_trained(trained: recommend.TrainedModel) -> bundle_lib.Bundle:
     ExportError: the model does not score by a dot product.
   """
   check_dot_product(trained)
-  item_fold, fold = fold_in_terms(trained)
+  item_fold, fold, text_ego = fold_in_terms(trained)
   seen = trained.seen_csr()
   users = np.asarray(trained.user_emb, np.float32)
   items = np.asarray(trained.item_emb, np.float32)
@@ -196,17 +258,22 @@ def bundle_from_trained(trained: recommend.TrainedModel) -> bundle_lib.Bundle:
   return bundle_lib.Bundle(users, items, item_fold, trained.user_original,
                            trained.item_original,
                            seen.indptr.astype(np.int64),
-                           seen.indices.astype(np.int64), meta)
+                           seen.indices.astype(np.int64), meta, text_ego)
 
 
 def encode_bundle(bundle: bundle_lib.Bundle, dtype: str
                   ) -> dict[str, np.ndarray]:
   """File name -> array of `bundle` with its vectors stored as `dtype`."""
   files = {}
+  text_ego = bundle.text_ego or {}
   for name in bundle_lib.VECTOR_NAMES:
-    vectors = getattr(bundle, name)
+    vectors = (text_ego.get(name) if name == "item_text"
+               else getattr(bundle, name))
     if vectors is not None:
       files.update(bundle_lib.encode(name, vectors, dtype))
+  for name in bundle_lib.TEXT_EGO_NAMES:
+    if name in text_ego:
+      files[f"text_ego_{name}.npy"] = text_ego[name]
   files.update({"user_ids.npy": np.asarray(bundle.user_ids),
                 "item_ids.npy": np.asarray(bundle.item_ids),
                 "seen_indptr.npy": bundle.seen_indptr,

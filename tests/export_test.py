@@ -25,6 +25,7 @@ from tests import recommend_models_test
 
 
 def _train(name, workdir, **model):
+  """Two epochs of configs/test.py:<name> on tiny synthetic data."""
   config = config_loader.load("test.py", name)
   config.num_epochs = 2
   config.batch_size = 64
@@ -77,17 +78,45 @@ def test_bundle_decodes_to_the_trained_vectors(lightgcn_run, tmp_path, dtype):
   assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]
 
 
-def test_lightgcn_fold_terms_match_the_propagation(lightgcn_run):
-  """Trained user = ego / (K + 1) + sum_i layer_sum_i / ((K+1) sqrt(d_u d_i))."""
-  _, _, trained = lightgcn_run
-  layer_sum, degree, num_layers = export.lightgcn_fold_terms(trained)
+@pytest.mark.parametrize("name", export.PROPAGATED)
+def test_fold_terms_match_the_propagation(name, tmp_path, monkeypatch):
+  """Trained user = (e_u^0 + sum_i layer_sum_i / sqrt(d_u d_i)) / (K + 1).
+
+  AlphaRec normalises that sum; text models' e_u^0 is the bundle's text map
+  of the user's text feature.
+  """
+  monkeypatch.setattr(input_pipeline, "_encode_texts",
+                      recommend_models_test.fake_encode)
+  workdir = str(tmp_path / "run")
+  _train(name, workdir)
+  trained = recommend.TrainedModel.load(workdir)
+  layer_sum, degree, num_layers, user_ego = export.lightgcn_fold_terms(
+      trained)
   train_csr = trained.dataset.csr("train")
   d_user = np.asarray(train_csr.sum(axis=1)).ravel()  # [U]
   weights = train_csr.multiply(
       1.0 / np.sqrt(np.outer(np.maximum(d_user, 1), np.maximum(degree, 1))))
-  ego = np.asarray(trained.params["user_embedding"])
-  rebuilt = (ego + weights @ layer_sum) / (num_layers + 1)  # [U, d]
+  rebuilt = (user_ego + weights @ layer_sum) / (num_layers + 1)  # [U, d]
+  if name == "alpharec":
+    rebuilt /= np.linalg.norm(rebuilt, axis=1, keepdims=True)
   np.testing.assert_allclose(rebuilt, trained.user_emb, rtol=1e-4, atol=1e-5)
+  out = str(tmp_path / "bundle")
+  export.export(workdir, out, evaluate=False)
+  bundle = bundle_lib.read(out)
+  if name == "lightgcn":
+    assert bundle.text_ego is None
+    return
+  assert bundle.metadata["fold_in"]["normalise"] == (name == "alpharec")
+  ego = bundle_lib.text_ego_forward(
+      bundle.text_ego, trained.dataset.user_embeddings,
+      bundle.metadata["fold_in"]["text_matmul_dtype"])
+  np.testing.assert_allclose(ego, user_ego, rtol=1e-4, atol=1e-5)
+  # A user's text alone: its layer-0 term (normalised for AlphaRec).
+  alone = bundle_lib.fold_in(bundle, [], trained.dataset.user_embeddings[3])
+  want = user_ego[3] / (num_layers + 1)
+  if name == "alpharec":
+    want = want / np.linalg.norm(want)
+  np.testing.assert_allclose(alone, want, rtol=1e-4, atol=1e-6)
 
 
 def test_fold_in_of_a_known_user_points_like_its_vector(lightgcn_run,
@@ -219,7 +248,6 @@ def test_every_model_exports_its_ranking(name, tmp_path, monkeypatch):
     np.testing.assert_allclose(scores[user][got],
                                scores[user][want], rtol=1e-5, atol=1e-6)
   history = trained.dataset.csr("train")[0].indices
-  vec = bundle_lib.fold_in_vector(bundle.metadata["fold_in"]["mode"], history,
-                                  bundle.item_vectors, bundle.item_fold)
+  vec = bundle_lib.fold_in(bundle, history)
   assert vec.shape == bundle.user_vectors.shape[1:]
   assert np.isfinite(vec).all()

@@ -7,7 +7,8 @@ version only):
   GET  /recommend?user=U&k=20[&exclude=a,b][&items=c,d][&exclude_seen=true]
   POST /recommend            {"users": [...], "k": 20, "exclude": [...],
                               "items": [...], "exclude_seen": true}
-  POST /recommend/new_user   {"items": [...], "k": 20, "exclude": [...]}
+  POST /recommend/new_user   {"items": [...], "text": "...", "k": 20,
+                              "exclude": [...]}  (items, text or both)
   GET  /similar_items?item=I&k=20
   GET  /health
   GET  /metadata
@@ -26,6 +27,7 @@ Requests hold the version they started with, so none fails or mixes two.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -112,7 +114,9 @@ class RecommendBody(pydantic.BaseModel):
 
 class NewUserBody(pydantic.BaseModel):
   model_config = pydantic.ConfigDict(extra="forbid")
-  items: List[Id] = pydantic.Field(min_length=1, max_length=MAX_IDS)
+  items: List[Id] = pydantic.Field(default_factory=list, max_length=MAX_IDS)
+  text: Optional[pydantic.StrictStr] = pydantic.Field(
+      default=None, min_length=1, max_length=20_000)
   k: pydantic.StrictInt = 20
   exclude: List[Id] = pydantic.Field(default_factory=list, max_length=MAX_IDS)
 
@@ -138,6 +142,8 @@ class Service:
     self._stop = threading.Event()
     self._thread: Optional[threading.Thread] = None
     self.reloads = 0
+    self._encoders: dict = {}
+    self._encoder_lock = threading.Lock()
 
   def _prepare(self, model: engine.ServingModel) -> engine.ServingModel:
     # Compiles the new shapes before the swap, so the first requests after
@@ -183,6 +189,39 @@ class Service:
 
   # --------------------------------------------------------------------------
   # Request helpers.
+
+  def encode_text(self, model: engine.ServingModel, text: str) -> np.ndarray:
+    """The user's text feature, by the encoder the run's texts went through.
+
+    Raises:
+      HTTPException: 422 for a model without text, 503 when the encoder
+        cannot be loaded or does not match the bundle's text features.
+    """
+    fold = model.metadata.get("fold_in", {})
+    if not model.text_dim:
+      raise fastapi.HTTPException(
+          422, f"model {model.metadata.get('model')!r} does not use text; "
+          "fold a new user in from its items")
+    name = fold.get("text_model") or ""
+    with self._encoder_lock:  # one load per encoder, on first use
+      if name not in self._encoders:
+        try:
+          # The encoder is needed for text fold-in only.
+          from jaxrec import text as text_lib  # pylint: disable=import-outside-toplevel
+          self._encoders[name] = text_lib.TextEncoder(name or None)
+        except Exception as err:  # pylint: disable=broad-except
+          self._encoders[name] = err
+      encoder = self._encoders[name]
+    if isinstance(encoder, Exception):
+      raise fastapi.HTTPException(
+          503, f"text fold-in unavailable: the text encoder "
+          f"{name or 'all-MiniLM-L6-v2'!r} could not be loaded ({encoder})")
+    if encoder.dim != model.text_dim:
+      raise fastapi.HTTPException(
+          503, f"text fold-in unavailable: the encoder gives {encoder.dim}-d "
+          f"features, the model's item texts are {model.text_dim}-d (encoded "
+          "by another model)")
+    return np.asarray(encoder.encode([text]), np.float32)[0]
 
   def check_k(self, model: engine.ServingModel, k: int) -> int:
     limit = min(self.options.max_k, model.num_items)
@@ -323,16 +362,28 @@ def create_app(source_factory: Callable[[], Any],
 
     The rule is the bundle's 'fold_in' (see `jaxrec.export`): for LightGCN,
     the user's propagated layers from the fixed item layers with a zero
-    layer-0 embedding; for other embedding models, the mean of the items'
-    vectors; exact for ItemKNN / EASE / MostPop. The given items are
-    excluded from the list.
+    layer-0 embedding; for TextGNN / AlphaRec the same plus the model's map
+    of the user's text feature (the encoded `text` when given, else the
+    mean of its items' text features); for other embedding models, the
+    mean of the items' vectors; exact for ItemKNN / EASE / MostPop. The
+    given items are excluded from the list.
     """
     service = holder["service"]
     model = service.model
     service.check_k(model, body.k)
+    if not body.items and body.text is None:
+      raise fastapi.HTTPException(422, "give the user's items, a text, or "
+                                  "both")
     history = model.item_rows(body.items)
     excl = np.concatenate([history, model.item_rows(body.exclude)])
-    query = model.fold_in(history)[None]  # [1, d]
+    text = None
+    if body.text is not None:
+      text = await asyncio.get_running_loop().run_in_executor(
+          None, service.encode_text, model, body.text)
+    try:
+      query = model.fold_in(history, text)[None]  # [1, d]
+    except ValueError as err:
+      raise fastapi.HTTPException(422, str(err)) from err
     ranked = await service.rank(model, query, [excl], body.k, None)
     return _json({"version": model.version, "fold_in": model.metadata.get(
         "fold_in", {}).get("mode"), **_listing(model, ranked[0])})

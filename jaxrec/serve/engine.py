@@ -65,6 +65,7 @@ class ServingModel(NamedTuple):
     seen_indices: seen item rows. # [nnz]
     integer_users: whether user ids are integers.
     integer_items: whether item ids are integers.
+    source: the decoded bundle (fold-in terms, text map).
   """
   version: str
   metadata: dict
@@ -81,6 +82,7 @@ class ServingModel(NamedTuple):
   seen_indices: np.ndarray
   integer_users: bool
   integer_items: bool
+  source: bundle_lib.Bundle
 
   @classmethod
   def from_bundle(cls, bundle: bundle_lib.Bundle) -> "ServingModel":
@@ -99,7 +101,7 @@ class ServingModel(NamedTuple):
         {str(v): i for i, v in enumerate(user_ids)},
         {str(v): i for i, v in enumerate(item_ids)},
         user_ids, item_ids, bundle.seen_indptr, bundle.seen_indices,
-        int_users, int_items)
+        int_users, int_items, bundle)
 
   @property
   def num_items(self) -> int:
@@ -138,11 +140,21 @@ class ServingModel(NamedTuple):
     return self.seen_indices[self.seen_indptr[user_row]:
                              self.seen_indptr[user_row + 1]]
 
-  def fold_in(self, item_rows: np.ndarray) -> np.ndarray:
-    """A new user's vector from its items (`bundle.fold_in_vector`). # [d]"""
-    mode = self.metadata.get("fold_in", {}).get("mode", "mean")
-    return bundle_lib.fold_in_vector(mode, item_rows, self.item_vectors,
-                                     self.item_fold).astype(np.float32)
+  def fold_in(self, item_rows: np.ndarray,
+              text: Optional[np.ndarray] = None) -> np.ndarray:
+    """A new user's vector from its items / text (`bundle.fold_in`). # [d]
+
+    Raises:
+      ValueError: neither items nor a text the model can use.
+    """
+    return bundle_lib.fold_in(self.source, item_rows,
+                              text).astype(np.float32)
+
+  @property
+  def text_dim(self) -> int:
+    """Size of the text features the model maps (0: not a text model)."""
+    ego = self.source.text_ego
+    return 0 if ego is None else int(ego["item_text"].shape[1])
 
 
 class Job(NamedTuple):
