@@ -221,19 +221,33 @@ _bodies = st.one_of(
     st.dictionaries(st.sampled_from(["users", "items", "k", "exclude",
                                      "exclude_seen", "extra"]),
                     st.one_of(_ids, st.lists(_ids, max_size=4)), max_size=4),
-    st.lists(_ids, max_size=3), _ids)
+    st.lists(_ids, max_size=3), _ids,
+    st.fixed_dictionaries({"items": st.lists(_ids, max_size=3)},
+                          optional={"text": _ids, "k": _ids}))
 
 
-def _malformed(body) -> bool:
-  """Whether `body` is certain to be a client error for both POST routes."""
-  if not isinstance(body, dict):
-    return True
-  ok_ids = lambda v: (isinstance(v, list) and v and all(
-      type(x) is int and 0 <= x < 30 for x in v))
-  k_ok = type(body.get("k", 20)) is int and 1 <= body.get("k", 20) <= 30
-  return not (set(body) <= {"users", "k", "exclude"} and
-              ok_ids(body.get("users")) and k_ok
-              and (("exclude" not in body) or ok_ids(body["exclude"])))
+def _ids_ok(value, count) -> bool:
+  return isinstance(value, list) and all(
+      type(x) is int and 0 <= x < count for x in value)
+
+
+def _k_ok(body) -> bool:
+  k = body.get("k", 20)
+  return type(k) is int and 1 <= k <= 30
+
+
+def _well_formed(body, path) -> bool:
+  """Whether `body` is a valid request to `path` (else a 4xx is due)."""
+  if not isinstance(body, dict) or not _k_ok(body):
+    return False
+  if path == "/recommend":
+    return (set(body) <= {"users", "k", "exclude"}
+            and _ids_ok(body.get("users"), 30) and bool(body["users"])
+            and _ids_ok(body.get("exclude", []), 40))
+  # LightGCN has no text: a 'text' key is a 422 as well.
+  return (set(body) <= {"items", "k", "exclude"}
+          and _ids_ok(body.get("items"), 40) and bool(body["items"])
+          and _ids_ok(body.get("exclude", []), 40))
 
 
 @settings(max_examples=60, deadline=None,
@@ -245,16 +259,17 @@ def _malformed(body) -> bool:
                              st.text(max_size=6), max_size=3))
 def test_random_malformed_requests_get_4xx(server, body, path, query):
   posted = server.client.post(path, json=body)
-  # A body well-formed for POST /recommend has 'users', which
-  # /recommend/new_user does not accept.
-  if _malformed(body) or path.endswith("new_user"):
-    assert 400 <= posted.status_code < 500, (body, posted.text)
-  else:
+  if _well_formed(body, path):
     assert posted.status_code == 200, (body, posted.text)
+  else:
+    assert 400 <= posted.status_code < 500, (body, posted.text)
   got = server.client.get("/recommend", params=query)
   assert got.status_code < 500, (query, got.text)
   if "user" not in query or not query["user"]:
     assert 400 <= got.status_code < 500
+  similar = server.client.get("/similar_items", params={
+      "item" if k == "user" else k: v for k, v in query.items()})
+  assert similar.status_code < 500, (query, similar.text)
 
 
 def test_hot_reload_under_concurrent_requests(run, tmp_path):
