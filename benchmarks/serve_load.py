@@ -8,7 +8,8 @@ For each model (a small trained bundle and a Gowalla-sized one, 29,858
 users x 40,981 items, d = 64, with RANDOM vectors and random seen items of
 Gowalla's train size: latency depends on the shapes, not on the values) the
 server runs in a subprocess, with micro-batching (batches up to 64 requests,
-2 ms wait) and without (one request per scoring call), and 1 / 16 / 64
+2 ms wait; one process, and two with --workers 2) and without (one request
+per scoring call), and 1 / 16 / 64
 concurrent keep-alive clients send `GET /recommend?user=U&k=20` for random
 users for `--seconds` each. The baseline, in the same run, is a naive
 per-request NumPy scorer in-process (u @ V.T, seen items masked,
@@ -47,6 +48,9 @@ JSON_PATH = os.path.join(REPO, "benchmarks", "results", "serve_load.json")
 MD_PATH = os.path.join(REPO, "docs", "results", "serving.md")
 CLIENTS = (1, 16, 64)
 K = 20
+# Result key -> table label, in table order.
+MODES = {"batched": "batched", "batched_2_workers": "batched, 2 workers",
+         "unbatched": "unbatched", "numpy": "numpy"}
 # Gowalla (LightGCN split): users, items, train interactions.
 GOWALLA = (29_858, 40_981, 810_128)
 
@@ -122,32 +126,43 @@ def _summary(latencies, elapsed, errors) -> dict:
           "p99_ms": float(np.percentile(ms, 99))}
 
 
-def run_server(bundle: str, max_batch: int, seconds: float) -> list[dict]:
+async def _health(port: int) -> int:
+  reader, writer = await asyncio.open_connection("127.0.0.1", port)
+  try:
+    return await _get(reader, writer, "/health")
+  finally:
+    writer.close()
+
+
+def run_server(bundle: str, max_batch: int, seconds: float,
+               workers: int = 1) -> list[dict]:
   """Starts the server on `bundle` and measures every client count."""
   port = _free_port()
   log = tempfile.TemporaryFile()
   proc = subprocess.Popen(
       [sys.executable, "-m", "jaxrec.serve", "--bundle", bundle, "--port",
-       str(port), "--max_batch", str(max_batch), "--reload_interval", "0"],
+       str(port), "--max_batch", str(max_batch), "--reload_interval", "0",
+       "--workers", str(workers)],
       cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
   try:
     deadline = time.monotonic() + 300
     while True:
       try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
+        if asyncio.run(_health(port)) == 200:
           break
-      except OSError:
+      except (OSError, asyncio.IncompleteReadError):
         if proc.poll() is not None or time.monotonic() > deadline:
           log.seek(0)
           raise RuntimeError(f"server failed: {log.read().decode()[-2000:]}")
         time.sleep(0.3)
     user_ids = np.load(os.path.join(bundle, "user_ids.npy")).tolist()
-    asyncio.run(_load(port, 4, 1.0, user_ids))  # warm connections and jit
+    # Warm connections and every worker (each loads its own copy).
+    asyncio.run(_load(port, 4, 3.0 * workers, user_ids))
     out = []
     for clients in CLIENTS:
       result = asyncio.run(_load(port, clients, seconds, user_ids))
       out.append({"clients": clients, **result})
-      print(f"  {'batched' if max_batch > 1 else 'unbatched'} "
+      print(f"  {'batched' if max_batch > 1 else 'unbatched'} x{workers} "
             f"{clients:3d} clients: {result['qps']:8.1f} req/s  p50 "
             f"{result['p50_ms']:.1f} p99 {result['p99_ms']:.1f} ms",
             file=sys.stderr)
@@ -223,23 +238,26 @@ def render_markdown(results: dict) -> str:
       f"excluded) from N concurrent keep-alive clients for "
       f"{results['seconds']} s, server and clients on the same 2 cores. "
       "Batched = micro-batching (up to 64 requests per jitted top-K call, "
-      "2 ms wait); unbatched = one request per call. NumPy = a naive "
+      "2 ms wait) in one server process; batched, 2 workers = the same in "
+      "two processes (`--workers 2`), each with its own model copy and "
+      "batcher; unbatched = one request per call. NumPy = a naive "
       "per-request scorer in-process (no HTTP), N threads; each of its "
       "calls uses NumPy's multi-threaded BLAS, so at 16 / 64 threads on 2 "
       "shared cores its Gowalla-size rows measure that oversubscription "
       "as much as the scoring.", "",
       "Serving targets of the issue (Gowalla size, 16 clients): >= 1,000 "
       "recommendations/s and p99 < 50 ms; compare with the Gowalla-sized "
-      "batched row at 16 clients below. Quality of the new-user fold-in "
+      "batched rows at 16 clients below. Quality of the new-user fold-in "
       "against retraining: [fold_in.md](fold_in.md).", ""]
   for model in results["models"]:
     lines += [f"## {model['name']}", "", model["description"], "",
               "| clients | mode | req/s | p50 ms | p95 ms | p99 ms | errors |",
               "|---:|---|---:|---:|---:|---:|---:|"]
-    for mode in ("batched", "unbatched", "numpy"):
-      for row in model[mode]:
+    for mode in MODES:
+      for row in model.get(mode, []):
+        label = MODES[mode]
         lines.append(
-            f"| {row['clients']} | {mode} | {row['qps']:.0f} | "
+            f"| {row['clients']} | {label} | {row['qps']:.0f} | "
             f"{row['p50_ms']:.1f} | {row['p95_ms']:.1f} | "
             f"{row['p99_ms']:.1f} | {row['errors']} |")
     lines.append("")
@@ -308,6 +326,7 @@ def main(argv=None) -> dict:
       results["models"].append({
           "name": name, "description": description,
           "batched": run_server(path, 64, args.seconds),
+          "batched_2_workers": run_server(path, 64, args.seconds, 2),
           "unbatched": run_server(path, 1, args.seconds),
           "numpy": naive_numpy(path, args.seconds)})
   if args.compression:
