@@ -166,8 +166,8 @@ def fold_in_terms(trained: recommend.TrainedModel
     of a text model or None).
   """
   name = trained.config.model_name
-  graph_config = trained.config.get("graph", {})
-  norm = graph_config.get("norm", "sym")
+  graph_config = trained.config.graph
+  norm = graph_config.norm
   if name in PROPAGATED and norm == "sym":
     layer_sum, degree, num_layers, _ = lightgcn_fold_terms(trained)
     fold = layer_sum / ((num_layers + 1) *
@@ -184,7 +184,7 @@ def fold_in_terms(trained: recommend.TrainedModel
           "approximation": "t_u = the user's text feature if given, else "
                            "the mean of its items' text features; item "
                            "representations do not see the new edges",
-          "text_model": graph_config.get("text_model", ""),
+          "text_model": graph_config.text_model,
           "text_dim": int(text_ego["item_text"].shape[1]),
           "normalise": name == "alpharec",
           "text_matmul_dtype": trained.config.model.get("matmul_dtype",
@@ -345,7 +345,7 @@ def export(workdir: str, out: str, dtype: str = "float32",
   for key in ("format", "format_version", "version"):
     meta.pop(key)
   if evaluate and len(trained.dataset.test):
-    ks = tuple(trained.config.get("eval_ks", (20,)))
+    ks = tuple(trained.config.eval_ks)
     reference = evaluate_vectors(bundle.user_vectors, bundle.item_vectors,
                                  trained, ks)
     stored = (reference if dtype == "float32" else
