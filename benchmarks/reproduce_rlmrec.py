@@ -113,7 +113,7 @@ def make_config(model: str, dataset: str, args) -> ml_collections.ConfigDict:
   config.batch_size = args.batch_size
   config.eval_ks = KS
   config.selection_metric = "recall@20"
-  config.optimizer = dict(name="adam", learning_rate=1e-3)
+  config.optimizer.update(name="adam", learning_rate=1e-3)
   config.progress = False
   config.max_checkpoints = 1
   kwargs = backbone_kwargs(backbone, dataset)

@@ -66,7 +66,7 @@ def model_config(name: str, args) -> "ml_collections.ConfigDict":
   config.steps_per_call = 8
   config.eval_ks = (20,)
   config.progress = False
-  config.optimizer = dict(name="adam", learning_rate=args.lr)
+  config.optimizer.update(name="adam", learning_rate=args.lr)
   lgcn = dict(embed_dim=args.dim, num_layers=args.layers, l2_reg=1e-4)
   if name == "lightgcn":
     config.model_name = "lightgcn"
@@ -90,7 +90,7 @@ def model_config(name: str, args) -> "ml_collections.ConfigDict":
     config.model_name = "alpharec"
     config.model = dict(embed_dim=args.dim, num_layers=2, temperature=0.15)
     config.num_negatives = args.alpharec_negatives
-    config.optimizer = dict(name="adam", learning_rate=args.alpharec_lr)
+    config.optimizer.update(name="adam", learning_rate=args.alpharec_lr)
   elif name == "textgnn":
     config.model_name = "textgnn"
     config.model = dict(embed_dim=args.dim, num_layers=args.layers,

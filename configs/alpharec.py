@@ -19,7 +19,7 @@ def get_config(arg=None):
   config.model = dict(embed_dim=64, num_layers=2, hidden_dim=0,
                       temperature=0.15, l2_reg=0.0, negative_sharing="batch",
                       shared_negatives=256, matmul_dtype="bfloat16")
-  config.optimizer = dict(name="adam", learning_rate=5e-4)
+  config.optimizer.update(name="adam", learning_rate=5e-4)
   config.batch_size = 4096
   config.num_negatives = 1  # 'batch': the shared 256 come from rows 0..255
   config.graph.text_features = True

@@ -114,7 +114,7 @@ def evaluate_cold_start(config, workdir: str, split: ColdStartSplit,
   graph = jax.tree.map(jnp.asarray, train.build_graph(config, full))
   init = train.init_params(model, graph, config.batch_size,
                            jax.random.key(config.seed),
-                           config.get("num_negatives", 1))
+                           config.num_negatives)
   params = graft_params(trained, init)
   warm_items = np.arange(split.warm.num_items)
   sets = {"item_valid": (split.cold_item_valid, split.cold_valid_items),

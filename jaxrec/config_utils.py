@@ -99,7 +99,13 @@ def base_config(dataset: str = "synthetic") -> ml_collections.ConfigDict:
   config.dataset = dataset_config(dataset)
   config.model_name = "lightgcn"
   config.model = dict(embed_dim=64, num_layers=3, l2_reg=1e-4)
-  config.optimizer = dict(name="adam", learning_rate=1e-3)
+  # Optimiser and learning-rate schedule (jaxrec/optimizers.py): weight_decay
+  # for adamw, momentum for sgd (None: plain SGD), grad_clip a global-norm
+  # clip (None: none); schedule 'constant' or 'cosine' (hold_epochs at
+  # learning_rate, then decay_epochs of cosine decay to final_lr_ratio x it).
+  config.optimizer = dict(name="adam", learning_rate=1e-3, weight_decay=0.0,
+                          momentum=None, grad_clip=None, schedule="constant",
+                          hold_epochs=0, decay_epochs=0, final_lr_ratio=0.01)
   config.batch_size = DATASETS[dataset]["batch_size"]
   config.num_negatives = 1
   # BPR triples per epoch: 'interaction' (each train interaction once) or
@@ -155,14 +161,58 @@ def base_config(dataset: str = "synthetic") -> ml_collections.ConfigDict:
   config.progress = True
   # TensorBoard event files (tensorboardX) in workdir/tensorboard.
   config.tensorboard = False
+  # A callable `loss_fn(params, batch, rng, *, model) -> (loss, metrics)`
+  # trained instead of the model's own `loss` (None: the model's;
+  # `train.train_step`).
+  config.loss_fn = None
   return config
+
+
+# Sub-configs whose keys are merged one by one over the base config's in
+# `with_defaults`; any other value (model kwargs, the dataset and its loader
+# kwargs) is taken whole, since its keys belong to one model or one loader.
+_MERGED_SECTIONS = ("optimizer", "graph", "sharding", "sharding.distributed")
+
+
+def _merge(base: dict, override: dict, prefix: str = "") -> dict:
+  out = dict(base)
+  for key, value in override.items():
+    path = f"{prefix}{key}"
+    if (path in _MERGED_SECTIONS and isinstance(value, dict)
+        and isinstance(base.get(key), dict)):
+      out[key] = _merge(base[key], value, path + ".")
+    else:
+      out[key] = value
+  return out
+
+
+def with_defaults(config) -> ml_collections.ConfigDict:
+  """`config` over the base config: every key the code reads is present.
+
+  Configs saved by earlier versions (a workdir's config.json), configs that
+  replace a whole section (`config.optimizer = dict(...)`) and partial
+  configs built in code lack some keys; they take the base config's value.
+  The dataset preset of `config.dataset.name` (synthetic when unknown) gives
+  the dataset-dependent defaults (batch_size, eval_every).
+
+  Args:
+    config: a ConfigDict or dict, possibly partial.
+
+  Returns:
+    A new ConfigDict; `config` is not modified.
+  """
+  if isinstance(config, ml_collections.ConfigDict):
+    config = config.to_dict()
+  name = (config.get("dataset") or {}).get("name", "synthetic")
+  base = base_config(name if name in DATASETS else "synthetic").to_dict()
+  return ml_collections.ConfigDict(_merge(base, config))
 
 
 # Top-level keys read by the trainer and the search beyond those of
 # `base_config()` (every base_config key is always valid). A comparison
 # config's `compare` list is read by `jaxrec.compare`, which removes it
 # before each run's config is validated.
-EXTRA_CONFIG_KEYS = ("loss_fn", "search")
+EXTRA_CONFIG_KEYS = ("search",)
 _METRIC_NAMES = ("recall", "ndcg", "precision", "hit_rate", "mrr", "map",
                  "coverage", "novelty", "avg_popularity")
 
@@ -202,7 +252,7 @@ def validate_numbers(config: ml_collections.ConfigDict) -> None:
                          model.get("backbone_kwargs") or {})):
     if "embed_dim" in kwargs:
       _require_positive_int(f"{field}.embed_dim", kwargs["embed_dim"])
-  rate = config.optimizer.get("learning_rate", None)
+  rate = config.optimizer.learning_rate
   # NaN passes on purpose: it trains and is reported as a non-finite loss
   # with the last good checkpoint kept (train_and_evaluate).
   if (isinstance(rate, bool) or not isinstance(rate, numbers.Real)
@@ -230,6 +280,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   from jaxrec.optimizers import learning_rate
   from jaxrec.optimizers import OPTIMIZER_KEYS
   # pylint: enable=g-import-not-at-top
+  config = with_defaults(config)  # a partial section is checked merged
   if "compare" in config:
     raise ConfigError("config.compare: a comparison config (several runs); "
                       "train it with `python -m jaxrec.compare --config ... "
@@ -260,14 +311,14 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
         f"config.selection_metric: {config.selection_metric!r} is not "
         f"computed; expected '<metric>@<K>' with metric in "
         f"{list(_METRIC_NAMES)} and K in config.eval_ks = {ks}")
-  if config.get("sampling", "interaction") not in sampler.SAMPLINGS:
+  if config.sampling not in sampler.SAMPLINGS:
     raise ConfigError(f"config.sampling: unknown sampling "
                       f"{config.sampling!r}; valid: {list(sampler.SAMPLINGS)}")
-  order = config.get("graph", {}).get("node_order", "data")
+  order = config.graph.node_order
   if order not in NODE_ORDERS:
     raise ConfigError(f"config.graph.node_order: unknown node order "
                       f"{order!r}; valid: {list(NODE_ORDERS)}")
-  gather = config.get("graph", {}).get("gather_dtype", "float32")
+  gather = config.graph.gather_dtype
   if gather not in GATHER_DTYPES:
     raise ConfigError(f"config.graph.gather_dtype: unknown dtype {gather!r}; "
                       f"valid: {list(GATHER_DTYPES)}")

@@ -36,10 +36,10 @@ def load_data(config: ml_collections.ConfigDict) -> Dataset:
   """Loads the dataset named by `config.dataset`, in `config.graph.node_order`."""
   from jaxrec.data import registry  # pylint: disable=g-import-not-at-top
   ds = config.dataset
-  kwargs = dict(ds.get("kwargs", {}) or {})
+  kwargs = dict(ds.kwargs or {})
   kwargs.setdefault("seed", config.seed)  # a preset's own data seed wins
   return order_nodes(config, registry.load_dataset(
-      ds.name, data_root=ds.get("data_root", None), **kwargs))
+      ds.name, data_root=ds.data_root, **kwargs))
 
 
 def order_nodes(config: ml_collections.ConfigDict, dataset: Dataset) -> Dataset:
@@ -62,7 +62,7 @@ def order_nodes(config: ml_collections.ConfigDict, dataset: Dataset) -> Dataset:
   """
   from jaxrec.config_utils import NODE_ORDERS  # pylint: disable=g-import-not-at-top
   from jaxrec.data import preprocess  # pylint: disable=g-import-not-at-top
-  order = config.get("graph", {}).get("node_order", "data")
+  order = config.graph.node_order
   if order == "data":
     return dataset
   if order == "degree":
@@ -84,24 +84,24 @@ def build_graph(config: ml_collections.ConfigDict,
   `texts.user_history_texts` of THIS dataset's train split, so a refit or
   cold-start dataset uses its own; never valid/test items).
   """
-  gcfg = config.get("graph", ml_collections.ConfigDict())
+  gcfg = config.graph
   features = None
-  if gcfg.get("text_features", False):
+  if gcfg.text_features:
     user_emb, item_emb = _text_embeddings(gcfg, dataset)
     features = {"text": np.concatenate([user_emb, item_emb]
                                        ).astype(np.float32)}
   graph = bipartite_graph(dataset.train, dataset.num_users, dataset.num_items,
-                          norm=gcfg.get("norm", "sym"), node_features=features)
-  multiple = gcfg.get("pad_multiple", 0)
+                          norm=gcfg.norm, node_features=features)
+  multiple = gcfg.pad_multiple
   if multiple:
     nodes = round_up(int(graph.n_node[0]) + 1, multiple)
     edges = round_up(int(graph.n_edge[0]), multiple)
     graph = pad_graph(graph, nodes, edges)
-  block = tile_block_nodes(gcfg.get("tile_nodes", -1),
+  block = tile_block_nodes(gcfg.tile_nodes,
                            int(np.sum(graph.n_node)), len(graph.senders))
   if block and is_symmetric(graph):
     graph = tiling.tile_graph(graph, block)
-  if gcfg.get("gather_dtype", "float32") == "bfloat16":
+  if gcfg.gather_dtype == "bfloat16":
     graph = mark_bfloat16_gather(graph)
   return graph
 
@@ -132,8 +132,8 @@ def with_text_features(config: ml_collections.ConfigDict,
   Raises:
     ValueError: see `build_graph` (no texts or embeddings, bad user_text).
   """
-  gcfg = config.get("graph", ml_collections.ConfigDict())
-  if not gcfg.get("text_features", False):
+  gcfg = config.graph
+  if not gcfg.text_features:
     return dataset
   user_emb, item_emb = _text_embeddings(gcfg, dataset)
   return dataclasses.replace(
@@ -144,7 +144,7 @@ def with_text_features(config: ml_collections.ConfigDict,
 def _text_embeddings(gcfg, dataset: Dataset
                      ) -> tuple[np.ndarray, np.ndarray]:
   """(user [U, d_text], item [I, d_text]) text features for `build_graph`."""
-  mode = gcfg.get("user_text", "mean")
+  mode = gcfg.user_text
   if mode not in USER_TEXTS:
     raise ValueError(f"config.graph.user_text: unknown value {mode!r}; valid: "
                      f"{list(USER_TEXTS)}")
@@ -221,10 +221,10 @@ def _encode_texts(gcfg, texts) -> np.ndarray:
   `config.graph.text_cache_dir` (default ~/.cache/jaxrec/text).
   """
   from jaxrec import text  # pylint: disable=g-import-not-at-top
-  cache_dir = gcfg.get("text_cache_dir", "") or os.path.join(
+  cache_dir = gcfg.text_cache_dir or os.path.join(
       os.path.expanduser("~"), ".cache", "jaxrec", "text")
   return text.encode_cached(list(texts), cache_dir,
-                            model_name_or_path=gcfg.get("text_model", "") or None)
+                            model_name_or_path=gcfg.text_model or None)
 
 
 def _mean_item_embedding(dataset: Dataset,
@@ -272,10 +272,10 @@ def epoch_batches(config: ml_collections.ConfigDict, dataset: Dataset,
   """
   triples = sampler.epoch_triples(
       dataset.train, dataset.num_users, dataset.num_items, seed=config.seed,
-      epoch=epoch, num_negatives=config.get("num_negatives", 1), keys=keys,
-      sampling=config.get("sampling", "interaction"))
+      epoch=epoch, num_negatives=config.num_negatives, keys=keys,
+      sampling=config.sampling)
   rows = stack_batches(triples, config.batch_size)
-  if config.get("model", {}).get("view_period", "step") == "epoch":
+  if config.model.get("view_period", "step") == "epoch":
     rows["epoch"] = np.full(rows["mask"].shape, epoch, np.int32)  # [S, B]
   return rows
 

@@ -3,7 +3,8 @@
 Keys: name ('adam' | 'adamw' | 'sgd' | 'adagrad'), learning_rate,
 weight_decay (adamw), momentum (sgd), grad_clip (global-norm clipping), and
 the schedule: 'constant', or 'cosine' with hold_epochs, decay_epochs and
-final_lr_ratio, all set in epochs (`learning_rate`).
+final_lr_ratio, all set in epochs (`learning_rate`). Their defaults are those of
+the base config (`jaxrec.config_utils.base_config`).
 """
 
 from __future__ import annotations
@@ -38,19 +39,19 @@ def learning_rate(config: ml_collections.ConfigDict,
   """
   opt = config.optimizer
   lr = opt.learning_rate
-  schedule = opt.get("schedule", "constant")
+  schedule = opt.schedule
   if schedule not in SCHEDULES:
     raise ConfigError(f"config.optimizer.schedule: unknown schedule "
                       f"{schedule!r}; valid: {list(SCHEDULES)}")
   if schedule == "constant":
     return lr
-  decay_epochs = opt.get("decay_epochs", 0)
+  decay_epochs = opt.decay_epochs
   if decay_epochs <= 0:
     raise ConfigError("config.optimizer.decay_epochs: the cosine schedule "
                       f"needs a positive number of epochs, got {decay_epochs}")
-  hold = opt.get("hold_epochs", 0) * steps_per_epoch
+  hold = opt.hold_epochs * steps_per_epoch
   cosine = optax.cosine_decay_schedule(
-      lr, decay_epochs * steps_per_epoch, alpha=opt.get("final_lr_ratio", 0.01))
+      lr, decay_epochs * steps_per_epoch, alpha=opt.final_lr_ratio)
   return optax.join_schedules([optax.constant_schedule(lr), cosine], [hold])
 
 
@@ -69,20 +70,20 @@ def make_optimizer(config: ml_collections.ConfigDict,
     The optax transformation.
   """
   opt = config.optimizer
-  name = opt.get("name", "adam")
+  name = opt.name
   if lr is None:
     lr = learning_rate(config, steps_per_epoch)
   if name == "adam":
     tx = optax.adam(lr)
   elif name == "adamw":
-    tx = optax.adamw(lr, weight_decay=opt.get("weight_decay", 0.0))
+    tx = optax.adamw(lr, weight_decay=opt.weight_decay)
   elif name == "sgd":
-    tx = optax.sgd(lr, momentum=opt.get("momentum", None))
+    tx = optax.sgd(lr, momentum=opt.momentum)
   elif name == "adagrad":
     tx = optax.adagrad(lr)
   else:
     raise ValueError(f"config.optimizer.name: unknown optimiser {name!r}; "
                      "valid: adam, adamw, sgd, adagrad")
-  if opt.get("grad_clip", None):
+  if opt.grad_clip:
     tx = optax.chain(optax.clip_by_global_norm(opt.grad_clip), tx)
   return tx

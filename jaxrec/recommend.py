@@ -133,8 +133,7 @@ class TrainedModel:
     workdir = os.path.abspath(workdir)
     config = workdir_lib.load_config(workdir)
     dataset = workdir_lib.load_dataset_snapshot(workdir)
-    if (config.get("graph", {}).get("text_features", False)
-        and dataset.item_embeddings is None):
+    if config.graph.text_features and dataset.item_embeddings is None:
       dataset = _reload_text_features(workdir, config, dataset)
     graph = jax.tree.map(jnp.asarray, train.build_graph(config, dataset))
     model = train.get_model(config.model_name, dataset.num_users,

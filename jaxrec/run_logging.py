@@ -50,7 +50,7 @@ def tensorboard_writer(config, workdir: str, start_epoch: int):
   Returns:
     A `SummaryWriter`, or None when TensorBoard logging is off.
   """
-  if not config.get("tensorboard", False):
+  if not config.tensorboard:
     return None
   from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
   # purge_step drops events of epochs after the restored checkpoint (re-run).

@@ -82,12 +82,6 @@ PARAM_RULES = (
 TABLE_SHARDINGS = ("rows", "columns", "replicated")
 
 
-def _sharding_config(config: Optional[ml_collections.ConfigDict]):
-  if config is None:
-    return ml_collections.ConfigDict()
-  return config.get("sharding", None) or ml_collections.ConfigDict()
-
-
 # ----------------------------------------------------------------------------
 # Multi-host start-up and meshes.
 
@@ -106,17 +100,17 @@ def initialize_distributed(config: ml_collections.ConfigDict) -> bool:
   Returns:
     True when the process is part of a multi-process JAX job.
   """
-  dcfg = _sharding_config(config).get("distributed", None)
-  if not dcfg or not dcfg.get("enabled", False):
+  dcfg = config.sharding.distributed
+  if not dcfg.enabled:
     return False
   if jax.distributed.is_initialized():
     return True
   kwargs = {}
-  if dcfg.get("coordinator_address", ""):
+  if dcfg.coordinator_address:
     kwargs["coordinator_address"] = str(dcfg.coordinator_address)
-  if (dcfg.get("num_processes", 0) or 0) > 0:
+  if (dcfg.num_processes or 0) > 0:
     kwargs["num_processes"] = int(dcfg.num_processes)
-  process_id = dcfg.get("process_id", -1)
+  process_id = dcfg.process_id
   if process_id is not None and process_id >= 0:
     kwargs["process_id"] = int(process_id)
   jax.distributed.initialize(**kwargs)
@@ -130,7 +124,7 @@ def make_mesh(config: ml_collections.ConfigDict) -> Optional[Mesh]:
 
   Args:
     config: experiment config; `config.sharding.data_devices` (0 or -1 = all
-      devices left by 'model') and `config.sharding.model_devices` (default 1).
+      devices left by 'model') and `config.sharding.model_devices`.
 
   Returns:
     A Mesh with Auto axes, or None when training on a single device.
@@ -138,9 +132,8 @@ def make_mesh(config: ml_collections.ConfigDict) -> Optional[Mesh]:
   Raises:
     ValueError: more devices requested than visible, or bad counts.
   """
-  scfg = _sharding_config(config)
-  model = int(scfg.get("model_devices", 1))
-  data = int(scfg.get("data_devices", 1))
+  model = int(config.sharding.model_devices)
+  data = int(config.sharding.data_devices)
   available = jax.device_count()
   if model < 1 or model > available:
     raise ValueError(f"config.sharding.model_devices={model} must lie in "
@@ -250,7 +243,7 @@ def _put(tree: Any, shardings: Any) -> Any:
 
 
 def shard_state(tree: Any, mesh: Optional[Mesh],
-                config: Optional[ml_collections.ConfigDict] = None) -> Any:
+                config: ml_collections.ConfigDict) -> Any:
   """Places params / a TrainState on the mesh by `state_shardings` rules.
 
   Args:
@@ -263,7 +256,7 @@ def shard_state(tree: Any, mesh: Optional[Mesh],
   """
   if mesh is None:
     return tree
-  layout = _sharding_config(config).get("table_sharding", "rows")
+  layout = config.sharding.table_sharding
   return _put(tree, state_shardings(tree, mesh, layout))
 
 
@@ -320,8 +313,7 @@ def pad_edges_for(graph: jraph.GraphsTuple, multiple: int) -> jraph.GraphsTuple:
 
 
 def place_graph(graph: jraph.GraphsTuple, mesh: Optional[Mesh],
-                config: Optional[ml_collections.ConfigDict] = None
-                ) -> jraph.GraphsTuple:
+                config: ml_collections.ConfigDict) -> jraph.GraphsTuple:
   """Puts the training graph on the mesh once (replicated or edge-sharded).
 
   Args:
@@ -334,7 +326,7 @@ def place_graph(graph: jraph.GraphsTuple, mesh: Optional[Mesh],
   """
   if mesh is None:
     return graph
-  shard_edges = bool(_sharding_config(config).get("shard_edges", False))
+  shard_edges = bool(config.sharding.shard_edges)
   if shard_edges:
     # Tiles index the unsharded edge order; sharded edges use plain kernels.
     from jaxrec.graphs import tiling  # pylint: disable=g-import-not-at-top

@@ -44,6 +44,7 @@ from jaxrec import checkpoint as checkpoint_lib
 # Re-exported for jaxrec.main: config validation lives in jaxrec/config_utils.py.
 from jaxrec.config_utils import ConfigError
 from jaxrec.config_utils import validate_config
+from jaxrec.config_utils import with_defaults
 from jaxrec import metrics as metrics_lib
 from jaxrec import run_logging
 from jaxrec import sharding as sharding_lib
@@ -203,8 +204,8 @@ class Evaluator:
     self.model = model
     self.graph = graph
     self.dataset = dataset
-    self.ks = tuple(config.get("eval_ks", (20,)))
-    self.memory_budget = config.get("eval_memory_bytes", None)
+    self.ks = tuple(config.eval_ks)
+    self.memory_budget = config.eval_memory_bytes
     self.train_csr = dataset.csr("train")
     self.valid_csr = dataset.csr("valid")
     self.test_csr = dataset.csr("test")
@@ -256,7 +257,7 @@ def restore_best_params(workdir: str, config: ml_collections.ConfigDict,
   else:
     def bundle():
       params = init_params(model, graph, config.batch_size, jax.random.key(0),
-                           config.get("num_negatives", 1))
+                           config.num_negatives)
       state = TrainState.create(apply_fn=model.apply, params=params,
                                 tx=make_optimizer(config))
       return {"state": state, "best_params": params}
@@ -283,9 +284,9 @@ def should_stop(config: ml_collections.ConfigDict, meta: dict) -> bool:
     Whether training should stop.
   """
   since_best = meta["epoch"] - max(meta["best_epoch"], 0)
-  return (meta["bad_evals"] >= config.get("patience", 10)
-          and meta["epoch"] >= config.get("min_epochs", 0)
-          and since_best >= config.get("relative_patience", 0.0)
+  return (meta["bad_evals"] >= config.patience
+          and meta["epoch"] >= config.min_epochs
+          and since_best >= config.relative_patience
           * max(meta["best_epoch"], 0))
 
 
@@ -347,13 +348,14 @@ def setup_experiment(config: ml_collections.ConfigDict,
     ConfigError: an invalid config.
     ValueError: no validation split outside a refit.
   """
+  config = with_defaults(config)
   sharding_lib.initialize_distributed(config)  # before any JAX computation
   validate_config(config)  # before anything is loaded or written
   if dataset is None:
     dataset = load_data(config)
   else:  # a caller's dataset gets the configured node order too (idempotent)
     dataset = order_nodes(config, dataset)
-  refit = config.get("refit_epochs", 0) > 0
+  refit = config.refit_epochs > 0
   if refit:
     dataset = refit_dataset(dataset)
   elif len(dataset.valid) == 0:
@@ -378,13 +380,13 @@ def setup_experiment(config: ml_collections.ConfigDict,
 
   init_rng, train_rng = jax.random.split(jax.random.key(config.seed))
   params = init_params(model, graph, batch_size, init_rng,
-                       config.get("num_negatives", 1))
+                       config.num_negatives)
   state = TrainState.create(apply_fn=model.apply, params=params, tx=tx)
   state = sharding_lib.shard_state(state, mesh, config)
 
   step_fn = sharding_lib.jit_train_steps(
       functools.partial(train_steps, model=model,
-                        loss_fn=config.get("loss_fn", None) or model_loss),
+                        loss_fn=config.loss_fn or model_loss),
       mesh)
   return Experiment(
       dataset=dataset, refit=refit, num_epochs=num_epochs, graph=graph,
@@ -424,13 +426,14 @@ def fit_closed_form(config: ml_collections.ConfigDict, workdir: str,
     WorkdirError: see `train_and_evaluate`.
     ValueError: no validation split outside a refit.
   """
+  config = with_defaults(config)
   sharding_lib.initialize_distributed(config)
   validate_config(config)
   workdir_lib.check_workdir(workdir, config, allow_config_change)
   hooks = hooks or TrainHooks()
   dataset = (load_data(config) if dataset is None
              else order_nodes(config, dataset))
-  refit = config.get("refit_epochs", 0) > 0
+  refit = config.refit_epochs > 0
   if refit:
     dataset = refit_dataset(dataset)
   elif len(dataset.valid) == 0:
@@ -454,7 +457,7 @@ def _fit_in_workdir(config, workdir, dataset, graph, model, refit: bool,
   workdir_lib.save_artifacts(workdir, config, dataset)  # for inference
   ckpt = checkpoint_lib.Checkpointer(
       os.path.join(workdir, workdir_lib.CHECKPOINT_DIR),
-      config.get("max_checkpoints", 2), write_hook=hooks.checkpoint_write)
+      config.max_checkpoints, write_hook=hooks.checkpoint_write)
   try:
     shapes = jax.eval_shape(functools.partial(
         init_params, model, graph, 1, jax.random.key(0)))
@@ -484,7 +487,7 @@ def _fit_in_workdir(config, workdir, dataset, graph, model, refit: bool,
   run_logging.write_history(os.path.join(workdir, workdir_lib.METRICS_FILE),
                             [record])
   eval_start = time.perf_counter()
-  test = (evaluator(params, "test") if config.get("eval_test", True)
+  test = (evaluator(params, "test") if config.eval_test
           else {})  # see train_and_evaluate
   test_seconds = time.perf_counter() - eval_start
   tb_writer = run_logging.tensorboard_writer(config, workdir, 0)
@@ -541,6 +544,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       folder removed during the run.
     FloatingPointError: the training loss became NaN or infinite.
   """
+  config = with_defaults(config)  # what is saved and compared on resume
   if is_closed_form(config.model_name):  # fitted, not trained
     return fit_closed_form(config, workdir, dataset, hooks=hooks,
                            allow_config_change=allow_config_change)
@@ -568,7 +572,7 @@ def _train_in_workdir(config: ml_collections.ConfigDict, workdir: str,
   workdir_lib.save_artifacts(workdir, config, dataset)  # for inference
   ckpt = checkpoint_lib.Checkpointer(
       os.path.join(workdir, workdir_lib.CHECKPOINT_DIR),
-      config.get("max_checkpoints", 2), write_hook=hooks.checkpoint_write)
+      config.max_checkpoints, write_hook=hooks.checkpoint_write)
   meta = {"epoch": 0, "best_epoch": -1, "best_value": -math.inf,
           "bad_evals": 0, "history": [], "train_seconds": 0.0,
           "epoch_times": [], "epoch_losses": []}
@@ -580,13 +584,13 @@ def _train_in_workdir(config: ml_collections.ConfigDict, workdir: str,
   run_logging.write_history(history_path, meta["history"])
   tb_writer = run_logging.tensorboard_writer(config, workdir, meta["epoch"])
 
-  steps_per_call = max(1, config.get("steps_per_call", 16))
+  steps_per_call = max(1, config.steps_per_call)
   select = config.selection_metric
-  eval_every = config.get("eval_every", 1)
+  eval_every = config.eval_every
 
   epochs = range(meta["epoch"], num_epochs)
   bar = tqdm.tqdm(epochs, desc=f"{config.model_name}/{dataset.name}",
-                  disable=not config.get("progress", True), dynamic_ncols=True)
+                  disable=not config.progress, dynamic_ncols=True)
   # A run that already stopped early resumes as finished (re-running is a no-op).
   stopped = should_stop(config, meta)
   for epoch in bar:
@@ -654,7 +658,7 @@ def _train_in_workdir(config: ml_collections.ConfigDict, workdir: str,
   # eval_test=False (hyper-parameter search): the test split is not read;
   # re-running the finished run with eval_test=True reads it once.
   test = (evaluator(bundle["best_params"], "test")
-          if config.get("eval_test", True) else {})
+          if config.eval_test else {})
   test_seconds = time.perf_counter() - eval_start
   results = {
       "model": config.model_name, "dataset": dataset.name,

@@ -34,6 +34,7 @@ import ml_collections
 import numpy as np
 
 from jaxrec import checkpoint as checkpoint_lib
+from jaxrec.config_utils import with_defaults
 from jaxrec.data.dataset import DataError, Dataset, IdMap, Interactions
 from jaxrec.errors import WorkdirError
 
@@ -117,7 +118,7 @@ def save_artifacts(workdir: str, config: ml_collections.ConfigDict,
   for field in ("item_categories", "item_num_tags"):
     if getattr(dataset, field) is not None:
       arrays[field] = np.asarray(getattr(dataset, field))
-  if config.get("graph", {}).get("text_features", False):
+  if config.graph.text_features:
     if dataset.item_embeddings is None or dataset.user_embeddings is None:
       raise ValueError(
           f"save_artifacts: config.graph.text_features is on but dataset "
@@ -154,7 +155,10 @@ def require_workdir(workdir: str) -> None:
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
-  """The resolved config saved by `save_artifacts`.
+  """The resolved config saved by `save_artifacts`, over the base config.
+
+  A config saved before a key existed takes that key's base-config default
+  (`config_utils.with_defaults`), so older runs still load.
 
   Args:
     workdir: a training workdir.
@@ -170,9 +174,13 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
   path = os.path.join(workdir, CONFIG_FILE)
   try:
     with open(path) as f:
-      return ml_collections.ConfigDict(json.load(f))
+      saved = json.load(f)
   except ValueError as err:
     raise DataError(f"{path}: not a JSON config ({err})") from err
+  if not isinstance(saved, dict):
+    raise DataError(f"{path}: not a JSON config (expected an object, got "
+                    f"{type(saved).__name__})")
+  return with_defaults(saved)
 
 
 def load_dataset_snapshot(workdir: str) -> Dataset:

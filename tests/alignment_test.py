@@ -6,13 +6,13 @@ import os
 import chex
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
 from jaxrec import coldstart_eval
 from jaxrec import losses
 from jaxrec import train
+from jaxrec.config_utils import with_defaults
 from jaxrec.data import coldstart
 from jaxrec.data.synthetic import make_synthetic
 from jaxrec.graphs import pad_graph
@@ -33,7 +33,7 @@ def tiny():
 
 
 def _text_config(model_name, model, **extra):
-  config = ml_collections.ConfigDict(dict(
+  config = with_defaults(dict(
       model_name=model_name, model=model, batch_size=16,
       graph=dict(norm="sym", text_features=True, pad_multiple=0),
       optimizer=dict(name="adam", learning_rate=1e-2),

@@ -7,10 +7,10 @@ import sys
 import chex
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
+from jaxrec.config_utils import with_defaults
 from jaxrec.data import synthetic
 from jaxrec.graphs import native
 from jaxrec.graphs import propagate
@@ -81,7 +81,7 @@ def test_default_symmetric_kernels_are_native_and_exact():
   # A graph big enough for tiles with several blocks and several chunks.
   ds = synthetic.make_synthetic(num_users=400, num_items=300,
                                 num_interactions=6000, with_texts=False)
-  config = ml_collections.ConfigDict({"graph": {"tile_nodes": 128}})
+  config = with_defaults({"graph": {"tile_nodes": 128}})
   tiled = jax.tree.map(jnp.asarray, build_graph(config, ds))
   assert tiling.has_tiles(tiled)
   plain = tiling.untile(tiled)
@@ -131,7 +131,7 @@ def test_bfloat16_gather_config_marks_the_graph_and_picks_its_kernels():
                                 num_interactions=6000, with_texts=False)
   x = None
   for tile_nodes in (0, 128):
-    config = ml_collections.ConfigDict(
+    config = with_defaults(
         {"graph": {"tile_nodes": tile_nodes, "gather_dtype": "bfloat16"}})
     graph = jax.tree.map(jnp.asarray, build_graph(config, ds))
     assert propagation.gathers_bfloat16(graph)
@@ -148,8 +148,7 @@ def test_bfloat16_gather_config_marks_the_graph_and_picks_its_kernels():
     chex.assert_trees_all_close(vjp(g)[0], a.T @ round16(g), atol=1e-4)
     assert out.dtype == vjp(g)[0].dtype == jnp.float32
   # The default (float32) graph is not marked and stays exact.
-  plain = build_graph(ml_collections.ConfigDict({"graph": {"tile_nodes": 0}}),
-                      ds)
+  plain = build_graph(with_defaults({"graph": {"tile_nodes": 0}}), ds)
   assert not propagation.gathers_bfloat16(plain)
 
 

@@ -5,11 +5,11 @@ import dataclasses
 import chex
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
 from jaxrec import train
+from jaxrec.config_utils import with_defaults
 from jaxrec.data.synthetic import make_synthetic
 
 TEXT_DIM = 6
@@ -29,7 +29,7 @@ def tiny():
 
 
 def _setup(tiny, **model):
-  config = ml_collections.ConfigDict(dict(
+  config = with_defaults(dict(
       model_name="rlmrec_gen",
       model=dict(dict(backbone="lightgcn", backbone_kwargs=LGCN), **model),
       batch_size=16, graph=dict(norm="sym", text_features=True,
@@ -158,7 +158,7 @@ def test_masked_backbone_needs_plain_lightgcn_gen(tiny, backbone, mode):
                         backbone=backbone, backbone_kwargs=dict(embed_dim=8),
                         gen_masked_backbone=True)
   graph = jax.tree.map(jnp.asarray, train.build_graph(
-      ml_collections.ConfigDict(dict(graph=dict(
+      with_defaults(dict(graph=dict(
           norm="sym", text_features=True, pad_multiple=0))), tiny))
   with pytest.raises(ValueError, match="gen_masked_backbone"):
     train.init_params(net, graph, 16, jax.random.key(0), 1)
@@ -204,7 +204,7 @@ PARAM_TREES = {
 def test_param_tree_is_unchanged(tiny, name, backbone):
   kwargs = dict(LGCN, **({"ssl_weight": 0.1} if backbone == "sgl" else {}))
   graph = jax.tree.map(jnp.asarray, train.build_graph(
-      ml_collections.ConfigDict(dict(graph=dict(
+      with_defaults(dict(graph=dict(
           norm="sym", text_features=True, pad_multiple=0))), tiny))
   net = train.get_model(name, tiny.num_users, tiny.num_items,
                         backbone=backbone, backbone_kwargs=kwargs)

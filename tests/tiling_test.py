@@ -3,11 +3,11 @@
 import chex
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
 from jaxrec import train
+from jaxrec.config_utils import with_defaults
 from jaxrec.data import synthetic
 from jaxrec.graphs import native
 from jaxrec.graphs import propagate
@@ -101,7 +101,7 @@ def test_tiled_sgl_dropout_view_gives_exact_gradients():
 def test_build_graph_tiles_large_graphs_and_lightgcn_is_unchanged():
   ds = synthetic.make_synthetic(num_users=300, num_items=200,
                                 num_interactions=3000, with_texts=False)
-  config = ml_collections.ConfigDict({"graph": {"tile_nodes": 64}})
+  config = with_defaults({"graph": {"tile_nodes": 64}})
   graph = jax.tree.map(jnp.asarray, train.build_graph(config, ds))
   config.graph.tile_nodes = 0
   plain = jax.tree.map(jnp.asarray, train.build_graph(config, ds))
@@ -136,7 +136,7 @@ def test_automatic_tiles_only_with_xla_kernels(monkeypatch, native_on,
   monkeypatch.setattr(native, "enabled", lambda: native_on)
   ds = synthetic.make_synthetic(num_users=300, num_items=200,
                                 num_interactions=3000, with_texts=False)
-  config = ml_collections.ConfigDict(
+  config = with_defaults(
       {"graph": {"tile_nodes": -1, "gather_dtype": gather_dtype}})
   graph = train.build_graph(config, ds)
   assert tiling.has_tiles(graph) == (not native_on)

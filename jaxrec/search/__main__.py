@@ -50,9 +50,9 @@ def search(config: ml_collections.ConfigDict, workdir: str, dataset=None,
     The summary dict of `runner.write_outputs`.
   """
   s = config.search
-  space = space_lib.Space.from_overrides(s.get("space", {}) or {})
+  space = space_lib.Space.from_overrides(s.space or {})
   runner = runner_lib.Runner(space, config, workdir, s.budget_trials,
-                             s.get("budget_seconds", 0), dataset=dataset)
+                             s.budget_seconds, dataset=dataset)
   rng = np.random.default_rng(s.seed)
   if s.strategy == "random":
     strategies.random_search(runner, rng, s.epochs)

@@ -156,7 +156,7 @@ def train_candidates(config: ml_collections.ConfigDict,
                     donate_argnums=0)
   evaluator = train.Evaluator(model, graph, dataset, config) if evaluate else None
   pos_keys = sampler.positive_keys(dataset.train, dataset.num_items)
-  steps_per_call = max(1, config.get("steps_per_call", 16))
+  steps_per_call = max(1, config.steps_per_call)
   k = len(candidates)
   best = [{} for _ in range(k)]
   best_epoch = [-1] * k
@@ -197,7 +197,7 @@ def train_sequential(config: ml_collections.ConfigDict,
   num_epochs = num_epochs or config.num_epochs
   graph = jax.tree.map(jnp.asarray, train.build_graph(config, dataset))
   pos_keys = sampler.positive_keys(dataset.train, dataset.num_items)
-  steps_per_call = max(1, config.get("steps_per_call", 16))
+  steps_per_call = max(1, config.steps_per_call)
   out = {"params": [], "valid": [], "best_epoch": [], "train_seconds": 0.0,
          "epoch_times": []}
   for cand in candidates:

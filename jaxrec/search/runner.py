@@ -246,7 +246,7 @@ def write_outputs(runner: Runner, strategy: str, final_epochs: int,
   test = best_test_metrics(best)  # the one and only read of a test split
   config = runner.trial_config(best.arch, final_epochs)
   config.progress = True
-  config.max_checkpoints = runner.base_config.get("max_checkpoints", 2)
+  config.max_checkpoints = runner.base_config.max_checkpoints
   header = (f"Best architecture of `jaxrec.search` ({strategy}, "
             f"{len(runner.trials)} trials) on {runner.dataset.name}.\n\n"
             f"  python -m jaxrec.main --config {workdir}/best_config.py "

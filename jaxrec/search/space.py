@@ -196,10 +196,9 @@ def to_config(arch: Mapping[str, Any], base_config: ml_collections.ConfigDict,
   with config.unlocked():
     if "search" in config:
       del config["search"]
-    model = dict(config.get("model", {}).to_dict()
-                 if "model" in config else {})
-    if config.get("model_name", None) != "designgnn":
-      model = {}
+    # Another model's kwargs do not apply to DesignGNN.
+    model = (config.model.to_dict() if config.model_name == "designgnn"
+             else {})
     config.model_name = "designgnn"
     optimizer = config.optimizer.to_dict()
     for name, value in arch.items():

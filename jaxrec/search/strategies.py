@@ -160,7 +160,7 @@ def successive_halving(runner: runner_lib.Runner, rng: np.random.Generator,
     The runner.
   """
   budgets = rung_epochs(min_epochs, eta, max_epochs,
-                        runner.base_config.get("eval_every", 1))
+                        runner.base_config.eval_every)
   seen = set()
   while runner.can_start_new():
     arch = sample_new(runner.space, rng, seen)
