@@ -23,6 +23,7 @@ LABELS = {
     "simgcl+rlmrec_con": "SimGCL + RLMRec-Con",
     "alpharec": "AlphaRec", "textgnn": "TextGNN",
 }
+DATASETS = ("ml_latest_small", "hetrec_lastfm")
 COMMAND = ("python benchmarks/real_text.py --datasets {datasets} --seeds {seeds} "
            "--max_epochs {max_epochs} --workdir {workdir} --json {json} "
            "--out {out} --cold {cold}")
@@ -211,6 +212,10 @@ def render(results: dict) -> str:
   lines += [f"- {LABELS.get(k, k)}: {', '.join(v)}"
             for k, v in results["grid"].items()]
   lines.append("")
+  missing = [d for d in DATASETS if d not in results["datasets"]]
+  if missing:
+    lines += [f"Not run yet: {', '.join(missing)} (the same command with "
+              f"`--datasets {','.join(missing)}`).", ""]
   for name, out in results["datasets"].items():
     lines += dataset_section(name, out)
   return "\n".join(lines)
