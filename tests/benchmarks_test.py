@@ -189,14 +189,15 @@ def test_batch_and_lr_overrides_get_their_own_run(script):
   config = script.make_config("lightgcn", "gowalla", cosine)
   assert (config.optimizer.schedule, config.optimizer.hold_epochs,
           config.optimizer.decay_epochs) == ("cosine", 20, 100)
-  assert "final_lr_ratio" not in config.optimizer
+  # final_lr_ratio=0.0 is "not given": the base config's default stays.
+  assert config.optimizer.final_lr_ratio == 0.01
   assert (script.run_name("lightgcn", "gowalla", cosine)
           == "lightgcn_gowalla_b16384_lr0.02_h20_d100_su")
   hold_only = argparse.Namespace(**base, batch_size=0, learning_rate=0.0,
                                  hold_epochs=20, decay_epochs=0)
   assert script.run_name("lightgcn", "gowalla", hold_only) == "lightgcn_gowalla_su"
-  assert "schedule" not in script.make_config("lightgcn", "gowalla",
-                                              hold_only).optimizer
+  assert script.make_config("lightgcn", "gowalla",
+                            hold_only).optimizer.schedule == "constant"
 
 
 def test_ssl_weight_and_temperature_flags(script):
