@@ -245,7 +245,7 @@ def render_markdown(results: dict) -> str:
       "calls uses NumPy's multi-threaded BLAS, so at 16 / 64 threads on 2 "
       "shared cores its Gowalla-size rows measure that oversubscription "
       "as much as the scoring.", "",
-      "Serving targets of the issue (Gowalla size, 16 clients): >= 1,000 "
+      "Service-level targets (Gowalla size, 16 clients): >= 1,000 "
       "recommendations/s and p99 < 50 ms; compare with the Gowalla-sized "
       "batched rows at 16 clients below. Quality of the new-user fold-in "
       "against retraining: [fold_in.md](fold_in.md).", ""]
