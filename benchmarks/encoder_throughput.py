@@ -47,7 +47,6 @@ import os
 import platform
 import shlex
 import sys
-import tempfile
 import time
 from typing import Any, Callable, Optional, Sequence
 
@@ -59,6 +58,8 @@ import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, _REPO)
+
+from jaxrec import workdir  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 DEFAULT_OUT = os.path.join("benchmarks", "results", "encoder_throughput.json")
 DEFAULT_DOC = os.path.join("docs", "results", "encoder_throughput.md")
@@ -217,24 +218,9 @@ def compare(a: np.ndarray, b: np.ndarray) -> dict:
 
 
 def atomic_write(path: str, data: str) -> None:
-  """Writes `data` to `path` through a temporary file and os.replace."""
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
-                             suffix=".tmp")
-  try:
-    os.fchmod(fd, 0o644)  # mkstemp's 0600 would carry over to `path`.
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-      f.write(data)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    try:
-      os.unlink(tmp)
-    except FileNotFoundError:
-      pass
-    raise
+  """Writes the text `data` to `path` atomically (`jaxrec.workdir.atomic_write`)."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  workdir.atomic_write(path, lambda f: f.write(data.encode("utf-8")))
 
 
 def run_block(texts: list[str], lens: np.ndarray, bs: int, args: argparse.Namespace,

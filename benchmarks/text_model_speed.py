@@ -324,12 +324,10 @@ def render_markdown(results: dict) -> str:
 
 
 def _write_atomic(path: str, text: str) -> None:
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp{os.getpid()}")
-  with open(tmp, "w") as f:
-    f.write(text)
-  os.replace(tmp, path)
+  """Writes `text` to `path` atomically (`jaxrec.workdir.atomic_write`)."""
+  from jaxrec import workdir  # pylint: disable=g-import-not-at-top
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  workdir.atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def main(argv=None) -> dict:
