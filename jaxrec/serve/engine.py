@@ -113,13 +113,8 @@ class ServingModel(NamedTuple):
     Raises:
       UnknownIdError: the first unknown id.
     """
-    rows = np.empty(len(users), np.int64)
-    for n, user in enumerate(users):  # one entry per requested user
-      row = self.user_index.get(_id_key(user, self.integer_users))
-      if row is None:
-        raise UnknownIdError("user", user, len(self.user_ids))
-      rows[n] = row
-    return rows
+    return _rows("user", users, self.user_index, self.integer_users,
+                 len(self.user_ids))
 
   def item_rows(self, items: Sequence[Any]) -> np.ndarray:
     """Rows of original item ids. # [n]
@@ -127,13 +122,8 @@ class ServingModel(NamedTuple):
     Raises:
       UnknownIdError: the first unknown id.
     """
-    rows = np.empty(len(items), np.int64)
-    for n, item in enumerate(items):  # one entry per given item
-      row = self.item_index.get(_id_key(item, self.integer_items))
-      if row is None:
-        raise UnknownIdError("item", item, len(self.item_ids))
-      rows[n] = row
-    return rows
+    return _rows("item", items, self.item_index, self.integer_items,
+                 len(self.item_ids))
 
   def seen(self, user_row: int) -> np.ndarray:
     """Train + valid item rows of a user. # [n]"""
@@ -344,3 +334,19 @@ class MicroBatcher:
         for (_, _, future), result in zip(group, results):
           if not future.done():  # a cancelled (disconnected) request
             future.set_result(result)
+
+
+def _rows(kind: str, ids: Sequence[Any], index: dict, integer: bool,
+          total: int) -> np.ndarray:
+  """Rows of original `kind` ids through `index`. # [n]
+
+  Raises:
+    UnknownIdError: the first unknown id.
+  """
+  rows = np.empty(len(ids), np.int64)
+  for n, key in enumerate(ids):  # one entry per requested id
+    row = index.get(_id_key(key, integer))
+    if row is None:
+      raise UnknownIdError(kind, key, total)
+    rows[n] = row
+  return rows
