@@ -37,6 +37,7 @@ from jaxrec import export
 from jaxrec import metrics as metrics_lib
 from jaxrec import recommend
 from jaxrec import train
+from jaxrec import workdir as workdir_lib
 from jaxrec.data.dataset import Interactions
 
 JSON_PATH = os.path.join(REPO, "benchmarks", "results", "fold_in.json")
@@ -116,10 +117,8 @@ def render_markdown(r: dict) -> str:
 
 
 def _write(path: str, text: str) -> None:
-  tmp = f"{path}.tmp{os.getpid()}"
-  with open(tmp, "w") as f:
-    f.write(text)
-  os.replace(tmp, path)
+  """Writes `text` to `path` atomically (`jaxrec.workdir.atomic_write`)."""
+  workdir_lib.atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def main(argv=None) -> dict:

@@ -43,6 +43,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from jaxrec import bundle as bundle_lib  # pylint: disable=wrong-import-position
+from jaxrec import workdir as workdir_lib  # pylint: disable=wrong-import-position
 
 JSON_PATH = os.path.join(REPO, "benchmarks", "results", "serve_load.json")
 MD_PATH = os.path.join(REPO, "docs", "results", "serving.md")
@@ -281,10 +282,8 @@ def render_markdown(results: dict) -> str:
 
 
 def _write(path: str, text: str) -> None:
-  tmp = f"{path}.tmp{os.getpid()}"
-  with open(tmp, "w") as f:
-    f.write(text)
-  os.replace(tmp, path)
+  """Writes `text` to `path` atomically (`jaxrec.workdir.atomic_write`)."""
+  workdir_lib.atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def main(argv=None) -> dict:
