@@ -19,6 +19,7 @@ from jaxrec.models.xsimgcl import XSimGCL
 from jaxrec.models.alpharec import AlphaRec
 from jaxrec.models.rlmrec import RLMRecCon, RLMRecGen
 from jaxrec.models.textgnn import TextGNN
+from jaxrec.models.fusion import Fusion
 from jaxrec.models.designgnn import DesignGNN
 from jaxrec.models.baselines import ClosedFormRecommender
 from jaxrec.models.baselines import EASE, ItemKNN, MostPop
@@ -41,6 +42,7 @@ MODELS: dict[str, type[Recommender] | type[ClosedFormRecommender]] = {
     "rlmrec_con": RLMRecCon,
     "rlmrec_gen": RLMRecGen,
     "alpharec": AlphaRec,
+    "fusion": Fusion,
     "mostpop": MostPop,
     "itemknn": ItemKNN,
     "ease": EASE,

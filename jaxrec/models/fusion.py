@@ -1,0 +1,168 @@
+"""Attention fusion of ID, language-model text and graph representations.
+
+Every node v has three tokens of size d:
+
+  id     e_v                    free ID embedding (as in MF / LightGCN)
+  text   W t_v                  projected language embedding t_v
+                                (`graph.nodes['text']`, as in TextGNN)
+  graph  mean_{k=1..K} A^k h    LightGCN propagation of h = e + W t,
+                                layers 1..K (the neighbourhood; the node's
+                                own layer 0 is already in the other tokens)
+
+A multi-head attention pool with one learned query per head weighs them per
+node: with keys k_{v,j} = W_k (x_{v,j} + type_j) split into H heads,
+
+  a_{v,h,j} = softmax_j(<q_h, k_{v,j,h}> / sqrt(d / H))
+  z_{v,h}   = sum_j a_{v,h,j} x_{v,j,h}        (head h owns d / H dims)
+
+and z_v (heads concatenated) is the node's representation, scored by a dot
+product and trained with BPR + L2 on the batch's ID rows, like the other
+text models. Nodes without training interactions (cold items, isolated
+users) carry no information in their ID row (never trained) nor in their
+graph token (no edges), so both tokens are masked out of the softmax and
+z_v is the text token alone. During training each node's id and graph
+tokens are dropped together with probability `token_dropout`, so the text
+token alone is trained to rank, which is what a cold node relies on.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import jraph
+
+from jaxrec.fast_random import fast_uniform
+from jaxrec.graphs import pad_rows
+from jaxrec.graphs import propagate
+from jaxrec.graphs import split_nodes
+from jaxrec.graphs.subgraph import in_degree
+from jaxrec.graphs.subgraph import real_edges
+from jaxrec.models.base import Recommender
+from jaxrec.models.textgnn import raw_text
+from jaxrec.models.textgnn import text_dot_general
+
+# Token order along the token axis.
+TOKENS = ("id", "text", "graph")
+
+
+class FusionTokens(NamedTuple):
+  """The per-node tokens the attention pools over.
+
+  Attributes:
+    tokens: id, text and graph tokens of every node. # [N, 3, d]
+    mask: 1.0 where a token takes part in the softmax. # [N, 3]
+  """
+  tokens: jnp.ndarray  # [N, 3, d]
+  mask: jnp.ndarray  # [N, 3]
+
+
+class Fusion(Recommender):
+  """Per-node multi-head attention over {ID, text, graph} tokens, BPR loss.
+
+  Attributes (besides Recommender's embed_dim, l2_reg, init_std):
+    num_layers: K propagation layers of the graph token.
+    num_heads: H attention heads (must divide embed_dim).
+    token_dropout: training probability of dropping a node's id and graph
+      tokens together (the text token is always kept).
+    text_key: key of the semantic embeddings in `graph.nodes`.
+    propagation: kernel name for `jaxrec.graphs.propagate`.
+    matmul_dtype: dtype of the text projection's product ('float32' or
+      'bfloat16', see `textgnn.text_dot_general`).
+  """
+  num_layers: int = 3
+  num_heads: int = 4
+  token_dropout: float = 0.1
+  text_key: str = "text"
+  propagation: Optional[str] = None
+  matmul_dtype: str = "float32"
+
+  def setup(self):
+    super().setup()
+    if self.embed_dim % self.num_heads:
+      raise ValueError(f"Fusion: num_heads={self.num_heads} must divide "
+                       f"embed_dim={self.embed_dim}")
+    self.text_proj = nn.Dense(self.embed_dim, use_bias=False,
+                              dot_general=text_dot_general(self.matmul_dtype))
+    self.key_proj = nn.Dense(self.embed_dim, use_bias=False)
+    init = nn.initializers.normal(self.init_std)
+    self.type_embedding = self.param("type_embedding", init,
+                                     (len(TOKENS), self.embed_dim))
+    # Zero queries start as a uniform mean of the tokens.
+    self.query = self.param("query", nn.initializers.zeros,
+                            (self.num_heads, self.embed_dim // self.num_heads))
+
+  def tokens(self, graph: jraph.GraphsTuple, train: bool = False
+             ) -> FusionTokens:
+    """The id, text and graph tokens of every node and their mask.
+
+    Args:
+      graph: the (possibly padded) training graph with text features.
+      train: draw the token dropout (needs the 'dropout' RNG stream).
+
+    Returns:
+      `FusionTokens`; padding nodes have zero tokens and an all-zero mask.
+    """
+    real = graph.nodes["mask"] > 0  # [N]
+    ids = pad_rows(graph, jnp.concatenate([self.user_embedding,
+                                           self.item_embedding]))  # [N, d]
+    # Rows are independent: zero the [N, d] projection's padding rows, not
+    # the [N, d_text] table.
+    text = jnp.where(real[:, None],
+                     self.text_proj(raw_text(graph, self.text_key)), 0.0)
+    h = ids + text  # [N, d]
+    hops = []
+    for _ in range(self.num_layers):
+      h = propagate(graph, h, method=self.propagation)
+      hops.append(h)
+    neighbours = (jnp.mean(jnp.stack(hops), axis=0) if hops
+                  else jnp.zeros_like(h))  # [N, d]
+    # A node without training edges has an untrained ID row and an empty
+    # neighbourhood: only its text says anything about it.
+    connected = in_degree(graph, real_edges(graph)) > 0  # [N]
+    if train and self.token_dropout > 0:
+      keep = fast_uniform(self.make_rng("dropout"),
+                          connected.shape) >= self.token_dropout
+      connected = connected & keep
+    known = (connected & real).astype(jnp.float32)  # [N]
+    mask = jnp.stack([known, real.astype(jnp.float32), known], axis=1)
+    return FusionTokens(jnp.stack([ids, text, neighbours], axis=1), mask)
+
+  def attention(self, tokens: FusionTokens) -> jnp.ndarray:
+    """Per-node, per-head softmax weights over the tokens. # [N, H, 3]
+
+    Masked tokens get weight 0; a node with no token (padding) gets 0s.
+    """
+    n, t, d = tokens.tokens.shape
+    heads = self.num_heads
+    keys = self.key_proj(tokens.tokens + self.type_embedding[None])
+    keys = keys.reshape(n, t, heads, d // heads)  # [N, 3, H, d/H]
+    logits = jnp.einsum("nthc,hc->nht", keys, self.query) / jnp.sqrt(
+        d / heads)  # [N, H, 3]
+    present = tokens.mask[:, None, :] > 0  # [N, 1, 3]
+    logits = jnp.where(present, logits, -1e9)
+    weights = jax.nn.softmax(logits, axis=-1)
+    return jnp.where(present, weights, 0.0)
+
+  def attention_weights(self, graph: jraph.GraphsTuple) -> jnp.ndarray:
+    """Inference attention weights of every node (tokens in `TOKENS` order).
+
+    Args:
+      graph: the training graph.
+
+    Returns:
+      Weights summing to 1 over the last axis for real nodes. # [N, H, 3]
+    """
+    return self.attention(self.tokens(graph, train=False))
+
+  def propagate_all(self, graph: jraph.GraphsTuple, train: bool = False) -> dict:
+    tokens = self.tokens(graph, train)
+    weights = self.attention(tokens)  # [N, H, 3]
+    n, t, d = tokens.tokens.shape
+    split = tokens.tokens.reshape(n, t, self.num_heads, d // self.num_heads)
+    fused = jnp.einsum("nht,nthc->nhc", weights, split).reshape(n, d)
+    user, item = split_nodes(fused, self.num_users, self.num_items)
+    return {"user": user, "item": item, "user_ego": self.user_embedding,
+            "item_ego": self.item_embedding, "nodes": fused}
