@@ -75,12 +75,14 @@ MODELS = {
     "simgcl+rlmrec_con": ("rlmrec_con", "simgcl"),
     "alpharec": ("alpharec", ""),
     "textgnn": ("textgnn", ""),
+    "fusion": ("fusion", ""),
 }
 # Text model -> its ID-only backbone (paired gains).
 BACKBONE = {"lightgcn+rlmrec_con": "lightgcn",
             "lightgcn+rlmrec_gen": "lightgcn",
             "simgcl+rlmrec_con": "simgcl",
-            "alpharec": "lightgcn", "textgnn": "lightgcn"}
+            "alpharec": "lightgcn", "textgnn": "lightgcn",
+            "fusion": "lightgcn"}
 TEXT_MODELS = tuple(BACKBONE)
 # The hyper-parameter budget: <= 3 points per model, chosen on validation.
 GRID = {
@@ -95,6 +97,7 @@ GRID = {
     "simgcl+rlmrec_con": [{"model.kd_weight": v} for v in (1e-3, 1e-2, 1e-1)],
     "alpharec": [{"model.temperature": v} for v in (0.1, 0.15, 0.2)],
     "textgnn": [{"model.l2_reg": v} for v in (1e-5, 1e-4, 1e-3)],
+    "fusion": [{"model.l2_reg": v} for v in (1e-4, 1e-3)],
 }
 # What the RLMRec paper suggests trying when the alignment does not help
 # (declared before running): the InfoNCE temperature of the alignment and

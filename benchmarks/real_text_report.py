@@ -22,6 +22,7 @@ LABELS = {
     "lightgcn+rlmrec_gen": "LightGCN + RLMRec-Gen",
     "simgcl+rlmrec_con": "SimGCL + RLMRec-Con",
     "alpharec": "AlphaRec", "textgnn": "TextGNN",
+    "fusion": "Attention fusion",
 }
 DATASETS = ("ml_latest_small", "hetrec_lastfm")
 COMMAND = ("python benchmarks/real_text.py --datasets {datasets} --seeds {seeds} "
