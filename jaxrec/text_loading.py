@@ -1,12 +1,9 @@
-"""Offline loading of a local Flax BERT-family text model, and its fingerprint.
+"""Where a text model's files are, offline, and the fingerprint of its files.
 
-Used by `jaxrec.text` (which re-exports the public names). Weights stored as
-PyTorch-named `model.safetensors` are read with `safetensors` (no torch) and
-renamed/transposed to the Flax layout with
-`transformers.modeling_flax_pytorch_utils.convert_pytorch_state_dict_to_flax`
-against the shape tree of an uninitialised Flax model (`_do_init=False`), so
-no random initialisation is ever run. Every Hugging Face call uses
-`local_files_only=True`: nothing is downloaded at run time.
+Used by `jaxrec.text` (which re-exports the public names); the weights and
+tokenizer are read by `jaxrec.lm.bert`. Hub names are resolved only from the
+local Hugging Face cache (`local_files_only=True`): nothing is downloaded at
+run time.
 """
 
 from __future__ import annotations
@@ -16,14 +13,9 @@ import hashlib
 import importlib.util
 import json
 import os
-import types
 from typing import Any, Optional
 
-from flax.core import unfreeze
-from flax.traverse_util import flatten_dict, unflatten_dict
-import jax
 import jax.numpy as jnp
-import numpy as np
 
 # Bump when anything that changes embedding values (pooling, normalisation,
 # truncation, tokenisation flags) changes: it is part of every cache key.
@@ -137,88 +129,3 @@ def model_fingerprint(model_dir: str, model_id: str, dtype: Any = jnp.float32) -
       digest = _file_digest(os.path.realpath(path), st.st_size, st.st_mtime_ns)
       h.update(f"{name}:{digest}".encode())
   return h.hexdigest()
-
-
-def _load_safetensors_as_flax(model_dir: str, model: Any) -> dict:
-  """Torch-free PyTorch-named safetensors -> Flax params matching `model`'s shape tree."""
-  # Lazy imports (here and below): importing transformers takes seconds.
-  from safetensors import safe_open
-  from transformers import modeling_flax_pytorch_utils as pt2flax
-
-  index = os.path.join(model_dir, "model.safetensors.index.json")
-  if os.path.isfile(os.path.join(model_dir, "model.safetensors")):
-    files = [os.path.join(model_dir, "model.safetensors")]
-  else:
-    with open(index) as f:
-      files = sorted({os.path.join(model_dir, v) for v in json.load(f)["weight_map"].values()})
-  state = {}
-  for path in files:
-    try:
-      with safe_open(path, framework="numpy") as f:
-        state.update({k: f.get_tensor(k) for k in f.keys()})
-    except (TypeError, ValueError):  # e.g. bfloat16, which NumPy lacks.
-      with safe_open(path, framework="flax") as f:
-        state.update({k: np.asarray(f.get_tensor(k), np.float32) for k in f.keys()})
-  shape_tree = unfreeze(model.params_shape_tree)
-  # The converter only reads `.params` (for key names/shapes) and the prefix.
-  shim = types.SimpleNamespace(base_model_prefix=model.base_model_prefix, params=shape_tree)
-  converted = flatten_dict(pt2flax.convert_pytorch_state_dict_to_flax(state, shim))
-  expected = flatten_dict(shape_tree)
-  missing = sorted(set(expected) - set(converted))
-  if missing:
-    raise ValueError(
-        f"jaxrec.text: weights in {files[0]} do not fit {type(model).__name__}: "
-        f"{len(missing)} parameters missing, e.g. {['/'.join(k) for k in missing[:5]]}")
-  params = {}
-  for k, spec in expected.items():
-    value = np.asarray(converted[k], dtype=np.float32).astype(spec.dtype)
-    if value.shape != spec.shape:
-      raise ValueError(f"jaxrec.text: weight {'/'.join(k)} has shape {value.shape}, "
-                       f"expected {spec.shape}")
-    params[k] = jnp.asarray(value)
-  return unflatten_dict(params)
-
-
-def load_flax_model(model_dir: str, dtype: Any = jnp.float32) -> tuple[Any, dict]:
-  """Flax base model (no head) + its pretrained params from a local directory.
-
-  Args:
-    model_dir: directory with config.json and `flax_model.msgpack` or
-      (PyTorch- or Flax-named) `model.safetensors` (optionally sharded).
-    dtype: computation dtype (parameters stay float32).
-
-  Returns:
-    `(model, params)`: a `transformers.FlaxPreTrainedModel` created with
-    `_do_init=False` (call it with `params=`) and its parameter dict.
-
-  Raises:
-    FileNotFoundError: no supported weight file.
-    ValueError: unsupported architecture or mismatched weights.
-  """
-  from transformers import AutoConfig, FlaxAutoModel
-  from safetensors import safe_open
-
-  config = AutoConfig.from_pretrained(model_dir, local_files_only=True)
-  try:
-    model = FlaxAutoModel.from_config(config, dtype=dtype, _do_init=False)
-  except ValueError as e:
-    raise ValueError(f"jaxrec.text: model_type '{config.model_type}' in {model_dir} "
-                     f"has no Flax implementation in transformers: {e}") from e
-  has = lambda name: os.path.isfile(os.path.join(model_dir, name))
-  pt_safetensors = False
-  if has("model.safetensors"):
-    with safe_open(os.path.join(model_dir, "model.safetensors"), framework="numpy") as f:
-      pt_safetensors = (f.metadata() or {}).get("format", "pt") == "pt"
-  elif has("model.safetensors.index.json"):
-    pt_safetensors = True
-  if has("flax_model.msgpack") or (has("model.safetensors") and not pt_safetensors):
-    _, params = FlaxAutoModel.from_pretrained(model_dir, dtype=dtype, _do_init=False,
-                                              local_files_only=True)
-  elif pt_safetensors:
-    params = _load_safetensors_as_flax(model_dir, model)
-  else:
-    raise FileNotFoundError(
-        f"jaxrec.text: {model_dir} has no flax_model.msgpack or model.safetensors "
-        f"(found: {sorted(os.listdir(model_dir))[:12]}); pytorch_model.bin needs "
-        "torch, which jaxrec does not use: convert it to safetensors first")
-  return model, jax.tree_util.tree_map(jnp.asarray, params)

@@ -36,9 +36,9 @@ LAYERS = (
     # The bipartite graph, its padding, subgraph masks and normalisations,
     # propagation kernels and its layout over devices.
     ("graphs", ("jaxrec.graphs", "jaxrec.sharding")),
-    # Flax recommenders and the text encoder that turns item/user texts into
-    # node features.
-    ("models", ("jaxrec.models", "jaxrec.text", "jaxrec.text_loading")),
+    # Flax recommenders, jaxrec's own language models (jaxrec.lm) and the
+    # text encoder that turns item/user texts into node features.
+    ("models", ("jaxrec.models", "jaxrec.lm", "jaxrec.text", "jaxrec.text_loading")),
     # What training optimises and measures: the optimiser and the ranking
     # metrics.
     ("objectives", ("jaxrec.optimizers", "jaxrec.metrics")),

@@ -1,0 +1,1 @@
+"""jaxrec's own small Flax language models, loaded from local files."""
