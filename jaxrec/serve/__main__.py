@@ -37,17 +37,28 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
   parser.add_argument("--reload_interval", type=float, default=2.0,
                       help="seconds between checks for a newer version "
                            "(0 = no hot reload)")
+  parser.add_argument("--index", choices=("exact", "hnsw"), default="exact",
+                      help="top-k over every item (exact) or an HNSW graph "
+                           "(approximate; needs faiss-cpu, extra 'ann')")
+  parser.add_argument("--ef_search", type=int, default=128,
+                      help="HNSW search list size (accuracy / speed)")
   return parser.parse_args(argv)
 
 
 def _check(args: argparse.Namespace) -> None:
   if not 0 <= args.port <= 65535:
     raise ValueError(f"--port must be in 0..65535, got {args.port}")
-  for name in ("workers", "max_k", "max_batch"):
+  for name in ("workers", "max_k", "max_batch", "ef_search"):
     if getattr(args, name) < 1:
       raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
   if args.batch_wait_ms < 0 or args.reload_interval < 0:
     raise ValueError("--batch_wait_ms and --reload_interval must be >= 0")
+  if args.index == "hnsw":
+    try:
+      import faiss  # pylint: disable=import-outside-toplevel,unused-import
+    except ImportError as err:
+      raise ValueError("--index hnsw needs faiss: pip install -e \".[ann]\" "
+                       "(faiss-cpu)") from err
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -68,7 +79,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 1
   options = app_lib.Options(max_k=args.max_k, max_batch=args.max_batch,
                             batch_wait_ms=args.batch_wait_ms,
-                            reload_interval_s=args.reload_interval)
+                            reload_interval_s=args.reload_interval,
+                            index=args.index, ef_search=args.ef_search)
   try:
     source = app_lib.source_for(args.workdir, args.bundle)
     model = source.load()

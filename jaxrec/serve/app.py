@@ -33,7 +33,7 @@ import json
 import logging
 import os
 import threading
-from typing import Any, Callable, List, Optional, Union
+from typing import Any, Callable, List, Literal, Optional, Union
 
 import fastapi
 from fastapi import Query
@@ -41,6 +41,7 @@ import numpy as np
 import pydantic
 
 from jaxrec import bundle as bundle_lib
+from jaxrec.serve import ann
 from jaxrec.serve import engine
 
 # Most users in one POST /recommend, and most ids in an id list.
@@ -94,11 +95,17 @@ class Options(pydantic.BaseModel):
     max_batch: most requests per scoring call (1 = no micro-batching).
     batch_wait_ms: longest wait for a batch to fill.
     reload_interval_s: source polling period (0 = no hot reload).
+    index: 'exact' (every item scored) or 'hnsw' (approximate top-k through
+      `ann.HnswIndex`, built for each loaded version; similar items stay
+      exact).
+    ef_search: HNSW search list size (accuracy / speed).
   """
   max_k: int = 1000
   max_batch: int = 64
   batch_wait_ms: float = 2.0
   reload_interval_s: float = 2.0
+  index: Literal["exact", "hnsw"] = "exact"
+  ef_search: int = 128
 
 
 class RecommendBody(pydantic.BaseModel):
@@ -146,8 +153,11 @@ class Service:
     self._encoder_lock = threading.Lock()
 
   def _prepare(self, model: engine.ServingModel) -> engine.ServingModel:
-    # Compiles the new shapes before the swap, so the first requests after
-    # it do not wait for XLA.
+    # Compiles the new shapes (and builds the approximate index) before the
+    # swap, so the first requests after it do not wait.
+    if self.options.index == "hnsw":
+      model = model._replace(ann=ann.HnswIndex(
+          model.item_vectors, ann.HnswOptions(ef_search=self.options.ef_search)))
     self.scorer.warm_up(model, min(20, model.num_items))
     return model
 

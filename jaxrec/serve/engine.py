@@ -66,6 +66,8 @@ class ServingModel(NamedTuple):
     integer_users: whether user ids are integers.
     integer_items: whether item ids are integers.
     source: the decoded bundle (fold-in terms, text map).
+    ann: approximate index over item_vectors (`ann.HnswIndex`), or None for
+      exact scoring.
   """
   version: str
   metadata: dict
@@ -83,6 +85,7 @@ class ServingModel(NamedTuple):
   integer_users: bool
   integer_items: bool
   source: bundle_lib.Bundle
+  ann: Optional[Any] = None
 
   @classmethod
   def from_bundle(cls, bundle: bundle_lib.Bundle) -> "ServingModel":
@@ -219,6 +222,9 @@ class Scorer:
     return out
 
   def _run_chunk(self, model, jobs, chunk, similar, out) -> None:
+    if model.ann is not None and not similar:
+      self._run_ann(model, jobs, chunk, out)
+      return
     num_items = model.num_items
     n = len(chunk)
     rows = topk.next_pow2(n)
@@ -236,6 +242,18 @@ class Scorer:
       keep = np.isfinite(values[b])[:jobs[j].k]
       out[j][r] = Ranked(idx[b, :jobs[j].k][keep],
                          values[b, :jobs[j].k][keep])
+
+  def _run_ann(self, model, jobs, chunk, out) -> None:
+    # Approximate recommendations; similar items stay exact (cosine).
+    k = max(jobs[j].k for j, _ in chunk)
+    queries = np.stack([jobs[j].queries[r] for j, r in chunk])
+    exclude = [np.asarray(jobs[j].exclude[r]) if r < len(jobs[j].exclude)
+               else np.zeros(0, np.int64) for j, r in chunk]
+    rows, scores = model.ann.search(queries, k, exclude)
+    for b, (j, r) in enumerate(chunk):
+      keep = rows[b, :jobs[j].k] >= 0
+      out[j][r] = Ranked(rows[b, :jobs[j].k][keep],
+                         scores[b, :jobs[j].k][keep])
 
 
 class MicroBatcher:
