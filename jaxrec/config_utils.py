@@ -73,6 +73,10 @@ DATASETS = {
     "hetrec_lastfm": dict(kwargs=dict(k_core=0, valid_ratio=0.1,
                                       test_ratio=0.1),
                           batch_size=2048, eval_every=2),
+    # Explicit ratings of a planted biased low-rank model (config.task =
+    # 'rating'), split per user 80/10/10 with config.seed.
+    "synthetic_ratings": dict(kwargs=dict(valid_ratio=0.1, test_ratio=0.1),
+                              batch_size=1024, eval_every=1),
 }
 
 
@@ -81,7 +85,8 @@ def dataset_config(name: str) -> ml_collections.ConfigDict:
   if name not in DATASETS:
     raise ValueError(f"unknown dataset {name!r}; presets: {sorted(DATASETS)}")
   preset = DATASETS[name]
-  loader_name = "synthetic" if name.startswith("synthetic") else name
+  loader_name = ("synthetic" if name in ("synthetic", "synthetic_small")
+                 else name)
   return ml_collections.ConfigDict(dict(
       name=loader_name, data_root=None, kwargs=dict(preset["kwargs"])))
 
@@ -90,6 +95,11 @@ def dataset_config(name: str) -> ml_collections.ConfigDict:
 NODE_ORDERS = ("data", "degree")
 # config.graph.gather_dtype values (input_pipeline.build_graph marks the graph).
 GATHER_DTYPES = ("float32", "bfloat16")
+# config.task values: 'ranking' (top-K from implicit feedback, BPR) or
+# 'rating' (explicit ratings: regression, validation RMSE / MAE).
+TASKS = ("ranking", "rating")
+# Selection metrics of the rating task (lower is better).
+RATING_METRICS = ("rmse", "mae")
 
 
 def base_config(dataset: str = "synthetic") -> ml_collections.ConfigDict:
@@ -97,6 +107,11 @@ def base_config(dataset: str = "synthetic") -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0
   config.dataset = dataset_config(dataset)
+  # 'ranking' or 'rating' (TASKS). 'rating' trains a rating model
+  # (models.is_rating_model) on (user, item, rating) rows, keeps the ratings
+  # on the graph's edges and selects on validation RMSE or MAE
+  # (selection_metric 'rmse' | 'mae', lower is better): docs/rating.md.
+  config.task = "ranking"
   config.model_name = "lightgcn"
   config.model = dict(embed_dim=64, num_layers=3, l2_reg=1e-4)
   # Optimiser and learning-rate schedule (jaxrec/optimizers.py): weight_decay
@@ -145,10 +160,13 @@ def base_config(dataset: str = "synthetic") -> ml_collections.ConfigDict:
   # user_text: the text features of users without their own embeddings or
   # texts: 'mean' (mean of their train items' embeddings) or 'history' (an
   # encoded list of their TRAIN items, data/texts.user_history_texts).
+  # edge_weight: adjacency entries before normalisation: 'none' (binary),
+  # 'rating' (the interaction's rating) or 'log_rating' (log(1 + rating),
+  # for counts); degrees are then weighted (graphs/bipartite.py).
   config.graph = dict(norm="sym", text_features=False, pad_multiple=0,
                       text_model="", text_cache_dir="", tile_nodes=-1,
                       node_order="data", gather_dtype="float32",
-                      user_text="mean")
+                      user_text="mean", edge_weight="none")
   # Devices and layouts (jaxrec/sharding.py): a ('data',) or ('data', 'model')
   # mesh; tables 'rows' | 'columns' | 'replicated' over 'model'; edge-parallel
   # propagation; multi-host jax.distributed.initialize (off by default).
@@ -261,6 +279,46 @@ def validate_numbers(config: ml_collections.ConfigDict) -> None:
                       f"number, got {rate!r}")
 
 
+def validate_task(config: ml_collections.ConfigDict) -> None:
+  """Checks `config.task` against the model, the selection metric and graph.
+
+  Args:
+    config: experiment configuration (with defaults).
+
+  Raises:
+    ConfigError: an unknown task or edge weight, a rating model on the
+      ranking task (or the reverse), a rating run selecting on a ranking
+      metric, or edge-sharded rating graphs.
+  """
+  # pylint: disable=g-import-not-at-top
+  from jaxrec.graphs.bipartite import EDGE_WEIGHTS
+  from jaxrec.models import is_rating_model
+  # pylint: enable=g-import-not-at-top
+  task = config.task
+  if task not in TASKS:
+    raise ConfigError(f"config.task: unknown task {task!r}; valid: "
+                      f"{list(TASKS)}")
+  if config.graph.edge_weight not in EDGE_WEIGHTS:
+    raise ConfigError(f"config.graph.edge_weight: unknown value "
+                      f"{config.graph.edge_weight!r}; valid: "
+                      f"{list(EDGE_WEIGHTS)}")
+  rating_model = is_rating_model(config.model_name)
+  if rating_model != (task == "rating"):
+    raise ConfigError(
+        f"config.task: model {config.model_name!r} "
+        + ("predicts ratings: set config.task = 'rating'" if rating_model
+           else f"is a ranking model; task {task!r} needs a rating model "
+           "(biased_mf, gcmc, rating_head, global_mean, user_item_bias)"))
+  if task == "rating":
+    if config.selection_metric not in RATING_METRICS:
+      raise ConfigError(f"config.selection_metric: {config.selection_metric!r}"
+                        f" is not computed for task 'rating'; expected one of "
+                        f"{list(RATING_METRICS)}")
+    if config.sharding.shard_edges:
+      raise ConfigError("config.sharding.shard_edges: not supported for task "
+                        "'rating' (edge ratings are not sharded)")
+
+
 def validate_config(config: ml_collections.ConfigDict) -> None:
   """Rejects unknown keys, model names and kwargs, and impossible numbers.
 
@@ -304,9 +362,12 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(f"config.optimizer: unknown key(s) {bad}; valid keys: "
                       f"{list(OPTIMIZER_KEYS)}")
   validate_numbers(config)
+  validate_task(config)
   metric, _, k = str(config.selection_metric).partition("@")
   ks = list(config.eval_ks)
-  if metric not in _METRIC_NAMES or not k.isdigit() or int(k) not in ks:
+  if config.task == "rating":
+    pass  # the rating metrics are checked by validate_task
+  elif metric not in _METRIC_NAMES or not k.isdigit() or int(k) not in ks:
     raise ConfigError(
         f"config.selection_metric: {config.selection_metric!r} is not "
         f"computed; expected '<metric>@<K>' with metric in "

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import jax
 import jraph
@@ -20,6 +20,7 @@ import ml_collections
 import numpy as np
 
 from jaxrec.data import sampler
+from jaxrec.data.dataset import DataError
 from jaxrec.data.dataset import Dataset
 from jaxrec.data.dataset import empty_interactions
 from jaxrec.data.dataset import Interactions
@@ -90,8 +91,13 @@ def build_graph(config: ml_collections.ConfigDict,
     user_emb, item_emb = _text_embeddings(gcfg, dataset)
     features = {"text": np.concatenate([user_emb, item_emb]
                                        ).astype(np.float32)}
+  # The rating task keeps each edge's rating on the graph (rating models
+  # read their levels and the train mean from it); edge_weight weights the
+  # adjacency by them for any task.
   graph = bipartite_graph(dataset.train, dataset.num_users, dataset.num_items,
-                          norm=gcfg.norm, node_features=features)
+                          norm=gcfg.norm, node_features=features,
+                          edge_weight=gcfg.edge_weight,
+                          keep_ratings=config.task == "rating")
   multiple = gcfg.pad_multiple
   if multiple:
     nodes = round_up(int(graph.n_node[0]) + 1, multiple)
@@ -252,6 +258,51 @@ def stack_batches(triples: dict, batch_size: int) -> dict:
   return out
 
 
+class RatingBatch(NamedTuple):
+  """One batch of the rating task (`rating_batches` stacks them [S, B]).
+
+  Padding rows (mask 0) repeat (user 0, item 0, rating 0): every loss
+  averages over real rows only.
+  """
+  users: np.ndarray  # int32 [B]
+  items: np.ndarray  # int32 [B]
+  ratings: np.ndarray  # float32 [B]
+  mask: np.ndarray  # float32 [B]
+
+
+def rating_batches(config: ml_collections.ConfigDict, dataset: Dataset,
+                   epoch: int) -> dict:
+  """One epoch of the train split's (user, item, rating) rows. # [S, B]
+
+  Every train rating once per epoch, in an order shuffled by (config.seed,
+  epoch) (`sampler.epoch_rng`), padded to whole batches of
+  `config.batch_size`; a pure function of (config, train split, epoch).
+
+  Args:
+    config: experiment config.
+    dataset: the dataset whose train split carries ratings.
+    epoch: epoch index.
+
+  Returns:
+    The `RatingBatch` fields as a dict of stacked arrays [S, B].
+
+  Raises:
+    DataError: the train split has no ratings.
+  """
+  train = dataset.train
+  if train.ratings is None:
+    raise DataError(f"{dataset.name}: config.task = 'rating' needs ratings, "
+                    "but the train split has none (field 'ratings'; e.g. "
+                    "ml_latest_small with dataset.kwargs.min_rating = 0)")
+  order = sampler.epoch_rng(config.seed, epoch).permutation(len(train))
+  rows = stack_batches({"users": train.users[order],
+                        "items": train.items[order],
+                        "ratings": np.asarray(train.ratings[order],
+                                              np.float32)},
+                       config.batch_size)
+  return RatingBatch(**rows)._asdict()
+
+
 def epoch_batches(config: ml_collections.ConfigDict, dataset: Dataset,
                   epoch: int, keys: Optional[np.ndarray] = None) -> dict:
   """One epoch of training triples as stacked batches. # [S, B]
@@ -269,7 +320,10 @@ def epoch_batches(config: ml_collections.ConfigDict, dataset: Dataset,
     `stack_batches` of the epoch's `sampler.epoch_triples`, plus 'epoch'
     (the epoch index in every slot, int32 [S, B]) for models whose
     augmented views are drawn once per epoch (`model.view_period='epoch'`).
+    For `config.task = 'rating'`, `rating_batches` instead.
   """
+  if config.task == "rating":
+    return rating_batches(config, dataset, epoch)
   triples = sampler.epoch_triples(
       dataset.train, dataset.num_users, dataset.num_items, seed=config.seed,
       epoch=epoch, num_negatives=config.num_negatives, keys=keys,

@@ -41,6 +41,34 @@ def bpr_loss(pos_scores: jnp.ndarray, neg_scores: jnp.ndarray,
   return _masked_mean(per_row, mask)
 
 
+def mse_loss(pred: jnp.ndarray, target: jnp.ndarray,
+             mask: Optional[jnp.ndarray] = None,
+             l2_reg: float = 0.0,
+             reg_rows: Sequence[jnp.ndarray] = ()) -> jnp.ndarray:
+  """Mean squared error of predicted ratings, plus an optional L2 penalty.
+
+  loss = mean_b (pred_b - target_b)^2 + l2_reg * l2_penalty(*reg_rows, mask)
+  over real rows (the penalty is `l2_penalty`: 0.5 * the squared norms of
+  the batch's parameter rows, averaged over real rows).
+
+  Args:
+    pred: predicted ratings. # [B]
+    target: observed ratings. # [B]
+    mask: optional row mask. # [B]
+    l2_reg: weight of the L2 penalty (0: none).
+    reg_rows: row-aligned parameter rows to penalise, each [B] or [B, d]
+      (1-D rows, e.g. biases, count as [B, 1]).
+
+  Returns:
+    Scalar loss.
+  """
+  loss = _masked_mean(jnp.square(pred - target), mask)
+  if l2_reg and reg_rows:
+    rows = [r[:, None] if r.ndim == 1 else r for r in reg_rows]
+    loss = loss + l2_reg * l2_penalty(*rows, mask=mask)
+  return loss
+
+
 def l2_penalty(*embeddings: jnp.ndarray,
                mask: Optional[jnp.ndarray] = None) -> jnp.ndarray:
   """LightGCN-style L2 regulariser: sum_j 0.5 * ||e_j||^2 averaged over rows.

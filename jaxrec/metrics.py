@@ -431,6 +431,23 @@ def evaluate_embeddings(user_emb, item_emb, target: sp.spmatrix,
   return evaluate_ranking(dot_product_scores, params, target, exclude, ks, **kwargs)
 
 
+# Metrics where lower is better (the rating task's selection metrics).
+LOWER_IS_BETTER = ("rmse", "mae")
+
+
+def selection_score(name: str, value: float) -> float:
+  """`value` of metric `name` oriented so that higher is better.
+
+  Args:
+    name: metric name ('recall@20', 'rmse', ...).
+    value: its value.
+
+  Returns:
+    -value for `LOWER_IS_BETTER` metrics, else value.
+  """
+  return -float(value) if name in LOWER_IS_BETTER else float(value)
+
+
 def rating_metrics(pred, true) -> dict[str, float]:
   """Error metrics for explicit ratings.
 

@@ -42,7 +42,6 @@ import pandas as pd
 import scipy.sparse as sp
 
 from jaxrec import train
-from jaxrec import files
 from jaxrec import workdir as workdir_lib
 from jaxrec.data.dataset import DataError, Dataset
 
@@ -313,7 +312,7 @@ class TrainedModel:
                       ("user_ids", self.user_original),
                       ("item_ids", self.item_original)):
       path = os.path.join(out_dir, f"{name}.npy")
-      files.atomic_write(path, lambda f, a=arr: np.save(f, a, allow_pickle=False))
+      workdir_lib.atomic_write(path, lambda f, a=arr: np.save(f, a, allow_pickle=False))
       out.append(path)
     return out
 
@@ -361,7 +360,7 @@ def read_users_file(path: str) -> list[str]:
 def _write_csv(frame: pd.DataFrame, path: str) -> None:
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
-  files.atomic_write(path, lambda f: f.write(frame.to_csv(index=False).encode()))
+  workdir_lib.atomic_write(path, lambda f: f.write(frame.to_csv(index=False).encode()))
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

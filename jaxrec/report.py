@@ -34,8 +34,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
-from jaxrec import files
-
 BEYOND = ("coverage", "novelty", "avg_popularity")
 BEYOND_TEXT = {
     "coverage": "share of all items that appear in at least one user's "
@@ -96,11 +94,10 @@ class Run:
 
 
 def _save(fig, path: str) -> str:
-  try:
-    files.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=DPI,
-                                                   bbox_inches="tight"))
-  finally:
-    plt.close(fig)
+  tmp = f"{path}.tmp{os.getpid()}.png"
+  fig.savefig(tmp, dpi=DPI, bbox_inches="tight")
+  plt.close(fig)
+  os.replace(tmp, path)
   return path
 
 
@@ -352,7 +349,10 @@ def make_report(workdir: str, compare: Sequence[str] = (),
     notes.append(f"embedding / degree plots skipped: {err}")
   text = markdown(runs, plots, notes, summary)
   md_path = os.path.join(output, markdown_name)
-  files.write_text(md_path, text)
+  tmp = f"{md_path}.tmp{os.getpid()}"
+  with open(tmp, "w") as f:
+    f.write(text)
+  os.replace(tmp, md_path)
   return dict(plots, report=md_path)
 
 

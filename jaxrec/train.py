@@ -41,7 +41,6 @@ from flax.training import train_state
 import tqdm
 
 from jaxrec import checkpoint as checkpoint_lib
-from jaxrec import files
 # Re-exported for jaxrec.main: config validation lives in jaxrec/config_utils.py.
 from jaxrec.config_utils import ConfigError
 from jaxrec.config_utils import validate_config
@@ -51,7 +50,8 @@ from jaxrec import run_logging
 from jaxrec import sharding as sharding_lib
 from jaxrec import workdir as workdir_lib
 from jaxrec.data import sampler
-from jaxrec.data.dataset import Dataset  # pylint: disable=unused-import
+from jaxrec.data.dataset import DataError
+from jaxrec.data.dataset import Dataset
 # Re-exported: data loading, the graph and epoch batches live in
 # jaxrec/input_pipeline.py.
 from jaxrec.input_pipeline import build_graph
@@ -183,9 +183,13 @@ def dummy_batch(batch_size: int, num_negatives: int = 1) -> dict:
   models that draw per-epoch augmentations can be initialised too.
   """
   neg_shape = (batch_size,) if num_negatives == 1 else (batch_size, num_negatives)
+  # 'items' / 'ratings': the rows of the rating task
+  # (input_pipeline.RatingBatch), so rating models initialise the same way.
   return {"users": np.zeros(batch_size, np.int32),
           "pos_items": np.zeros(batch_size, np.int32),
           "neg_items": np.zeros(neg_shape, np.int32),
+          "items": np.zeros(batch_size, np.int32),
+          "ratings": np.zeros(batch_size, np.float32),
           "mask": np.ones(batch_size, np.float32),
           "epoch": np.zeros(batch_size, np.int32)}
 
@@ -231,6 +235,59 @@ class Evaluator:
         self._score_fn, (params, user_emb, item_emb), target, exclude,
         ks=self.ks, memory_budget_bytes=self.memory_budget,
         item_popularity=self.popularity)
+
+
+class RatingEvaluator:
+  """Jitted rating prediction + RMSE / MAE of one model on one dataset.
+
+  Predictions are clipped to the train ratings' range (as scikit-surprise
+  clips to its rating scale). Rows are scored in fixed-size chunks, so one
+  compiled shape serves every split.
+  """
+
+  def __init__(self, model, graph, dataset: Dataset, config,
+               chunk: int = 8192):
+    del config  # same signature as `Evaluator`
+    if dataset.train.ratings is None:
+      raise DataError(f"{dataset.name}: config.task = 'rating' needs ratings "
+                      "in the train split (field 'ratings')")
+    self.model, self.graph, self.dataset, self.chunk = (model, graph, dataset,
+                                                        chunk)
+    self.low = float(np.min(dataset.train.ratings))
+    self.high = float(np.max(dataset.train.ratings))
+    self._predict = jax.jit(lambda params, graph, users, items: model.apply(
+        {"params": params}, graph, users, items, method="predict"))
+
+  def predict(self, params, users: np.ndarray, items: np.ndarray
+              ) -> np.ndarray:
+    """Clipped predicted ratings of (users [n], items [n]) pairs. # [n]"""
+    n = len(users)
+    total = max(1, math.ceil(n / self.chunk)) * self.chunk
+    pad = lambda a: np.concatenate([a, np.zeros(total - n, np.int32)])
+    users, items = pad(np.asarray(users, np.int32)), pad(
+        np.asarray(items, np.int32))
+    out = [np.asarray(self._predict(params, self.graph,
+                                    users[lo:lo + self.chunk],
+                                    items[lo:lo + self.chunk]))
+           for lo in range(0, total, self.chunk)]
+    return np.clip(np.concatenate(out)[:n], self.low, self.high)
+
+  def __call__(self, params, split: str) -> dict:
+    """{'rmse', 'mae'} on the 'valid' or 'test' ratings."""
+    if split not in ("valid", "test"):
+      raise ValueError(f"split must be 'valid' or 'test', got {split!r}")
+    rows = getattr(self.dataset, split)
+    if rows.ratings is None:
+      raise DataError(f"{self.dataset.name}: the {split} split has no "
+                      "ratings (field 'ratings')")
+    pred = self.predict(params, rows.users, rows.items)
+    return metrics_lib.rating_metrics(pred, rows.ratings)
+
+
+def make_evaluator(model, graph, dataset: Dataset, config):
+  """`RatingEvaluator` for config.task = 'rating', else `Evaluator`."""
+  cls = RatingEvaluator if config.task == "rating" else Evaluator
+  return cls(model, graph, dataset, config)
 
 
 def restore_best_params(workdir: str, config: ml_collections.ConfigDict,
@@ -392,7 +449,7 @@ def setup_experiment(config: ml_collections.ConfigDict,
   return Experiment(
       dataset=dataset, refit=refit, num_epochs=num_epochs, graph=graph,
       model=model, state=state, train_rng=train_rng, lr_fn=lr_fn, mesh=mesh,
-      step_fn=step_fn, evaluator=Evaluator(model, graph, dataset, config),
+      step_fn=step_fn, evaluator=make_evaluator(model, graph, dataset, config),
       positive_keys=sampler.positive_keys(dataset.train, dataset.num_items))
 
 
@@ -465,7 +522,9 @@ def _fit_in_workdir(config, workdir, dataset, graph, model, refit: bool,
     restored = ckpt.restore({"best_params": shapes})
     if restored is None:
       start = time.perf_counter()
-      params = model.fit(dataset.csr("train"))
+      # Rating baselines fit the train ratings, ranking ones the 0/1 matrix.
+      params = model.fit(dataset.train if config.task == "rating"
+                         else dataset.csr("train"))
       meta = {"epoch": 1, "best_epoch": 1,
               "fit_seconds": time.perf_counter() - start}
       params = jax.tree.map(jnp.asarray, params)
@@ -477,7 +536,7 @@ def _fit_in_workdir(config, workdir, dataset, graph, model, refit: bool,
   finally:
     ckpt.close()
   fit_seconds = float(meta["fit_seconds"])
-  evaluator = Evaluator(model, graph, dataset, config)
+  evaluator = make_evaluator(model, graph, dataset, config)
   record = {"epoch": 1, "loss": 0.0, "epoch_seconds": fit_seconds}
   valid = {}
   if not refit:
@@ -504,7 +563,7 @@ def _fit_in_workdir(config, workdir, dataset, graph, model, refit: bool,
       "num_train": len(dataset.train), "train_seconds": fit_seconds,
       "seconds_per_epoch": fit_seconds, "fit_seconds": fit_seconds,
       "test_eval_seconds": test_seconds, "epoch_losses": [0.0]}
-  files.write_json(
+  run_logging.write_json_atomic(
       os.path.join(workdir, workdir_lib.RESULTS_FILE), results)
   logging.info("%s fitted in %.1f s: valid %s=%s, test %s", config.model_name,
                fit_seconds, config.selection_metric,
@@ -638,8 +697,10 @@ def _train_in_workdir(config: ml_collections.ConfigDict, workdir: str,
         record["eval_seconds"] = time.perf_counter() - eval_start
         record.update({f"valid/{k}": v for k, v in valid.items()})
         value = valid[select]
-        if value > meta["best_value"]:
-          meta.update(best_value=value, best_epoch=epoch + 1, bad_evals=0)
+        # best_value holds the higher-is-better score (-value for RMSE/MAE).
+        if metrics_lib.selection_score(select, value) > meta["best_value"]:
+          meta.update(best_value=metrics_lib.selection_score(select, value),
+                      best_epoch=epoch + 1, bad_evals=0)
           bundle["best_params"] = jax.tree.map(jnp.copy, state.params)
         else:
           meta["bad_evals"] += 1
@@ -682,7 +743,7 @@ def _train_in_workdir(config: ml_collections.ConfigDict, workdir: str,
                           meta["best_epoch"])
   if tb_writer is not None:
     tb_writer.close()
-  files.write_json(
+  run_logging.write_json_atomic(
       os.path.join(workdir, workdir_lib.RESULTS_FILE), results)
   ckpt.close()
   logging.info("%s epoch %d: valid %s=%s, test %s",

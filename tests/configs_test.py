@@ -10,6 +10,7 @@ import pytest
 from jaxrec import config_utils
 from jaxrec import train
 from jaxrec.data.synthetic import make_synthetic
+from jaxrec.data.synthetic import make_synthetic_ratings
 from jaxrec.models import MODELS
 from tests import config_loader
 
@@ -31,6 +32,9 @@ def test_every_model_has_a_config(name):
 
 
 def _one_step(config, dataset):
+  if config.task == "rating":  # rating models train on rated rows
+    dataset = make_synthetic_ratings(num_users=60, num_items=80,
+                                     num_ratings=900, seed=0)
   graph = jax.tree.map(jnp.asarray, train.build_graph(config, dataset))
   model = train.get_model(config.model_name, dataset.num_users,
                           dataset.num_items, **config.model.to_dict())
@@ -41,6 +45,8 @@ def _one_step(config, dataset):
   rows = train.stack_batches(train.sampler.epoch_triples(
       dataset.train, dataset.num_users, dataset.num_items, 0, 0,
       num_negatives=num_neg), 32)
+  if config.task == "rating":
+    rows = train.epoch_batches(config, dataset, 0)
   batch = dict({k: v[0] for k, v in rows.items()}, graph=graph)
   state, metrics = jax.jit(lambda s, b: train.train_step(
       s, b, jax.random.key(0), model=model))(state, batch)

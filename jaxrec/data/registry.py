@@ -67,7 +67,8 @@ _CSV_TEXT_KWARGS = {"item_text_path", "item_text_col", "item_id_col"}
 
 DATASETS = ("synthetic", "lastfm", "amazon_beauty", "gowalla", "yelp2018",
             "amazon_book", "rlmrec_amazon", "rlmrec_yelp", "rlmrec_steam",
-            "csv", "movielens", "ml_latest_small", "hetrec_lastfm")
+            "csv", "movielens", "ml_latest_small", "hetrec_lastfm",
+            "synthetic_ratings")
 
 
 def resolve_data_root(data_root: Union[str, Path, None] = None
@@ -160,7 +161,9 @@ def load_dataset(name: str, data_root: Union[str, Path, None] = None,
       besides `k_core`, `max_tags` (and `min_rating`, default 4.0, for
       ml_latest_small); for `synthetic` everything goes to
       `make_synthetic` (which has its own 80/10/10 split; `valid_ratio` /
-      `test_ratio` there set its `ratios`).
+      `test_ratio` there set its `ratios`); for `synthetic_ratings` (explicit
+      ratings of a planted biased low-rank model) everything goes to
+      `make_synthetic_ratings`.
 
   Returns:
     The Dataset.
@@ -177,6 +180,10 @@ def load_dataset(name: str, data_root: Union[str, Path, None] = None,
       test = kwargs.pop("test_ratio", 0.1)
       kwargs["ratios"] = (1.0 - valid - test, valid, test)
     return synthetic.make_synthetic(**kwargs)
+  if name == "synthetic_ratings":  # explicit ratings, split inside
+    _check_kwargs(name, kwargs, set(inspect.signature(
+        synthetic.make_synthetic_ratings).parameters))
+    return synthetic.make_synthetic_ratings(**kwargs)
   if name in _TEXT_SETS:
     _check_kwargs(name, kwargs, _TEXT_SETS[name] | {
         "valid_ratio", "test_ratio", "split", "seed"})

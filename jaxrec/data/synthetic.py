@@ -304,3 +304,52 @@ def make_synthetic(num_users: int = 1000, num_items: int = 2000,
   return ds, dict(user_factors=user_f.astype(np.float32),
                   item_factors=item_f.astype(np.float32),
                   log_popularity=log_pop, user_categories=main)
+
+
+def make_synthetic_ratings(num_users: int = 300, num_items: int = 400,
+                           num_ratings: int = 12000, rank: int = 4,
+                           noise: float = 0.3, discrete: bool = True,
+                           valid_ratio: float = 0.1, test_ratio: float = 0.1,
+                           seed: int = 0,
+                           name: str = "synthetic_ratings") -> Dataset:
+  """Explicit ratings from a planted biased low-rank model.
+
+  r_ui = 3 + b_u + b_i + p_u . q_i + eps, with b_u, b_i ~ N(0, 0.3^2),
+  p_u, q_i ~ N(0, I / sqrt(rank)) (so p_u . q_i has std ~0.7 ... 1) and
+  eps ~ N(0, noise^2); (u, i) pairs drawn uniformly without replacement;
+  split per user at random (`splits.random_split`, seeded).
+
+  Args:
+    num_users / num_items: sizes.
+    num_ratings: number of observed (user, item) pairs.
+    rank: rank of the interaction term.
+    noise: std of the observation noise (the best achievable RMSE of the
+      continuous ratings).
+    discrete: round the ratings to the integers 1..5 (clipped), as star
+      ratings are; False keeps the continuous values.
+    valid_ratio / test_ratio: expected per-user fractions held out.
+    seed: random seed (the output is a pure function of the arguments).
+    name: dataset name.
+
+  Returns:
+    A Dataset whose splits carry float32 `ratings`.
+  """
+  if num_ratings > num_users * num_items:
+    raise DataError(f"make_synthetic_ratings: num_ratings={num_ratings} "
+                    f"exceeds num_users x num_items = {num_users * num_items}")
+  rng = np.random.default_rng(seed)
+  b_u = 0.3 * rng.normal(size=num_users)  # [U]
+  b_i = 0.3 * rng.normal(size=num_items)  # [I]
+  p = rng.normal(size=(num_users, rank)) / rank ** 0.25  # [U, r]
+  q = rng.normal(size=(num_items, rank)) / rank ** 0.25  # [I, r]
+  pairs = rng.choice(num_users * num_items, num_ratings, replace=False)
+  users, items = pairs // num_items, pairs % num_items  # [n] each
+  ratings = (3.0 + b_u[users] + b_i[items] + np.sum(p[users] * q[items], 1)
+             + noise * rng.normal(size=num_ratings))  # [n]
+  if discrete:
+    ratings = np.clip(np.round(ratings), 1.0, 5.0)
+  inter = Interactions(users, items, ratings.astype(np.float32))
+  train, valid, test = splits.random_split(
+      inter, test_ratio=test_ratio, valid_ratio=valid_ratio,
+      seed=int(rng.integers(2**31)))
+  return Dataset(name, num_users, num_items, train, valid, test)

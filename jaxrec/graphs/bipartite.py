@@ -26,6 +26,14 @@ SYMMETRIC_KEY = "symmetric_weights"
 # Key of the `globals` marker of a graph whose native CPU propagation gathers
 # node rows in bfloat16 (`mark_bfloat16_gather`); static like SYMMETRIC_KEY.
 BFLOAT16_GATHER_KEY = "bfloat16_gather"
+# Key of the per-edge ratings in `globals` (float32 [E], aligned with
+# `senders` / `receivers`; padding edges 0): rating models read the rating
+# level of each message (GC-MC) and the train mean from them.
+EDGE_RATINGS_KEY = "edge_ratings"
+# Edge values of the adjacency before normalisation (config.graph.edge_weight):
+# 'none' 1 per interaction, 'rating' the rating, 'log_rating' log(1 + rating)
+# (for heavy-tailed counts such as listening counts).
+EDGE_WEIGHTS = ("none", "rating", "log_rating")
 
 
 def mark_symmetric(graph: jraph.GraphsTuple) -> jraph.GraphsTuple:
@@ -79,7 +87,8 @@ def gathers_bfloat16(graph: jraph.GraphsTuple) -> bool:
 
 
 def degree_normalise(senders: np.ndarray, receivers: np.ndarray,
-                     num_nodes: int, norm: str = "sym") -> np.ndarray:
+                     num_nodes: int, norm: str = "sym",
+                     values: Optional[np.ndarray] = None) -> np.ndarray:
   """Edge weights of a normalised adjacency.
 
   Args:
@@ -88,14 +97,18 @@ def degree_normalise(senders: np.ndarray, receivers: np.ndarray,
     num_nodes: number of nodes.
     norm: 'sym' D^-1/2 A D^-1/2 (GCN/LightGCN), 'left' D^-1 A (row/mean
       aggregation: each receiver averages its in-neighbours), 'right' A D^-1,
-      or 'none' (all ones).
+      or 'none' (A itself).
+    values: optional positive adjacency entries A_e (e.g. ratings); None =
+      1 per edge. Degrees are then weighted (D = row sums of A), so 'left'
+      is a rating-weighted mean of the neighbours.
 
   Returns:
     float32 edge weights. # [E]
   """
   if norm not in NORMALISATIONS:
     raise ValueError(f"norm must be one of {NORMALISATIONS}, got {norm!r}")
-  ones = np.ones(len(senders), np.float64)
+  ones = (np.ones(len(senders), np.float64) if values is None
+          else np.asarray(values, np.float64))
   if norm == "none":
     return ones.astype(np.float32)
   deg_in = np.bincount(receivers, weights=ones, minlength=num_nodes)  # [N]
@@ -111,12 +124,46 @@ def degree_normalise(senders: np.ndarray, receivers: np.ndarray,
     weights = inv_in[receivers]
   else:
     weights = inv_out[senders]
-  return weights.astype(np.float32)
+  return (weights * ones).astype(np.float32)
+
+
+def edge_values(ratings: np.ndarray, edge_weight: str) -> np.ndarray:
+  """Adjacency entries of rated edges for `config.graph.edge_weight`.
+
+  Args:
+    ratings: rating of each edge. # [E]
+    edge_weight: one of `EDGE_WEIGHTS`.
+
+  Returns:
+    float64 positive entries. # [E]
+
+  Raises:
+    DataError: unknown edge_weight, or ratings that are not positive.
+  """
+  if edge_weight not in EDGE_WEIGHTS:
+    raise DataError(f"config.graph.edge_weight: unknown value "
+                    f"{edge_weight!r}; valid: {list(EDGE_WEIGHTS)}")
+  ratings = np.asarray(ratings, np.float64)
+  if edge_weight == "none":
+    return np.ones_like(ratings)
+  if ratings.size and not np.all(ratings > 0):
+    raise DataError(f"config.graph.edge_weight={edge_weight!r}: ratings must "
+                    f"be > 0 to weight edges, got min {ratings.min()}")
+  return ratings if edge_weight == "rating" else np.log1p(ratings)
+
+
+def edge_ratings(graph: jraph.GraphsTuple):
+  """Per-edge ratings of a graph built with `keep_ratings` (else None). # [E]"""
+  if isinstance(graph.globals, dict):
+    return graph.globals.get(EDGE_RATINGS_KEY)
+  return None
 
 
 def bipartite_graph(train: Interactions, num_users: int, num_items: int, *,
                     norm: str = "sym",
-                    node_features: Optional[dict] = None) -> jraph.GraphsTuple:
+                    node_features: Optional[dict] = None,
+                    edge_weight: str = "none",
+                    keep_ratings: bool = False) -> jraph.GraphsTuple:
   """Builds the symmetric user-item graph of the training interactions.
 
   Duplicate interactions collapse to a single edge pair. No dense adjacency is
@@ -129,6 +176,11 @@ def bipartite_graph(train: Interactions, num_users: int, num_items: int, *,
     norm: adjacency normalisation (see `degree_normalise`).
     node_features: optional dict of per-node arrays with leading dim U + I
       (e.g. {'text': [U+I, d_text]}); 'mask' is reserved and always added.
+    edge_weight: adjacency entries before normalisation (`edge_values`):
+      'none' (binary), 'rating' or 'log_rating' (need `train.ratings`).
+    keep_ratings: store each edge's rating in `globals[EDGE_RATINGS_KEY]`
+      (float32 [2E], needs `train.ratings`); duplicate interactions keep
+      the mean of their ratings.
 
   Returns:
     A single-graph `GraphsTuple` with `edges` = normalised weights [2E],
@@ -138,13 +190,25 @@ def bipartite_graph(train: Interactions, num_users: int, num_items: int, *,
   """
   if len(train) == 0:
     raise DataError("bipartite_graph: the training split is empty")
-  keys = np.unique(train.users.astype(np.int64) * num_items + train.items)
+  keys, inverse = np.unique(
+      train.users.astype(np.int64) * num_items + train.items,
+      return_inverse=True)
   users = (keys // num_items).astype(np.int32)  # [E]
   items = (keys % num_items).astype(np.int32) + num_users  # [E]
   senders = np.concatenate([users, items])  # [2E]
   receivers = np.concatenate([items, users])  # [2E]
   num_nodes = num_users + num_items
-  weights = degree_normalise(senders, receivers, num_nodes, norm)
+  rated = None
+  if edge_weight != "none" or keep_ratings:
+    if train.ratings is None:
+      raise DataError(f"bipartite_graph: edge_weight={edge_weight!r} / "
+                      f"keep_ratings={keep_ratings} need ratings, but the "
+                      "train split has none (field 'ratings')")
+    inverse = np.ravel(inverse)
+    sums = np.bincount(inverse, weights=train.ratings, minlength=len(keys))
+    rated = np.tile(sums / np.bincount(inverse, minlength=len(keys)), 2)
+  values = None if edge_weight == "none" else edge_values(rated, edge_weight)
+  weights = degree_normalise(senders, receivers, num_nodes, norm, values)
   node_features = dict(node_features or {})
   if "mask" in node_features:
     raise ValueError("bipartite_graph: node feature name 'mask' is reserved")
@@ -159,9 +223,12 @@ def bipartite_graph(train: Interactions, num_users: int, num_items: int, *,
   # Edges sorted by receiver make the scatter-add of propagation cache-friendly.
   order = np.argsort(receivers, kind="stable")
   senders, receivers, weights = senders[order], receivers[order], weights[order]
+  extra = None
+  if keep_ratings:
+    extra = {EDGE_RATINGS_KEY: rated[order].astype(np.float32)}  # [2E]
   graph = jraph.GraphsTuple(
       nodes=node_features, edges=weights,
       senders=senders, receivers=receivers,
       n_node=np.asarray([num_nodes], np.int32),
-      n_edge=np.asarray([len(senders)], np.int32), globals=None)
+      n_edge=np.asarray([len(senders)], np.int32), globals=extra)
   return mark_symmetric(graph) if norm in SYMMETRIC_NORMALISATIONS else graph

@@ -52,8 +52,13 @@ def pad_graph(graph: jraph.GraphsTuple, num_nodes: int,
     raise ValueError("pad_graph: graph.nodes must be a dict with 'mask' "
                      "(build graphs with jaxrec.graphs.bipartite_graph)")
   nodes = jax.tree.map(lambda x: append_zeros(x, pad_nodes), graph.nodes)
+  extra = graph.globals
+  if isinstance(extra, dict) and "edge_ratings" in extra:
+    # Per-edge ratings (bipartite.EDGE_RATINGS_KEY) follow the edges.
+    extra = dict(extra, edge_ratings=append_zeros(extra["edge_ratings"],
+                                                  pad_edges))
   return graph._replace(
-      nodes=nodes,
+      nodes=nodes, globals=extra,
       edges=append_zeros(graph.edges, pad_edges),
       senders=np.concatenate([np.asarray(graph.senders), pad_index]),
       receivers=np.concatenate([np.asarray(graph.receivers), pad_index]),

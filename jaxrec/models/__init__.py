@@ -23,6 +23,8 @@ from jaxrec.models.fusion import Fusion
 from jaxrec.models.designgnn import DesignGNN
 from jaxrec.models.baselines import ClosedFormRecommender
 from jaxrec.models.baselines import EASE, ItemKNN, MostPop
+from jaxrec.models.rating import BiasedMF, GCMC, GlobalMean, RatingHead
+from jaxrec.models.rating import UserItemBias
 
 # Closed-form baselines (ClosedFormRecommender) are fitted, not trained:
 # train.train_and_evaluate dispatches them to train.fit_closed_form.
@@ -46,6 +48,11 @@ MODELS: dict[str, type[Recommender] | type[ClosedFormRecommender]] = {
     "mostpop": MostPop,
     "itemknn": ItemKNN,
     "ease": EASE,
+    "biased_mf": BiasedMF,
+    "gcmc": GCMC,
+    "rating_head": RatingHead,
+    "global_mean": GlobalMean,
+    "user_item_bias": UserItemBias,
 }
 
 
@@ -53,7 +60,8 @@ MODELS: dict[str, type[Recommender] | type[ClosedFormRecommender]] = {
 # config names the backbone (`backbone`, `backbone_kwargs`); `get_model`
 # builds it and hands it to the wrapper as its `net` submodule, so the
 # wrapper never looks models up in this registry itself.
-WRAPPERS = {"rlmrec_con": "lightgcn", "rlmrec_gen": "lightgcn"}
+WRAPPERS = {"rlmrec_con": "lightgcn", "rlmrec_gen": "lightgcn",
+            "rating_head": "lightgcn"}
 BACKBONE_KEYS = ("backbone", "backbone_kwargs")
 
 
@@ -105,12 +113,17 @@ def get_model(name: str, num_users: int, num_items: int, **kwargs) -> Recommende
     backbone = kwargs.pop("backbone", WRAPPERS[name])
     backbone_kwargs = dict(kwargs.pop("backbone_kwargs", None) or {})
     if (backbone in WRAPPERS or backbone == "alpharec"
-        or is_closed_form(backbone)):
+        or is_closed_form(backbone) or is_rating_model(backbone)):
       raise ValueError(f"{name}: backbone {backbone!r} is not a trainable "
                        "collaborative-filtering backbone")
     kwargs["net"] = get_model(backbone, num_users, num_items,
                               **backbone_kwargs)
   return MODELS[name](num_users=num_users, num_items=num_items, **kwargs)
+
+
+def is_rating_model(name: str) -> bool:
+  """Whether registered model `name` predicts ratings (config.task='rating')."""
+  return bool(getattr(MODELS.get(name), "predicts_ratings", False))
 
 
 def is_closed_form(name: str) -> bool:
