@@ -35,8 +35,8 @@ import jax
 import numpy as np
 
 from jaxrec import export
+from jaxrec import files
 from jaxrec import recommend
-from jaxrec import workdir as workdir_lib
 from jaxrec.serve import ann
 from jaxrec.serve import engine
 
@@ -235,12 +235,9 @@ def main(argv=None) -> None:
                  help="only rewrite --out from --json")
   args = p.parse_args(argv)
 
-  def write(path: str, text: str) -> None:
-    workdir_lib.atomic_write(path, lambda f: f.write(text.encode("utf-8")))
-
   if args.render:
     with open(args.json, encoding="utf-8") as f:
-      write(args.out, render(json.load(f)) + "\n")
+      files.write_text(args.out, render(json.load(f)) + "\n")
     return
   start = time.perf_counter()
 
@@ -258,9 +255,9 @@ def main(argv=None) -> None:
   for size in (int(v) for v in args.sizes.split(",") if v):
     results["synthetic"].append(synthetic(size, args.dim, args.queries, efs,
                                           args.batch, args.seed, log))
-    write(args.json, json.dumps(results, indent=1) + "\n")
-  write(args.json, json.dumps(results, indent=1) + "\n")
-  write(args.out, render(results) + "\n")
+    files.write_text(args.json, json.dumps(results, indent=1) + "\n")
+  files.write_text(args.json, json.dumps(results, indent=1) + "\n")
+  files.write_text(args.out, render(results) + "\n")
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, _REPO)
 
-from jaxrec import workdir  # pylint: disable=g-import-not-at-top,wrong-import-position
+from jaxrec import files  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 DEFAULT_OUT = os.path.join("benchmarks", "results", "encoder_throughput.json")
 DEFAULT_DOC = os.path.join("docs", "results", "encoder_throughput.md")
@@ -218,9 +218,9 @@ def compare(a: np.ndarray, b: np.ndarray) -> dict:
 
 
 def atomic_write(path: str, data: str) -> None:
-  """Writes the text `data` to `path` atomically (`jaxrec.workdir.atomic_write`)."""
+  """Writes the text `data` to `path` atomically, creating its directory."""
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  workdir.atomic_write(path, lambda f: f.write(data.encode("utf-8")))
+  files.write_text(path, data)
 
 
 def run_block(texts: list[str], lens: np.ndarray, bs: int, args: argparse.Namespace,

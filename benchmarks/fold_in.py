@@ -34,10 +34,10 @@ sys.path.insert(0, REPO)
 # pylint: disable=wrong-import-position
 from jaxrec import bundle as bundle_lib
 from jaxrec import export
+from jaxrec import files
 from jaxrec import metrics as metrics_lib
 from jaxrec import recommend
 from jaxrec import train
-from jaxrec import workdir as workdir_lib
 from jaxrec.data.dataset import Interactions
 
 JSON_PATH = os.path.join(REPO, "benchmarks", "results", "fold_in.json")
@@ -116,11 +116,6 @@ def render_markdown(r: dict) -> str:
   return "\n".join(lines) + "\n"
 
 
-def _write(path: str, text: str) -> None:
-  """Writes `text` to `path` atomically (`jaxrec.workdir.atomic_write`)."""
-  workdir_lib.atomic_write(path, lambda f: f.write(text.encode("utf-8")))
-
-
 def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--workdir")
@@ -138,8 +133,8 @@ def main(argv=None) -> dict:
       parser.error("give --workdir and --out_workdir (or --render)")
     result = measure(args.workdir, args.out_workdir, args.fraction)
     result["note"] = args.note
-    _write(JSON_PATH, json.dumps(result, indent=2) + "\n")
-  _write(MD_PATH, render_markdown(result))
+    files.write_text(JSON_PATH, json.dumps(result, indent=2) + "\n")
+  files.write_text(MD_PATH, render_markdown(result))
   print(render_markdown(result))
   return result
 

@@ -54,8 +54,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from jaxrec import coldstart_eval
 from jaxrec import config_utils
+from jaxrec import files
 from jaxrec import metrics as metrics_lib
-from jaxrec import run_logging
 from jaxrec import text as text_lib
 from jaxrec import train
 from jaxrec.data import coldstart
@@ -305,7 +305,7 @@ def main(argv=None) -> None:
                           flush=True)
 
   def save():
-    run_logging.write_json_atomic(args.json, results)
+    files.write_json(args.json, results)
     if args.out:
       real_text_report.write(results, args.out)
 

@@ -43,7 +43,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from jaxrec import bundle as bundle_lib  # pylint: disable=wrong-import-position
-from jaxrec import workdir as workdir_lib  # pylint: disable=wrong-import-position
+from jaxrec import files  # pylint: disable=wrong-import-position
 
 JSON_PATH = os.path.join(REPO, "benchmarks", "results", "serve_load.json")
 MD_PATH = os.path.join(REPO, "docs", "results", "serving.md")
@@ -281,11 +281,6 @@ def render_markdown(results: dict) -> str:
   return "\n".join(lines)
 
 
-def _write(path: str, text: str) -> None:
-  """Writes `text` to `path` atomically (`jaxrec.workdir.atomic_write`)."""
-  workdir_lib.atomic_write(path, lambda f: f.write(text.encode("utf-8")))
-
-
 def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--small_bundle", help="bundle of a small trained model")
@@ -298,7 +293,7 @@ def main(argv=None) -> dict:
   if args.render:
     with open(JSON_PATH) as f:
       results = json.load(f)
-    _write(MD_PATH, render_markdown(results))
+    files.write_text(MD_PATH, render_markdown(results))
     return results
   if not args.small_bundle:
     parser.error("give --small_bundle (or --render)")
@@ -331,8 +326,8 @@ def main(argv=None) -> dict:
   if args.compression:
     results["compression"] = compression_rows(args.compression.split(","))
   os.makedirs(os.path.dirname(JSON_PATH), exist_ok=True)
-  _write(JSON_PATH, json.dumps(results, indent=2) + "\n")
-  _write(MD_PATH, render_markdown(results))
+  files.write_text(JSON_PATH, json.dumps(results, indent=2) + "\n")
+  files.write_text(MD_PATH, render_markdown(results))
   print(f"wrote {JSON_PATH} and {MD_PATH}", file=sys.stderr)
   return results
 

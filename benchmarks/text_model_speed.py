@@ -324,10 +324,10 @@ def render_markdown(results: dict) -> str:
 
 
 def _write_atomic(path: str, text: str) -> None:
-  """Writes `text` to `path` atomically (`jaxrec.workdir.atomic_write`)."""
-  from jaxrec import workdir  # pylint: disable=g-import-not-at-top
+  """Writes `text` to `path` atomically, creating its directory."""
+  from jaxrec import files  # pylint: disable=g-import-not-at-top
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  workdir.atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+  files.write_text(path, text)
 
 
 def main(argv=None) -> dict:

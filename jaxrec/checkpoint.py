@@ -38,6 +38,8 @@ from typing import Any, Callable, Optional
 import jax
 import orbax.checkpoint as ocp
 
+from jaxrec import files as files_lib
+
 logger = logging.getLogger(__name__)
 
 MANIFEST = "jaxrec_manifest.json"
@@ -88,12 +90,7 @@ def write_manifest(step_dir: str) -> None:
                  _file_digest(os.path.join(step_dir, rel))]
            for rel in _list_files(step_dir)}
   path = os.path.join(step_dir, MANIFEST)
-  tmp = f"{path}.tmp{os.getpid()}"
-  with open(tmp, "w") as f:
-    json.dump({"version": 1, "files": files}, f, indent=1, sort_keys=True)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
+  files_lib.write_json(path, {"version": 1, "files": files}, indent=1)
 
 
 def verify_manifest(step_dir: str) -> Optional[str]:

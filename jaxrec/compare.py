@@ -27,8 +27,8 @@ from absl import flags
 import ml_collections
 
 from jaxrec import cli
+from jaxrec import files
 from jaxrec import train
-from jaxrec import workdir as workdir_lib
 from jaxrec.errors import ConfigError
 
 COMPARISON_FILE = "comparison.md"
@@ -107,7 +107,7 @@ def run_comparison(config: ml_collections.ConfigDict, workdir: str,
   text = (f"{dataset.summary()}\n\nTest metrics (selected on validation):"
           f"\n\n{table}\n")
   os.makedirs(workdir, exist_ok=True)
-  workdir_lib.atomic_write(os.path.join(workdir, COMPARISON_FILE),
+  files.atomic_write(os.path.join(workdir, COMPARISON_FILE),
                            lambda f: f.write(text.encode()))
   return table
 

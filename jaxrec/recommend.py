@@ -42,6 +42,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from jaxrec import train
+from jaxrec import files
 from jaxrec import workdir as workdir_lib
 from jaxrec.data.dataset import DataError, Dataset
 
@@ -312,7 +313,7 @@ class TrainedModel:
                       ("user_ids", self.user_original),
                       ("item_ids", self.item_original)):
       path = os.path.join(out_dir, f"{name}.npy")
-      workdir_lib.atomic_write(path, lambda f, a=arr: np.save(f, a, allow_pickle=False))
+      files.atomic_write(path, lambda f, a=arr: np.save(f, a, allow_pickle=False))
       out.append(path)
     return out
 
@@ -360,7 +361,7 @@ def read_users_file(path: str) -> list[str]:
 def _write_csv(frame: pd.DataFrame, path: str) -> None:
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
-  workdir_lib.atomic_write(path, lambda f: f.write(frame.to_csv(index=False).encode()))
+  files.atomic_write(path, lambda f: f.write(frame.to_csv(index=False).encode()))
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

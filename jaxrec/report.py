@@ -34,6 +34,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
+from jaxrec import files
+
 BEYOND = ("coverage", "novelty", "avg_popularity")
 BEYOND_TEXT = {
     "coverage": "share of all items that appear in at least one user's "
@@ -94,10 +96,11 @@ class Run:
 
 
 def _save(fig, path: str) -> str:
-  tmp = f"{path}.tmp{os.getpid()}.png"
-  fig.savefig(tmp, dpi=DPI, bbox_inches="tight")
-  plt.close(fig)
-  os.replace(tmp, path)
+  try:
+    files.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=DPI,
+                                                   bbox_inches="tight"))
+  finally:
+    plt.close(fig)
   return path
 
 
@@ -349,10 +352,7 @@ def make_report(workdir: str, compare: Sequence[str] = (),
     notes.append(f"embedding / degree plots skipped: {err}")
   text = markdown(runs, plots, notes, summary)
   md_path = os.path.join(output, markdown_name)
-  tmp = f"{md_path}.tmp{os.getpid()}"
-  with open(tmp, "w") as f:
-    f.write(text)
-  os.replace(tmp, md_path)
+  files.write_text(md_path, text)
   return dict(plots, report=md_path)
 
 

@@ -1,28 +1,16 @@
 """Files a training run writes besides its checkpoints.
 
-results.json and metrics.jsonl are replaced atomically (write a temporary
-file, then `os.replace`), so a killed run never leaves a half-written one;
-TensorBoard event files are optional (`config.tensorboard`).
+metrics.jsonl is replaced atomically (`jaxrec.files`), so a killed run never
+leaves a half-written one; TensorBoard event files are optional
+(`config.tensorboard`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Any
 
-
-def write_json_atomic(path: str, payload: Any) -> None:
-  """Writes `payload` as JSON to `path` atomically (temp file + rename).
-
-  Args:
-    path: destination file.
-    payload: a JSON-serialisable value.
-  """
-  tmp = f"{path}.tmp{os.getpid()}"
-  with open(tmp, "w") as f:
-    json.dump(payload, f, indent=2, sort_keys=True)
-  os.replace(tmp, path)
+from jaxrec import files
 
 
 def write_history(path: str, history: list[dict]) -> None:
@@ -32,11 +20,8 @@ def write_history(path: str, history: list[dict]) -> None:
     path: destination file (metrics.jsonl).
     history: the records, in order.
   """
-  tmp = f"{path}.tmp{os.getpid()}"
-  with open(tmp, "w") as f:
-    for record in history:
-      f.write(json.dumps(record, sort_keys=True) + "\n")
-  os.replace(tmp, path)
+  files.write_text(path, "".join(json.dumps(record, sort_keys=True) + "\n"
+                                  for record in history))
 
 
 def tensorboard_writer(config, workdir: str, start_epoch: int):

@@ -41,6 +41,7 @@ from flax.training import train_state
 import tqdm
 
 from jaxrec import checkpoint as checkpoint_lib
+from jaxrec import files
 # Re-exported for jaxrec.main: config validation lives in jaxrec/config_utils.py.
 from jaxrec.config_utils import ConfigError
 from jaxrec.config_utils import validate_config
@@ -563,7 +564,7 @@ def _fit_in_workdir(config, workdir, dataset, graph, model, refit: bool,
       "num_train": len(dataset.train), "train_seconds": fit_seconds,
       "seconds_per_epoch": fit_seconds, "fit_seconds": fit_seconds,
       "test_eval_seconds": test_seconds, "epoch_losses": [0.0]}
-  run_logging.write_json_atomic(
+  files.write_json(
       os.path.join(workdir, workdir_lib.RESULTS_FILE), results)
   logging.info("%s fitted in %.1f s: valid %s=%s, test %s", config.model_name,
                fit_seconds, config.selection_metric,
@@ -743,7 +744,7 @@ def _train_in_workdir(config: ml_collections.ConfigDict, workdir: str,
                           meta["best_epoch"])
   if tb_writer is not None:
     tb_writer.close()
-  run_logging.write_json_atomic(
+  files.write_json(
       os.path.join(workdir, workdir_lib.RESULTS_FILE), results)
   ckpt.close()
   logging.info("%s epoch %d: valid %s=%s, test %s",

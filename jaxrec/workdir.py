@@ -28,12 +28,13 @@ import json
 import os
 import re
 import socket
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import ml_collections
 import numpy as np
 
 from jaxrec import checkpoint as checkpoint_lib
+from jaxrec import files
 from jaxrec.config_utils import with_defaults
 from jaxrec.data.dataset import DataError, Dataset, IdMap, Interactions
 from jaxrec.errors import WorkdirError
@@ -56,28 +57,6 @@ HARMLESS_CONFIG_KEYS = (
     "steps_per_call", "sharding", "dataset.data_root", "graph.text_cache_dir")
 _SPLITS = ("train", "valid", "test")
 _TEXT_FEATURES = ("user_embeddings", "item_embeddings")
-
-
-def atomic_write(path: str, write: Callable[[Any], Any]) -> None:
-  """Calls `write(binary_file)` on a temporary file, then renames it to `path`.
-
-  A failure (or a kill) leaves `path` as it was and no temporary file behind.
-
-  Args:
-    path: destination file; its directory must exist.
-    write: writes the contents to the open binary file it is given.
-  """
-  tmp = f"{path}.tmp{os.getpid()}"
-  try:
-    with open(tmp, "wb") as f:
-      write(f)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
 
 
 def save_artifacts(workdir: str, config: ml_collections.ConfigDict,
@@ -127,10 +106,10 @@ def save_artifacts(workdir: str, config: ml_collections.ConfigDict,
     for field in _TEXT_FEATURES:
       arrays[field] = np.asarray(getattr(dataset, field), np.float32)
   text = config.to_json_best_effort(indent=2, sort_keys=True)
-  atomic_write(os.path.join(workdir, CONFIG_FILE),
-               lambda f: f.write(text.encode()))
-  atomic_write(os.path.join(workdir, DATASET_FILE),
-               lambda f: np.savez_compressed(f, **arrays))
+  files.atomic_write(os.path.join(workdir, CONFIG_FILE),
+                     lambda f: f.write(text.encode()))
+  files.atomic_write(os.path.join(workdir, DATASET_FILE),
+                     lambda f: np.savez_compressed(f, **arrays))
 
 
 def require_workdir(workdir: str) -> None:

@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 
 from jaxrec import checkpoint as checkpoint_lib
+from jaxrec import files
 from jaxrec import run_logging
 from jaxrec import text
 from jaxrec import train
@@ -289,10 +290,12 @@ def _no_temp_files(directory, final_names):
 
 def test_results_and_history_writes_are_atomic(tmp_path, monkeypatch):
   path = str(tmp_path / "results.json")
-  run_logging.write_json_atomic(path, {"a": 1})
-  monkeypatch.setattr(run_logging.json, "dump", _half_then_fail(json.dump, 1))
+  files.write_json(path, {"a": 1})
+  def fail(_):  # the contents are in the temporary file, not yet renamed
+    raise _Boom()
+  monkeypatch.setattr(files.os, "fsync", fail)
   with pytest.raises(_Boom):
-    run_logging.write_json_atomic(path, {"a": 2, "b": list(range(100))})
+    files.write_json(path, {"a": 2, "b": list(range(100))})
   monkeypatch.undo()
   assert json.load(open(path)) == {"a": 1}
   hist = str(tmp_path / "metrics.jsonl")

@@ -27,6 +27,7 @@ from typing import Any, Callable, Optional
 
 import ml_collections
 
+from jaxrec import files
 from jaxrec import train
 from jaxrec.search import space as space_lib
 
@@ -196,13 +197,6 @@ def best_test_metrics(trial: Trial) -> dict:
 # Output files.
 
 
-def _atomic_write(path: str, text: str) -> None:
-  tmp = f"{path}.tmp{os.getpid()}"
-  with open(tmp, "w") as f:
-    f.write(text)
-  os.replace(tmp, path)
-
-
 def write_csv(path: str, records: list[dict]) -> None:
   """results.csv: one row per training (trial, rung)."""
   buf = io.StringIO()
@@ -210,7 +204,7 @@ def write_csv(path: str, records: list[dict]) -> None:
     writer = csv.DictWriter(buf, fieldnames=list(records[0]))
     writer.writeheader()
     writer.writerows(records)
-  _atomic_write(path, buf.getvalue())
+  files.write_text(path, buf.getvalue())
 
 
 def best_config_source(config: ml_collections.ConfigDict, arch: dict,
@@ -251,7 +245,7 @@ def write_outputs(runner: Runner, strategy: str, final_epochs: int,
             f"{len(runner.trials)} trials) on {runner.dataset.name}.\n\n"
             f"  python -m jaxrec.main --config {workdir}/best_config.py "
             f"--workdir WORKDIR")
-  _atomic_write(os.path.join(workdir, "best_config.py"),
+  files.write_text(os.path.join(workdir, "best_config.py"),
                 best_config_source(config, best.arch, header))
   ks = [k.split("@")[1] for k in test if k.startswith("recall@")]
   lines = [f"# Architecture search: {strategy} on {runner.dataset.name}", "",
@@ -276,12 +270,12 @@ def write_outputs(runner: Runner, strategy: str, final_epochs: int,
                       f"ndcg@{k} = {test[f'ndcg@{k}']:.4f}" for k in ks), "",
             f"Re-train: `python -m jaxrec.main --config "
             f"{workdir}/best_config.py --workdir WORKDIR`", ""]
-  _atomic_write(os.path.join(workdir, "results.md"), "\n".join(lines))
+  files.write_text(os.path.join(workdir, "results.md"), "\n".join(lines))
   summary = {"strategy": strategy, "dataset": runner.dataset.name,
              "trials": len(runner.trials), "trainings": len(runner.records),
              "search_seconds": runner.elapsed, "best_trial": best.index,
              "best_arch": best.arch, "best_valid": best.valid_metrics,
              "best_epochs": best.epochs, "best_test": test}
-  _atomic_write(os.path.join(workdir, "summary.json"),
+  files.write_text(os.path.join(workdir, "summary.json"),
                 json.dumps(summary, indent=2, sort_keys=True))
   return summary
