@@ -20,6 +20,14 @@ Fault model:
     raises `CheckpointError` naming the folder (Orbax would silently
     recreate it, and the lost epochs would go unnoticed until a resume).
 
+Multi-process jobs (`jax.distributed`, docs/distributed.md): every process
+calls `save` and `restore` with the same steps (Orbax writes each process's
+shards of globally sharded arrays and synchronises the processes); process 0
+alone writes the manifest, reports left-over temporary directories and moves
+corrupt checkpoints aside, between barriers, so all processes see the same
+checkpoints and choose the same step. The checkpoint directory must be on a
+file system every process reads and writes (one host, NFS, GCS).
+
 Writes can be observed: `Checkpointer(..., write_hook=fn)` calls
 `fn(step, directory)` inside the Orbax write (state written, meta not yet,
 the temporary directory not yet renamed), so a test can stop or kill a
@@ -36,6 +44,7 @@ import shutil
 from typing import Any, Callable, Optional
 
 import jax
+from jax.experimental import multihost_utils
 import orbax.checkpoint as ocp
 
 from jaxrec import files as files_lib
@@ -64,6 +73,17 @@ class _HookedJsonHandler(ocp.JsonCheckpointHandler):
   async def _save_fn(self, x, directory):
     self._hook(self.step, str(directory))
     await super()._save_fn(x, directory)
+
+
+def _primary() -> bool:
+  """Whether this process writes the files every process shares."""
+  return jax.process_index() == 0
+
+
+def _sync(name: str) -> None:
+  """Barrier over all processes of a multi-process job (no-op otherwise)."""
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(f"jaxrec.checkpoint.{name}")
 
 
 def _file_digest(path: str) -> str:
@@ -124,6 +144,20 @@ def verify_manifest(step_dir: str) -> Optional[str]:
   return None
 
 
+def _with_sharding(leaf: Any) -> Any:
+  """An abstract leaf with a sharding (this process's first device if none).
+
+  Orbax restores a checkpoint written by another process count (a
+  multi-process job read by a one-process tool) only into explicit
+  shardings.
+  """
+  if isinstance(leaf, jax.ShapeDtypeStruct) and leaf.sharding is None:
+    return jax.ShapeDtypeStruct(
+        leaf.shape, leaf.dtype,
+        sharding=jax.sharding.SingleDeviceSharding(jax.local_devices()[0]))
+  return leaf
+
+
 class Checkpointer:
   """Saves/restores (state pytree, meta dict) pairs under `directory`.
 
@@ -142,7 +176,7 @@ class Checkpointer:
     self.directory = os.path.abspath(directory)
     self.quarantine = self.directory + ".corrupt"
     self.read_only = read_only
-    if not read_only:
+    if not read_only and _primary():
       self._report_unfinished()
     registry = None
     self._hooked = None
@@ -195,8 +229,10 @@ class Checkpointer:
     except Exception:  # pylint: disable=broad-except
       self._check_present(step)  # a removed folder is the likely cause
       raise
-    if os.path.isdir(self.step_dir(step)):
+    if _primary() and os.path.isdir(self.step_dir(step)):
       write_manifest(self.step_dir(step))
+    # The manifest is part of a finished checkpoint for every process.
+    _sync(f"manifest.{step}")
 
   def _check_present(self, step: int) -> None:
     if not os.path.isdir(self.directory):
@@ -234,7 +270,9 @@ class Checkpointer:
         restored and at least one failure is not proven corruption (e.g. a
         config change that altered parameter shapes): nothing is moved.
     """
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+    abstract = jax.tree.map(_with_sharding,
+                            jax.tree.map(ocp.utils.to_shape_dtype_struct,
+                                         target))
     steps = self.all_steps()
     bad: list[tuple[int, str, bool]] = []  # (step, message, proven corrupt)
     for step in reversed(steps):
@@ -264,14 +302,16 @@ class Checkpointer:
 
   def _set_aside(self, bad: list[tuple[int, str, bool]]) -> None:
     """Moves skipped (newer) checkpoints away so their steps can be rewritten."""
-    if self.read_only:
+    if self.read_only or not bad:
       return
-    for step, message, _ in bad:
-      dest = self._quarantine(step)
-      logger.warning("checkpoint %d (%s) moved to %s; resuming from an older "
-                     "checkpoint", step, message, dest)
-    if bad:
-      self._manager.reload()
+    _sync("verified")  # every process has checked before any is moved
+    if _primary():
+      for step, message, _ in bad:
+        dest = self._quarantine(step)
+        logger.warning("checkpoint %d (%s) moved to %s; resuming from an "
+                       "older checkpoint", step, message, dest)
+    _sync("set_aside")
+    self._manager.reload()
 
   def close(self) -> None:
     self._manager.close()

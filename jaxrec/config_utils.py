@@ -169,12 +169,16 @@ def base_config(dataset: str = "synthetic") -> ml_collections.ConfigDict:
                       user_text="mean", edge_weight="none")
   # Devices and layouts (jaxrec/sharding.py): a ('data',) or ('data', 'model')
   # mesh; tables 'rows' | 'columns' | 'replicated' over 'model'; edge-parallel
-  # propagation; multi-host jax.distributed.initialize (off by default).
+  # propagation; multi-process jax.distributed.initialize (off by default;
+  # docs/distributed.md): empty / 0 / -1 fields are auto-detected, timeouts
+  # of 0 keep JAX's defaults (100 s heartbeat, 300 s shutdown).
   config.sharding = dict(
       data_devices=1, model_devices=1, table_sharding="rows",
       shard_edges=False,
       distributed=dict(enabled=False, coordinator_address="",
-                       num_processes=0, process_id=-1))
+                       num_processes=0, process_id=-1,
+                       heartbeat_timeout_seconds=0,
+                       shutdown_timeout_seconds=0))
   config.max_checkpoints = 2
   config.progress = True
   # TensorBoard event files (tensorboardX) in workdir/tensorboard.

@@ -259,7 +259,8 @@ def evaluate_ranking(score_fn: ScoreFn, score_params: Any, target: sp.spmatrix,
                      users: Optional[np.ndarray] = None,
                      item_popularity: Optional[np.ndarray] = None,
                      chunk_size: Optional[int] = None,
-                     block_users: Optional[int] = None) -> dict[str, float]:
+                     block_users: Optional[int] = None,
+                     across_processes: bool = False) -> dict[str, float]:
   """Full-ranking top-K evaluation of all items (LightGCN/RecBole conventions).
 
   For user u with held-out items T_u, ranking of all items not in any
@@ -301,6 +302,12 @@ def evaluate_ranking(score_fn: ScoreFn, score_params: Any, target: sp.spmatrix,
     block_users: users scored together inside a batch (None = about
       SCORE_BLOCK_BYTES of scores, see `score_block_users`); the batch is
       rounded up to a multiple of it.
+    across_processes: in a multi-process JAX job (`jax.distributed`), split
+      the evaluated users over the processes: each scores a contiguous share
+      with `score_params` (process-local arrays, equal on every process) and
+      the metric sums are added up (coverage sets joined) over processes, so
+      every process returns the metrics of all users. Every process must
+      call it with the same arguments. No effect in a one-process job.
 
   Returns:
     {'recall@K', 'ndcg@K', 'precision@K', 'hit_rate@K', 'mrr@K', 'map@K'
@@ -321,6 +328,10 @@ def evaluate_ranking(score_fn: ScoreFn, score_params: Any, target: sp.spmatrix,
     raise DataError(f"evaluate_ranking: users must lie in [0, {num_users}), got "
                     f"[{users.min()}, {users.max()}]")
   users = users[np.diff(target.indptr)[users] > 0]  # skip users without targets
+  total_eval = int(users.size)
+  share = across_processes and jax.process_count() > 1
+  if share:  # this process's contiguous share of the evaluated users
+    users = np.array_split(users, jax.process_count())[jax.process_index()]
   num_eval = int(users.size)
   popularity = None
   if item_popularity is not None:
@@ -329,58 +340,66 @@ def evaluate_ranking(score_fn: ScoreFn, score_params: Any, target: sp.spmatrix,
       raise DataError(f"evaluate_ranking: item_popularity must have shape "
                       f"[{num_items}], got {np.shape(item_popularity)}")
   names = list(ACCURACY_METRICS) + (list(BEYOND_METRICS) if popularity is not None else [])
-  if num_eval == 0:
+  if total_eval == 0:
     out = {f"{m}@{k}": 0.0 for m in names for k in ks}
     if popularity is not None:
       out.update({f"coverage@{k}": 0.0 for k in ks})
     out["num_users_evaluated"] = 0
     return out
 
-  batch = int(user_batch_size or user_batch_size_for(
-      num_items, num_eval, memory_budget_bytes))
-  block = int(block_users or score_block_users(num_items, batch))
-  block = min(block, batch)
-  blocks_per_batch = -(-batch // block)
-  batch = blocks_per_batch * block
-  num_batches = -(-num_eval // batch)
-  # All (user position, item) pairs at once, bucketed per block (exclusions)
-  # and per batch (targets); the loop below only slices.
-  t_pos, t_items, t_lens = _row_pairs(target, users)
-  e_parts = [_row_pairs(m, users) for m in exclude]
-  e_pos = np.concatenate([p[0] for p in e_parts] + [np.zeros(0, np.int64)])
-  e_items = np.concatenate([p[1] for p in e_parts] + [np.zeros(0, np.int32)])
-  order = np.argsort(e_pos, kind="stable")
-  e_rows, e_cols = _grouped_pairs(e_pos[order], e_items[order], block,
-                                  num_batches * blocks_per_batch)  # [G, Pe]
-  t_rows, t_cols = _grouped_pairs(t_pos, t_items, batch, num_batches)  # [nB, Pt]
-  padded_users = np.zeros(num_batches * batch, np.int32)  # pad rows: user 0
-  padded_users[:num_eval] = users
-  padded_users = padded_users.reshape(-1, block)  # [G, blk]
-  weight = np.zeros(num_batches * batch, np.float32)  # [nB * B]
-  weight[:num_eval] = 1.0
-  counts = np.zeros(num_batches * batch, np.int32)  # [nB * B]
-  counts[:num_eval] = t_lens
+  num_cov = len(ks) if popularity is not None else 1
+  totals = np.zeros((len(names), len(ks)), np.float64)  # [M, nK]
+  covered = np.zeros((num_cov, num_items), bool)  # [nK, I]
+  if num_eval:  # (a process's share may be empty)
+    batch = int(user_batch_size or user_batch_size_for(
+        num_items, num_eval, memory_budget_bytes))
+    block = int(block_users or score_block_users(num_items, batch))
+    block = min(block, batch)
+    blocks_per_batch = -(-batch // block)
+    batch = blocks_per_batch * block
+    num_batches = -(-num_eval // batch)
+    # All (user position, item) pairs at once, bucketed per block (exclusions)
+    # and per batch (targets); the loop below only slices.
+    t_pos, t_items, t_lens = _row_pairs(target, users)
+    e_parts = [_row_pairs(m, users) for m in exclude]
+    e_pos = np.concatenate([p[0] for p in e_parts] + [np.zeros(0, np.int64)])
+    e_items = np.concatenate([p[1] for p in e_parts] + [np.zeros(0, np.int32)])
+    order = np.argsort(e_pos, kind="stable")
+    e_rows, e_cols = _grouped_pairs(e_pos[order], e_items[order], block,
+                                    num_batches * blocks_per_batch)  # [G, Pe]
+    t_rows, t_cols = _grouped_pairs(t_pos, t_items, batch, num_batches)  # [nB, Pt]
+    padded_users = np.zeros(num_batches * batch, np.int32)  # pad rows: user 0
+    padded_users[:num_eval] = users
+    padded_users = padded_users.reshape(-1, block)  # [G, blk]
+    weight = np.zeros(num_batches * batch, np.float32)  # [nB * B]
+    weight[:num_eval] = 1.0
+    counts = np.zeros(num_batches * batch, np.int32)  # [nB * B]
+    counts[:num_eval] = t_lens
 
-  params = jax.device_put(score_params)
-  pop_dev = info_dev = None
-  if popularity is not None:
-    pop_dev = jax.device_put(popularity)  # [I]
-    info_dev = jax.device_put(  # self-information -log2(pop / U). # [I]
-        (-np.log2(np.maximum(popularity, 1.0) / num_users)).astype(np.float32))
-  covered = jnp.zeros((len(ks) if popularity is not None else 1, num_items), bool)
-  step = functools.partial(
-      _eval_batch, score_fn=score_fn, ks=ks, num_items=num_items,
-      chunk_size=default_chunk_size(num_items, ks[-1]) if chunk_size is None
-      else int(chunk_size))
-  per_batch = []
-  for b in range(num_batches):  # dispatch is asynchronous: host prep overlaps
-    rows, blocks = slice(b * batch, (b + 1) * batch), slice(
-        b * blocks_per_batch, (b + 1) * blocks_per_batch)
-    sums, covered = step(params, padded_users[blocks], weight[rows],
-                         e_rows[blocks], e_cols[blocks], t_rows[b], t_cols[b],
-                         counts[rows], pop_dev, info_dev, covered)
-    per_batch.append(sums)
-  totals = np.sum([np.asarray(s, np.float64) for s in per_batch], axis=0)
+    params = jax.device_put(score_params)
+    pop_dev = info_dev = None
+    if popularity is not None:
+      pop_dev = jax.device_put(popularity)  # [I]
+      info_dev = jax.device_put(  # self-information -log2(pop / U). # [I]
+          (-np.log2(np.maximum(popularity, 1.0) / num_users)).astype(np.float32))
+    covered = jnp.zeros((num_cov, num_items), bool)  # on the device
+    step = functools.partial(
+        _eval_batch, score_fn=score_fn, ks=ks, num_items=num_items,
+        chunk_size=default_chunk_size(num_items, ks[-1]) if chunk_size is None
+        else int(chunk_size))
+    per_batch = []
+    for b in range(num_batches):  # dispatch is asynchronous: host prep overlaps
+      rows, blocks = slice(b * batch, (b + 1) * batch), slice(
+          b * blocks_per_batch, (b + 1) * blocks_per_batch)
+      sums, covered = step(params, padded_users[blocks], weight[rows],
+                           e_rows[blocks], e_cols[blocks], t_rows[b], t_cols[b],
+                           counts[rows], pop_dev, info_dev, covered)
+      per_batch.append(sums)
+    totals = np.sum([np.asarray(s, np.float64) for s in per_batch], axis=0)
+    covered = np.asarray(covered)
+  if share:
+    totals, covered = _sum_over_processes(totals, covered)
+    num_eval = total_eval
   out = {}
   for i, m in enumerate(names):
     for j, k in enumerate(ks):
@@ -390,6 +409,20 @@ def evaluate_ranking(score_fn: ScoreFn, score_params: Any, target: sp.spmatrix,
     out.update({f"coverage@{k}": float(frac[j]) for j, k in enumerate(ks)})
   out["num_users_evaluated"] = num_eval
   return out
+
+
+def _sum_over_processes(totals: np.ndarray, covered: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray]:
+  """Adds metric sums [M, nK] and joins coverage [nK, I] over all processes."""
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  # float64 sums travel as int32 pairs (JAX arrays hold no float64 without
+  # x64), so nothing is rounded on the way. # [P, M, 2 nK]
+  bits = np.asarray(multihost_utils.process_allgather(
+      np.ascontiguousarray(totals, np.float64).view(np.int32)))
+  sums = np.ascontiguousarray(bits).view(np.float64).sum(axis=0)  # [M, nK]
+  seen = np.asarray(multihost_utils.process_allgather(
+      covered.astype(np.int32)))  # [P, nK, I]
+  return sums, seen.max(axis=0) > 0
 
 
 def dot_product_scores(params: tuple[jax.Array, jax.Array],

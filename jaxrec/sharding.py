@@ -71,6 +71,8 @@ from jax.sharding import Mesh
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jaxrec.errors import ConfigError
+
 DATA = "data"
 MODEL = "model"
 # (regex on the '/'-joined pytree path, spec over 'model') for parameters and
@@ -91,8 +93,13 @@ def initialize_distributed(config: ml_collections.ConfigDict) -> bool:
 
   Must run before any JAX computation in the process (train_and_evaluate
   calls it first). Fields: enabled (bool), coordinator_address ('host:port'),
-  num_processes, process_id; empty / non-positive / negative values are left
-  to JAX's auto-detection.
+  num_processes, process_id (empty / non-positive / negative values are left
+  to JAX's cluster auto-detection: SLURM, Open MPI, Kubernetes, Cloud TPU),
+  heartbeat_timeout_seconds and shutdown_timeout_seconds (how long the
+  coordination service waits for a silent process before it fails every
+  process, and how long a finishing process waits for the others).
+  CPU collectives go through gloo (the default CPU client has none across
+  processes); the setting only affects the CPU backend.
 
   Args:
     config: experiment config.
@@ -113,6 +120,10 @@ def initialize_distributed(config: ml_collections.ConfigDict) -> bool:
   process_id = dcfg.process_id
   if process_id is not None and process_id >= 0:
     kwargs["process_id"] = int(process_id)
+  for key in ("heartbeat_timeout_seconds", "shutdown_timeout_seconds"):
+    if (dcfg.get(key) or 0) > 0:
+      kwargs[key] = int(dcfg[key])
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
   jax.distributed.initialize(**kwargs)
   logging.info("jax.distributed: process %d of %d, %d global devices",
                jax.process_index(), jax.process_count(), jax.device_count())
@@ -131,6 +142,7 @@ def make_mesh(config: ml_collections.ConfigDict) -> Optional[Mesh]:
 
   Raises:
     ValueError: more devices requested than visible, or bad counts.
+    ConfigError: a multi-process job whose mesh leaves out devices.
   """
   model = int(config.sharding.model_devices)
   data = int(config.sharding.data_devices)
@@ -143,6 +155,11 @@ def make_mesh(config: ml_collections.ConfigDict) -> Optional[Mesh]:
   if data < 1:
     raise ValueError(f"config.sharding.data_devices={data} must be >= 1, "
                      "or 0 / -1 for all devices")
+  if jax.process_count() > 1 and data * model != available:
+    raise ConfigError(
+        f"config.sharding: a {jax.process_count()}-process job needs a mesh "
+        f"over all {available} devices, got data_devices={data} x "
+        f"model_devices={model}; set config.sharding.data_devices=-1")
   if data * model == 1:
     return None
   if data * model > available:
@@ -235,11 +252,42 @@ def _put(tree: Any, shardings: Any) -> Any:
   """
   def put(x, sharding):
     if isinstance(x, jax.Array):
-      return x if x.sharding == sharding else jax.device_put(x, sharding)
+      if x.sharding == sharding:
+        return x
+      if sharding.is_fully_addressable or not x.is_fully_addressable:
+        return jax.device_put(x, sharding)
+      # A process-local array onto a mesh spanning processes (device_put
+      # refuses): through the host, from this process's equal copy.
+      if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        return jax.random.wrap_key_data(
+            put(np.asarray(jax.random.key_data(x)), sharding),
+            impl=jax.random.key_impl(x))
     x = np.asarray(x)
     return jax.make_array_from_callback(x.shape, sharding,
                                         lambda index: x[index])
   return jax.tree.map(put, tree, shardings)
+
+
+def host_local(tree: Any) -> Any:
+  """Every leaf as a NumPy array of its global value, on every process.
+
+  Arrays that span several processes (multi-process meshes) are gathered
+  with `multihost_utils.process_allgather`, a collective: every process must
+  call this with the same tree. Other leaves are returned unchanged.
+
+  Args:
+    tree: pytree of arrays.
+
+  Returns:
+    The pytree with process-spanning arrays replaced by NumPy arrays.
+  """
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
+  def local(x):
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+      return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return x
+  return jax.tree.map(local, tree)
 
 
 def shard_state(tree: Any, mesh: Optional[Mesh],
@@ -416,7 +464,7 @@ def describe(mesh: Optional[Mesh]) -> str:
 
 
 __all__ = [
-    "PARAM_RULES", "describe", "edge_axes", "graph_shardings",
+    "PARAM_RULES", "describe", "edge_axes", "graph_shardings", "host_local",
     "initialize_distributed", "jit_train_steps", "make_mesh", "pad_edges_for",
     "place_graph", "shard_batch", "shard_state", "state_shardings",
 ]

@@ -227,15 +227,21 @@ class Evaluator:
     """Metrics on 'valid' (train masked) or 'test' (train + valid masked)."""
     user_emb, item_emb = self.embeddings(params)
     if split == "valid":
+    score_params = (params, user_emb, item_emb)
+    # Multi-process jobs: each process ranks its share of the users with its
+    # own copy of the parameters and embeddings (docs/distributed.md).
+    across = jax.process_count() > 1
+    if across:
+      score_params = sharding_lib.host_local(score_params)
       target, exclude = self.valid_csr, [self.train_csr]
     elif split == "test":
       target, exclude = self.test_csr, [self.train_csr, self.valid_csr]
     else:
       raise ValueError(f"split must be 'valid' or 'test', got {split!r}")
     return metrics_lib.evaluate_ranking(
-        self._score_fn, (params, user_emb, item_emb), target, exclude,
+        self._score_fn, score_params, target, exclude,
         ks=self.ks, memory_budget_bytes=self.memory_budget,
-        item_popularity=self.popularity)
+        item_popularity=self.popularity, across_processes=across)
 
 
 class RatingEvaluator:
@@ -486,8 +492,11 @@ def fit_closed_form(config: ml_collections.ConfigDict, workdir: str,
     ValueError: no validation split outside a refit.
   """
   config = with_defaults(config)
-  sharding_lib.initialize_distributed(config)
-  validate_config(config)
+  if sharding_lib.initialize_distributed(config) and jax.process_count() > 1:
+    raise ConfigError(f"config.sharding.distributed: {config.model_name} is "
+                      "fitted in closed form by one process; run it without "
+                      "config.sharding.distributed.enabled")
+  config_utils.validate_config(config)
   workdir_lib.check_workdir(workdir, config, allow_config_change)
   hooks = hooks or TrainHooks()
   dataset = (load_data(config) if dataset is None
@@ -612,7 +621,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   validate_config(config)  # config errors first, then the workdir's
   workdir_lib.check_workdir(workdir, config, allow_config_change)
   exp = setup_experiment(config, dataset)
-  with workdir_lib.WorkdirLock(workdir):  # creates the workdir
+  # Multi-process jobs: process 0 holds the lock for all (workdir.JobLock).
+  with workdir_lib.JobLock(workdir):  # creates the workdir
     return _train_in_workdir(config, workdir, exp, hooks or TrainHooks())
 
 
@@ -630,7 +640,8 @@ def _train_in_workdir(config: ml_collections.ConfigDict, workdir: str,
   # reference (the caller still holds `exp`) so it can be freed.
   exp.state = None
 
-  workdir_lib.save_artifacts(workdir, config, dataset)  # for inference
+  if primary:
+    workdir_lib.save_artifacts(workdir, config, dataset)  # for inference
   ckpt = checkpoint_lib.Checkpointer(
       os.path.join(workdir, workdir_lib.CHECKPOINT_DIR),
       config.max_checkpoints, write_hook=hooks.checkpoint_write)
@@ -642,8 +653,13 @@ def _train_in_workdir(config: ml_collections.ConfigDict, workdir: str,
     _, bundle, meta = restored
     logging.info("resumed from epoch %d", meta["epoch"])
   history_path = os.path.join(workdir, workdir_lib.METRICS_FILE)
-  run_logging.write_history(history_path, meta["history"])
-  tb_writer = run_logging.tensorboard_writer(config, workdir, meta["epoch"])
+  # In a multi-process job every process trains, evaluates and checkpoints
+  # (collectives); process 0 alone writes the other workdir files.
+  primary = jax.process_index() == 0
+  if primary:
+    run_logging.write_history(history_path, meta["history"])
+  tb_writer = (run_logging.tensorboard_writer(config, workdir, meta["epoch"])
+               if primary else None)
 
   steps_per_call = max(1, config.steps_per_call)
   select = config.selection_metric
@@ -651,7 +667,8 @@ def _train_in_workdir(config: ml_collections.ConfigDict, workdir: str,
 
   epochs = range(meta["epoch"], num_epochs)
   bar = tqdm.tqdm(epochs, desc=f"{config.model_name}/{dataset.name}",
-                  disable=not config.progress, dynamic_ncols=True)
+                  disable=not (config.progress and primary),
+                  dynamic_ncols=True)
   # A run that already stopped early resumes as finished (re-running is a no-op).
   stopped = should_stop(config, meta)
   for epoch in bar:
@@ -711,7 +728,8 @@ def _train_in_workdir(config: ml_collections.ConfigDict, workdir: str,
       meta["epoch"] = epoch + 1
       meta["history"].append(record)
       ckpt.save(epoch + 1, bundle, meta)
-      run_logging.write_history(history_path, meta["history"])
+      if primary:
+        run_logging.write_history(history_path, meta["history"])
       bar.set_postfix(loss=f"{epoch_loss:.4f}", **shown)
     run_logging.log_scalars(tb_writer, record, epoch + 1)
   bar.close()
@@ -744,8 +762,9 @@ def _train_in_workdir(config: ml_collections.ConfigDict, workdir: str,
                           meta["best_epoch"])
   if tb_writer is not None:
     tb_writer.close()
-  files.write_json(
-      os.path.join(workdir, workdir_lib.RESULTS_FILE), results)
+  if primary:
+    files.write_json(
+        os.path.join(workdir, workdir_lib.RESULTS_FILE), results)
   ckpt.close()
   logging.info("%s epoch %d: valid %s=%s, test %s",
                "refit" if refit else "best", meta["best_epoch"], select,

@@ -12,7 +12,8 @@ A `train.train_and_evaluate` (or `train.fit_closed_form`) workdir holds:
   metrics.jsonl    METRICS_FILE: one record per evaluated epoch.
   results.json     RESULTS_FILE: written once the run has finished.
   run.lock         LOCK_FILE: the id of the process training into the
-                   workdir, present while it runs (`WorkdirLock`).
+                   workdir, present while it runs (`WorkdirLock`; process 0
+                   of a multi-process job, `JobLock`).
 
 This module is the one place that names these files and reads or writes the
 first three; training writes them and the tools (`jaxrec.recommend`,
@@ -467,3 +468,44 @@ class WorkdirLock:
 
   def __exit__(self, *exc) -> None:
     self.release()
+
+
+class JobLock(WorkdirLock):
+  """`WorkdirLock` for every process of a (possibly multi-process) JAX job.
+
+  One process: a plain `WorkdirLock`. In a multi-process job
+  (`jax.distributed`) process 0 alone holds the lock file, for the whole
+  job, and broadcasts whether it got it, so every process starts or every
+  process raises (no process waits for a partner that has given up).
+
+  Args:
+    workdir: the run's output directory (shared by all processes).
+  """
+
+  def acquire(self) -> None:
+    """Takes the lock (process 0) and agrees on the outcome.
+
+    Raises:
+      WorkdirError: the lock is held by another live run (process 0 names
+        it; the other processes say that process 0 could not take it).
+    """
+    # pylint: disable=g-import-not-at-top
+    import jax
+    from jax.experimental import multihost_utils
+    # pylint: enable=g-import-not-at-top
+    if jax.process_count() == 1:
+      super().acquire()
+      return
+    error = None
+    if jax.process_index() == 0:
+      try:
+        super().acquire()
+      except WorkdirError as err:
+        error = err
+    taken = multihost_utils.broadcast_one_to_all(np.int32(error is None))
+    if error is not None:
+      raise error
+    if not int(taken):
+      raise WorkdirError(
+          f"workdir {self.workdir}: process 0 of this job could not take the "
+          f"lock {self.path} (its error names the holder); nothing was run")

@@ -49,10 +49,12 @@ LAYERS = (
     ("evaluation", ("jaxrec.recommend", "jaxrec.report",
                     "jaxrec.coldstart_eval")),
     # Entry points driving training and evaluation (the command-line error
-    # handling they share, comparisons of several configs), and deployment:
-    # the serving bundle format, its export and the HTTP service.
+    # handling they share, comparisons of several configs, the local
+    # multi-process launcher), and deployment: the serving bundle format, its
+    # export and the HTTP service.
     ("tools", ("jaxrec.main", "jaxrec.cli", "jaxrec.compare", "jaxrec.search",
-               "jaxrec.bundle", "jaxrec.export", "jaxrec.serve")),
+               "jaxrec.launch", "jaxrec.bundle", "jaxrec.export",
+               "jaxrec.serve")),
 )
 
 # (importer, imported) pairs the checks leave out: none. A pair may be named
