@@ -227,17 +227,17 @@ class Evaluator:
     """Metrics on 'valid' (train masked) or 'test' (train + valid masked)."""
     user_emb, item_emb = self.embeddings(params)
     if split == "valid":
+      target, exclude = self.valid_csr, [self.train_csr]
+    elif split == "test":
+      target, exclude = self.test_csr, [self.train_csr, self.valid_csr]
+    else:
+      raise ValueError(f"split must be 'valid' or 'test', got {split!r}")
     score_params = (params, user_emb, item_emb)
     # Multi-process jobs: each process ranks its share of the users with its
     # own copy of the parameters and embeddings (docs/distributed.md).
     across = jax.process_count() > 1
     if across:
       score_params = sharding_lib.host_local(score_params)
-      target, exclude = self.valid_csr, [self.train_csr]
-    elif split == "test":
-      target, exclude = self.test_csr, [self.train_csr, self.valid_csr]
-    else:
-      raise ValueError(f"split must be 'valid' or 'test', got {split!r}")
     return metrics_lib.evaluate_ranking(
         self._score_fn, score_params, target, exclude,
         ks=self.ks, memory_budget_bytes=self.memory_budget,
@@ -496,7 +496,7 @@ def fit_closed_form(config: ml_collections.ConfigDict, workdir: str,
     raise ConfigError(f"config.sharding.distributed: {config.model_name} is "
                       "fitted in closed form by one process; run it without "
                       "config.sharding.distributed.enabled")
-  config_utils.validate_config(config)
+  validate_config(config)
   workdir_lib.check_workdir(workdir, config, allow_config_change)
   hooks = hooks or TrainHooks()
   dataset = (load_data(config) if dataset is None
@@ -639,6 +639,9 @@ def _train_in_workdir(config: ml_collections.ConfigDict, workdir: str,
   # A restored checkpoint replaces the initial state: drop the experiment's
   # reference (the caller still holds `exp`) so it can be freed.
   exp.state = None
+  # In a multi-process job every process trains, evaluates and checkpoints
+  # (collectives); process 0 alone writes the other workdir files.
+  primary = jax.process_index() == 0
 
   if primary:
     workdir_lib.save_artifacts(workdir, config, dataset)  # for inference
@@ -653,9 +656,6 @@ def _train_in_workdir(config: ml_collections.ConfigDict, workdir: str,
     _, bundle, meta = restored
     logging.info("resumed from epoch %d", meta["epoch"])
   history_path = os.path.join(workdir, workdir_lib.METRICS_FILE)
-  # In a multi-process job every process trains, evaluates and checkpoints
-  # (collectives); process 0 alone writes the other workdir files.
-  primary = jax.process_index() == 0
   if primary:
     run_logging.write_history(history_path, meta["history"])
   tb_writer = (run_logging.tensorboard_writer(config, workdir, meta["epoch"])
