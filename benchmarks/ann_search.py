@@ -1,6 +1,6 @@
 """Approximate top-k (HNSW) vs exact scoring: recall@20 and speed-up.
 
-  python benchmarks/ann_search.py \
+  python -m benchmarks.ann_search \
       --workdir workdirs/real_text/ml_latest_small/lightgcn/grid2_seed0 \
       --sizes 40981,1000000
 
@@ -23,19 +23,14 @@ Writes the JSON (`--json`) and the Markdown page (`--out`).
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
-import shlex
-import sys
 import time
 
 import jax
 import numpy as np
 
+from benchmarks import common
 from jaxrec import export
-from jaxrec import files
 from jaxrec import recommend
 from jaxrec.serve import ann
 from jaxrec.serve import engine
@@ -229,15 +224,12 @@ def main(argv=None) -> None:
   p.add_argument("--ef", default="32,64,128,256")
   p.add_argument("--batch", type=int, default=64)
   p.add_argument("--seed", type=int, default=0)
-  p.add_argument("--json", default="benchmarks/results/ann_search.json")
-  p.add_argument("--out", default="docs/results/ann_search.md")
-  p.add_argument("--render", action="store_true",
-                 help="only rewrite --out from --json")
+  common.add_result_args(p, "ann_search")
   args = p.parse_args(argv)
 
   if args.render:
     with open(args.json, encoding="utf-8") as f:
-      files.write_text(args.out, render(json.load(f)) + "\n")
+      common.write_page(args.out, render(json.load(f)) + "\n")
     return
   start = time.perf_counter()
 
@@ -246,18 +238,18 @@ def main(argv=None) -> None:
 
   efs = [int(v) for v in args.ef.split(",")]
   results = {
-      "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
-      "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores (shared)",
-      "date": datetime.date.today().isoformat(), "batch": args.batch,
+      "command": common.command("ann_search", argv),
+      "machine": common.machine(), "date": common.today(),
+      "batch": args.batch,
       "synthetic": []}
   if args.workdir:
     results["trained"] = trained_model(args.workdir, efs, args.batch, log)
   for size in (int(v) for v in args.sizes.split(",") if v):
     results["synthetic"].append(synthetic(size, args.dim, args.queries, efs,
                                           args.batch, args.seed, log))
-    files.write_text(args.json, json.dumps(results, indent=1) + "\n")
-  files.write_text(args.json, json.dumps(results, indent=1) + "\n")
-  files.write_text(args.out, render(results) + "\n")
+    common.write_json(args.json, results)
+  common.write_json(args.json, results)
+  common.write_page(args.out, render(results) + "\n")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ Uses the real LightGCN Gowalla split from `$JAXREC_DATA_ROOT/lightgcn/gowalla`
 (810,128 train, 217,242 test interactions). Embeddings are random either way.
 
 Usage:
-  python benchmarks/eval_speed.py [--synthetic] [--batch_sizes 0,512]
+  python -m benchmarks.eval_speed [--synthetic] [--batch_sizes 0,512]
       [--block_users 0,64] [--chunk_sizes auto,0,32] [--repeats 2]
 
 Batch size 0 = derived from the default 1 GiB memory budget; block 0 =
@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
 import numpy as np
 import scipy.sparse as sp
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from jaxrec import metrics  # pylint: disable=g-import-not-at-top
+from benchmarks import common
+from jaxrec import metrics
 
 NUM_USERS, NUM_ITEMS, DIM = 29858, 40981, 64
 NUM_TRAIN, NUM_TEST = 810128, 217242
@@ -106,7 +105,7 @@ def main():
     for cfg in configs:
       wall, cpu, results[cfg] = run(*cfg)
       best[cfg] = min(best.get(cfg, (np.inf, np.inf)), (wall, cpu))
-  print(f"load average {os.getloadavg()[0]:.1f} (machine shared with other jobs)")
+  print(common.hardware_line())
   num_items, num_eval = train.shape[1], results[configs[0]]["num_users_evaluated"]
   for cfg in configs:
     batch, block, chunk = cfg

@@ -1,7 +1,7 @@
 """Online fold-in vs retraining, on users the model never saw.
 
-  python benchmarks/fold_in.py --workdir W --out_workdir W2 [--fraction 0.1]
-  python benchmarks/fold_in.py --render
+  python -m benchmarks.fold_in --workdir W --out_workdir W2 [--fraction 0.1]
+  python -m benchmarks.fold_in --render
 
 W is a trained LightGCN run. A seeded `--fraction` of its users with test
 items is held out: their train and valid interactions are removed and the
@@ -22,27 +22,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import sys
 
 import jax.numpy as jnp
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-
-# pylint: disable=wrong-import-position
+from benchmarks import common
 from jaxrec import bundle as bundle_lib
 from jaxrec import export
-from jaxrec import files
 from jaxrec import metrics as metrics_lib
 from jaxrec import recommend
 from jaxrec import train
 from jaxrec.data.dataset import Interactions
-
-JSON_PATH = os.path.join(REPO, "benchmarks", "results", "fold_in.json")
-MD_PATH = os.path.join(REPO, "docs", "results", "fold_in.md")
-
 
 def _without_users(inter: Interactions, users: np.ndarray) -> Interactions:
   keep = ~np.isin(inter.users, users)
@@ -95,7 +85,7 @@ def measure(workdir: str, out_workdir: str, fraction: float,
 def render_markdown(r: dict) -> str:
   lines = [
       "# Online fold-in vs retraining", "",
-      f"Command: `python benchmarks/fold_in.py --workdir {r['workdir']} "
+      f"Command: `python -m benchmarks.fold_in --workdir {r['workdir']} "
       f"--out_workdir {r['out_workdir']} --fraction {r['fraction']}`", "",
       *([r["note"], ""] if r.get("note") else []),
       f"{r['model']} on {r['dataset']}: {r['held_out_users']} users "
@@ -123,18 +113,18 @@ def main(argv=None) -> dict:
   parser.add_argument("--fraction", type=float, default=0.1)
   parser.add_argument("--note", default="",
                       help="a sentence on where the workdir comes from")
-  parser.add_argument("--render", action="store_true")
+  common.add_result_args(parser, "fold_in")
   args = parser.parse_args(argv)
   if args.render:
-    with open(JSON_PATH) as f:
+    with open(args.json) as f:
       result = json.load(f)
   else:
     if not (args.workdir and args.out_workdir):
       parser.error("give --workdir and --out_workdir (or --render)")
     result = measure(args.workdir, args.out_workdir, args.fraction)
     result["note"] = args.note
-    files.write_text(JSON_PATH, json.dumps(result, indent=2) + "\n")
-  files.write_text(MD_PATH, render_markdown(result))
+    common.write_json(args.json, result)
+  common.write_page(args.out, render_markdown(result))
   print(render_markdown(result))
   return result
 

@@ -22,7 +22,7 @@ penalty (1e-4), not RLMRec's reg_weight x all parameters; no edge dropout
 (the authors' LightGCN_plus/gene train with keep_rate 0.8).
 
 Usage:
-  python benchmarks/reproduce_rlmrec.py --datasets amazon,yelp --seeds 0,1,2
+  python -m benchmarks.reproduce_rlmrec --datasets amazon,yelp --seeds 0,1,2
       [--models lightgcn,lightgcn_con,lightgcn_gen,simgcl,simgcl_con]
       [--epochs 3000] [--data_root DIR] [--out FILE.md]
 """
@@ -32,18 +32,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import ml_collections
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
-import ml_collections
-
+from benchmarks import common
 from jaxrec import config_utils
 from jaxrec import train
 from jaxrec.data import loaders
@@ -156,6 +152,7 @@ def render(rows: list[dict], meta: dict) -> str:
   cols = [f"{m}@{k}" for k in KS for m in ("recall", "ndcg")]
   out = ["# RLMRec protocol reproduction", "",
          f"Command: `{meta['command']}`", "",
+         *([meta["hardware"], ""] if meta.get("hardware") else []),
          f"Seeds: {meta['seeds']}. Test metrics at the epoch selected on "
          "validation Recall@20; mean ± std (sample std) over seeds.", ""]
   for dataset in meta["datasets"]:
@@ -230,19 +227,14 @@ def main(argv=None) -> str:
                "test": {k: v for k, v in result["test"].items() if "@" in k}}
         rows.append(row)
         print(json.dumps(row), flush=True)
-  meta = {"command": "python benchmarks/reproduce_rlmrec.py " + " ".join(
-      sys.argv[1:] if argv is None else argv), "seeds": seeds,
+  meta = {"command": common.command("reproduce_rlmrec", argv),
+          "hardware": common.hardware_line(), "seeds": seeds,
           "datasets": datasets, "models": models,
           "wall_s": time.perf_counter() - start}
   report = render(rows, meta)
   out = args.out or os.path.join(root, "reproduce_rlmrec.md")
-  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-  tmp = f"{out}.tmp{os.getpid()}"
-  with open(tmp, "w") as f:
-    f.write(report)
-  os.replace(tmp, out)
-  with open(os.path.join(root, "rows.json"), "w") as f:
-    json.dump(rows, f, indent=1)
+  common.write_page(out, report)
+  common.write_json(os.path.join(root, "rows.json"), rows)
   print(report)
   return report
 

@@ -1,8 +1,8 @@
 """Load test of `python -m jaxrec.serve`: QPS and latency under concurrency.
 
-  python benchmarks/serve_load.py --small_bundle DIR [--seconds 5]
+  python -m benchmarks.serve_load --small_bundle DIR [--seconds 5]
       [--compression DIR,DIR,...]
-  python benchmarks/serve_load.py --render   # page from the saved JSON
+  python -m benchmarks.serve_load --render   # page from the saved JSON
 
 For each model (a small trained bundle and a Gowalla-sized one, 29,858
 users x 40,981 items, d = 64, with RANDOM vectors and random seen items of
@@ -26,10 +26,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
-import datetime
 import json
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -39,14 +37,9 @@ import time
 
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+from benchmarks import common
+from jaxrec import bundle as bundle_lib
 
-from jaxrec import bundle as bundle_lib  # pylint: disable=wrong-import-position
-from jaxrec import files  # pylint: disable=wrong-import-position
-
-JSON_PATH = os.path.join(REPO, "benchmarks", "results", "serve_load.json")
-MD_PATH = os.path.join(REPO, "docs", "results", "serving.md")
 CLIENTS = (1, 16, 64)
 K = 20
 # Result key -> table label, in table order.
@@ -144,7 +137,7 @@ def run_server(bundle: str, max_batch: int, seconds: float,
       [sys.executable, "-m", "jaxrec.serve", "--bundle", bundle, "--port",
        str(port), "--max_batch", str(max_batch), "--reload_interval", "0",
        "--workers", str(workers)],
-      cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+      cwd=common.REPO, stdout=log, stderr=subprocess.STDOUT)
   try:
     deadline = time.monotonic() + 300
     while True:
@@ -287,21 +280,19 @@ def main(argv=None) -> dict:
   parser.add_argument("--seconds", type=float, default=5.0)
   parser.add_argument("--compression", default="",
                       help="comma-separated bundles for the size table")
-  parser.add_argument("--render", action="store_true",
-                      help="only render the page from the saved JSON")
+  common.add_result_args(parser, "serve_load", page="serving")
   args = parser.parse_args(argv)
   if args.render:
-    with open(JSON_PATH) as f:
+    with open(args.json) as f:
       results = json.load(f)
-    files.write_text(MD_PATH, render_markdown(results))
+    common.write_page(args.out, render_markdown(results))
     return results
   if not args.small_bundle:
     parser.error("give --small_bundle (or --render)")
   results = {
-      "command": "python benchmarks/serve_load.py " + " ".join(
-          sys.argv[1:] if argv is None else argv),
-      "date": datetime.date.today().isoformat(),
-      "host": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU",
+      "command": common.command("serve_load", argv),
+      "date": common.today(),
+      "host": common.machine(),
       "load_average": round(os.getloadavg()[0], 2),
       "seconds": args.seconds, "k": K, "models": []}
   with tempfile.TemporaryDirectory() as tmp:
@@ -325,10 +316,9 @@ def main(argv=None) -> dict:
           "numpy": naive_numpy(path, args.seconds)})
   if args.compression:
     results["compression"] = compression_rows(args.compression.split(","))
-  os.makedirs(os.path.dirname(JSON_PATH), exist_ok=True)
-  files.write_text(JSON_PATH, json.dumps(results, indent=2) + "\n")
-  files.write_text(MD_PATH, render_markdown(results))
-  print(f"wrote {JSON_PATH} and {MD_PATH}", file=sys.stderr)
+  common.write_json(args.json, results)
+  common.write_page(args.out, render_markdown(results))
+  print(f"wrote {args.json} and {args.out}", file=sys.stderr)
   return results
 
 

@@ -23,7 +23,7 @@ random fake pairs (`preprocess.replace_with_noise`, RLMRec's robustness
 setting: the texts stay clean, so alignment can help denoise).
 
 Usage:
-  python benchmarks/text_alignment.py [--seeds 0,1,2] [--epochs 40]
+  python -m benchmarks.text_alignment [--seeds 0,1,2] [--epochs 40]
       [--cache_dir /tmp/jaxrec_text_cache] [--out docs/results/text_alignment.md]
 """
 
@@ -33,15 +33,12 @@ import argparse
 import dataclasses
 import json
 import os
-import sys
 import tempfile
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
+from benchmarks import common
 from jaxrec import coldstart_eval
 from jaxrec import config_utils
 from jaxrec import text as text_lib
@@ -251,9 +248,11 @@ def render(rows: list[dict], args, meta: dict) -> str:
           f"{np.mean(d):+.4f} ± {np.std(d, ddof=1) if len(d) > 1 else 0:.4f}"
           for d in diffs) + " |")
   out += ["", f"Wall time {meta['wall_s'] / 60:.1f} min (text encoding "
-          f"{meta['encode_s']:.0f} s of it) on a shared 2-core CPU, load "
-          f"average {meta['load_start']:.1f} at start / {meta['load_end']:.1f} "
-          "at end (other jobs were running).", ""]
+          f"{meta['encode_s']:.0f} s of it) on a "
+          f"{meta.get('machine', '2-core CPU, shared')}"
+          + (f" on {meta['date']}" if meta.get("date") else "")
+          + f"; load average {meta['load_start']:.1f} at start / "
+          f"{meta['load_end']:.1f} at end (other jobs were running).", ""]
   if meta.get("notes"):
     out += meta["notes"]
   return "\n".join(out) + "\n"
@@ -321,21 +320,17 @@ def main(argv=None) -> str:
       row = run_one(name, seed, split, args, root)
       rows.append(row)
       print(json.dumps(row), flush=True)
-  meta = {"command": "python benchmarks/text_alignment.py " + " ".join(
-      sys.argv[1:] if argv is None else argv),
+  meta = {"command": common.command("text_alignment", argv),
+          "machine": common.machine(), "date": common.today(),
           "wall_s": time.perf_counter() - start, "encode_s": encode_s,
           "load_start": load_start, "load_end": os.getloadavg()[0],
           "random_cold_recall": float(np.mean(random_cold)),
           "explained": cache.get("explained", [])}
   report = render(rows, args, meta)
-  for path, payload in ((args.out, report),
-                        (args.json, json.dumps(rows, indent=1))):
-    if path:
-      os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-      tmp = f"{path}.tmp{os.getpid()}"
-      with open(tmp, "w") as f:
-        f.write(payload)
-      os.replace(tmp, path)
+  if args.out:
+    common.write_page(args.out, report)
+  if args.json:
+    common.write_json(args.json, rows)
   print(report)
   return report
 

@@ -36,7 +36,7 @@ Output: one line per model, a JSON file (--out, written atomically) and a
 Markdown table rendered from it (--md).
 
 Usage:
-  python benchmarks/text_model_speed.py --dataset ml lastfm --epochs 5 \
+  python -m benchmarks.text_model_speed --dataset ml lastfm --epochs 5 \
       --out /tmp/text_model_speed.json --md /tmp/text_model_speed.md
 """
 
@@ -47,14 +47,14 @@ import ast
 import dataclasses
 import json
 import os
-import platform
-import shlex
 import statistics
 import sys
 import time
 from typing import Optional
 
 import numpy as np
+
+from benchmarks import common
 
 TEXT_DIM = 384
 # name -> make_synthetic arguments; num_interactions is the total before the
@@ -323,13 +323,6 @@ def render_markdown(results: dict) -> str:
   return "\n".join(lines) + "\n"
 
 
-def _write_atomic(path: str, text: str) -> None:
-  """Writes `text` to `path` atomically, creating its directory."""
-  from jaxrec import files  # pylint: disable=g-import-not-at-top
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  files.write_text(path, text)
-
-
 def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--dataset", nargs="+", default=["ml", "lastfm"],
@@ -344,8 +337,9 @@ def main(argv=None) -> dict:
   parser.add_argument("--preset", default=DEFAULT_PRESET,
                       help="config preset of datasets without their own")
   parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--repo", default=os.path.dirname(os.path.dirname(
-      os.path.abspath(__file__))), help="checkout whose code is timed")
+  parser.add_argument("--repo", default=common.REPO,
+                      help="checkout whose code is timed (another checkout "
+                      "runs its own benchmarks.text_model_speed in a child)")
   parser.add_argument("--out", default="text_model_speed.json")
   parser.add_argument("--md", default="",
                       help="Markdown table path ('' = --out with .md)")
@@ -356,17 +350,17 @@ def main(argv=None) -> dict:
   if args.render:
     with open(args.out) as f:
       results = json.load(f)
-    _write_atomic(md, render_markdown(results))
+    common.write_page(md, render_markdown(results))
     return results
-  sys.path.insert(0, os.path.abspath(args.repo))
+  status = common.run_in_checkout(args.repo, "text_model_speed", argv)
+  if status is not None:
+    sys.exit(status)
   import jax  # pylint: disable=g-import-not-at-top
   results = dict(
       epochs=args.epochs, repo=os.path.abspath(args.repo),
-      host=f"{platform.machine()}, {os.cpu_count()} CPUs, "
-           f"{jax.default_backend()}",
+      host=f"{common.machine()}, {jax.default_backend()}",
       jax=jax.__version__, variants=args.variant, datasets=[],
-      command="python benchmarks/text_model_speed.py " + " ".join(
-          shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)))
+      command=common.command("text_model_speed", argv))
   for name in args.dataset:
     results["datasets"].append(measure(
         name, args.models, args.epochs, args.preset, args.seed,
@@ -377,8 +371,8 @@ def main(argv=None) -> dict:
       print(f"RESULT {name} {model} {m['seconds_per_epoch']:.4f} s/epoch "
             f"{m['steps_per_epoch']} steps{extra}", flush=True)
     # After every dataset, so an interrupted run keeps the finished ones.
-    _write_atomic(args.out, json.dumps(results, indent=2, sort_keys=True))
-    _write_atomic(md, render_markdown(results))
+    common.write_json(args.out, results)
+    common.write_page(md, render_markdown(results))
   print(render_markdown(results))
   return results
 

@@ -9,25 +9,18 @@ end-to-end time are reported), then `--rounds` timed passes run with
 everything compiled.
 
 Usage:
-  python benchmarks/text_throughput.py [--n 2000] [--batch_sizes 32,128]
+  python -m benchmarks.text_throughput [--n 2000] [--batch_sizes 32,128]
       [--max_length 128] [--dtype float32] [--rounds 1]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
-import encoder_throughput
-from encoder_throughput import synthetic_descriptions  # noqa: F401 (re-exported)
-# pylint: enable=g-import-not-at-top,wrong-import-position
+from benchmarks import encoder_throughput
 
 
-def main() -> None:
+def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--n", type=int, default=2000)
   parser.add_argument("--batch_sizes", default="32,128")
@@ -37,7 +30,7 @@ def main() -> None:
   parser.add_argument("--buckets", default=None,
                       help="comma-separated padded lengths, e.g. 16,24,32,48,64,96,128")
   parser.add_argument("--rounds", type=int, default=1)
-  args = parser.parse_args()
+  args = parser.parse_args(argv)
   argv = ["--datasets", "synthetic", "--n", str(args.n), "--batch_sizes", args.batch_sizes,
           "--max_length", str(args.max_length), "--dtype", args.dtype,
           "--rounds", str(args.rounds), "--baseline", "none", "--out", "", "--doc", ""]

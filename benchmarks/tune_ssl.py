@@ -21,7 +21,7 @@ after every run. Other reproduce_lightgcn.py flags (--batch_size,
 --learning_rate, --contrast_rows, --sampling, ...) pass through unchanged.
 
 Usage:
-  python benchmarks/tune_ssl.py --model sgl --dataset gowalla
+  python -m benchmarks.tune_ssl --model sgl --dataset gowalla
       --ssl_weights 0.5,1.0,0.2,0.1 --temperatures 0.2 --epochs 80
       --eval_every 2 --patience 4 --data_root ../shared/data
 """
@@ -31,12 +31,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import reproduce_lightgcn as reproduce  # pylint: disable=g-import-not-at-top,wrong-import-position
+from benchmarks import common
+from benchmarks import reproduce_lightgcn as reproduce
 
 
 def _floats(text: str, flag: str) -> list[float]:
@@ -63,7 +61,7 @@ def markdown(model: str, dataset: str, rows: list[dict], skipped: list,
              refit: dict | None, command: str) -> str:
   """The grid (validation only) and the selected point's refit."""
   lines = [f"# {model} on {dataset}: lambda / tau / rho on validation", "",
-           f"Command: `{command}`", "",
+           f"Command: `{command}`", "", common.hardware_line(), "",
            "| lambda | tau | rho | best epoch | epochs run | valid R@20 | "
            "valid N@20 | s/epoch | wall s |", "|---" * 9 + "|"]
   for r in rows:
@@ -115,13 +113,8 @@ def main(argv=None) -> dict:
 
   def write():
     out = args.out or os.path.join(workdir, f"tune_{args.model}.md")
-    command = " ".join(["python benchmarks/tune_ssl.py"]
-                       + (argv if argv is not None else sys.argv[1:]))
-    tmp = f"{out}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-      f.write(markdown(args.model, args.dataset, rows, skipped, refit,
-                       command))
-    os.replace(tmp, out)
+    common.write_page(out, markdown(args.model, args.dataset, rows, skipped,
+                                    refit, common.command("tune_ssl", argv)))
 
   grid = [(lam, tau, rho) for rho in drop_rates for tau in temperatures
           for lam in weights]
