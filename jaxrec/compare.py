@@ -27,6 +27,7 @@ from absl import flags
 import ml_collections
 
 from jaxrec import cli
+from jaxrec import config_utils
 from jaxrec import files
 from jaxrec import train
 from jaxrec.errors import ConfigError
@@ -91,8 +92,11 @@ def run_comparison(config: ml_collections.ConfigDict, workdir: str,
   del base.compare
   dataset = train.load_data(base)
   ks = base.eval_ks
-  header = ["model", "best epoch"] + [f"{m}@{k}" for k in ks
-                                      for m in ("recall", "ndcg")] + ["s/epoch"]
+  # The rating task reports RMSE / MAE instead of ranking metrics.
+  rating = config_utils.with_defaults(base).task == "rating"
+  names = (["rmse", "mae"] if rating
+           else [f"{m}@{k}" for k in ks for m in ("recall", "ndcg")])
+  header = ["model", "best epoch"] + names + ["s/epoch"]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for name, run_config in runs:
     result = train.train_and_evaluate(
@@ -100,7 +104,7 @@ def run_comparison(config: ml_collections.ConfigDict, workdir: str,
         allow_config_change=allow_config_change)
     test = result["test"]
     row = [name, str(result["best_epoch"])]
-    row += [f"{test[f'{m}@{k}']:.4f}" for k in ks for m in ("recall", "ndcg")]
+    row += [f"{test[m]:.4f}" for m in names]
     row += [f"{result['seconds_per_epoch']:.2f}"]
     lines.append("| " + " | ".join(row) + " |")
   table = "\n".join(lines)

@@ -46,6 +46,8 @@ BEYOND_TEXT = {
     "avg_popularity": "mean train popularity pop_i of the recommended items "
                       "(popularity bias: higher = more popular items)",
 }
+# Metrics of the rating task (config.task = 'rating'; lower is better).
+RATING_METRICS = ("rmse", "mae")
 _MAX_POINTS = 20000  # scatter points per panel
 DPI = 100  # small PNGs, fit to commit
 
@@ -84,6 +86,11 @@ class Run:
       return np.arange(1, len(per_epoch) + 1), np.asarray(per_epoch)
     return (np.asarray([h["epoch"] for h in self.history]),
             np.asarray([h["loss"] for h in self.history]))
+
+  @property
+  def rating(self) -> bool:
+    """Whether the run is of the rating task (RMSE / MAE, no ranking)."""
+    return self.results.get("selection_metric") in RATING_METRICS
 
   def ks(self) -> list[int]:
     ks = sorted({int(k.split("@")[1]) for k in self.results["test"]
@@ -141,6 +148,40 @@ def plot_valid_metrics(runs: Sequence[Run], path: str) -> str:
                  "epoch)", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
+  return _save(fig, path)
+
+
+def plot_rating_metrics(runs: Sequence[Run], path: str) -> str:
+  """Rating runs: validation RMSE / MAE per evaluation and test bars."""
+  fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+  for n, run in enumerate(runs):
+    epochs = [h["epoch"] for h in run.history]
+    for ax, metric in zip(axes[:2], RATING_METRICS):
+      key = f"valid/{metric}"
+      if run.history and key in run.history[0]:
+        ax.plot(epochs, [h[key] for h in run.history], color=f"C{n}",
+                marker="o", ms=3, label=run.label)
+      best = run.results.get("best_epoch", -1)
+      if best > 0:
+        ax.axvline(best, color=f"C{n}", alpha=0.4, lw=1)
+  for ax, metric in zip(axes[:2], RATING_METRICS):
+    ax.set_xlabel("epoch")
+    ax.set_title(f"Validation {metric.upper()} (lower is better; vertical "
+                 "line: selected epoch)", fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+  x = np.arange(len(runs))
+  width = 0.4
+  for j, metric in enumerate(RATING_METRICS):
+    values = [run.results["test"].get(metric, np.nan) for run in runs]
+    bars = axes[2].bar(x + (j - 0.5) * width, values, width, label=metric)
+    axes[2].bar_label(bars, fmt="%.4g", fontsize=7)
+  axes[2].set_xticks(x, [run.label for run in runs], rotation=20, ha="right",
+                     fontsize=7)
+  axes[2].set_title("Test RMSE / MAE (selected on validation)", fontsize=9)
+  axes[2].legend(fontsize=7)
+  axes[2].grid(axis="y", alpha=0.3)
+  fig.tight_layout()
   return _save(fig, path)
 
 
@@ -285,6 +326,15 @@ def markdown(runs: Sequence[Run], plots: dict, notes: Sequence[str],
         float(r.results.get("seconds_per_epoch", float("nan"))),
         float(r.results.get("train_seconds", float("nan")))] for r in runs])
   for run in runs:
+    if run.rating:
+      lines += ["", f"## Test metrics: {run.label}", "",
+                "Reported once, for the parameters selected on validation "
+                f"(epoch {run.results.get('best_epoch')}).", ""]
+      lines += _table(["metric", "test", "valid (selected)"],
+                      [[m, run.results["test"].get(m, float("nan")),
+                        run.results.get("valid", {}).get(m, float("nan"))]
+                       for m in RATING_METRICS])
+      continue
     ks = run.ks()
     names = ["recall", "ndcg", "precision", "hit_rate", "mrr", "map",
              *BEYOND]
@@ -295,8 +345,10 @@ def markdown(runs: Sequence[Run], plots: dict, notes: Sequence[str],
               "Reported once, for the parameters selected on validation "
               f"(epoch {run.results.get('best_epoch')}).", ""]
     lines += _table(["metric"] + [f"@{k}" for k in ks], rows)
-  lines += ["", "Beyond-accuracy metrics:", ""]
-  lines += [f"- **{name}@K**: {text}" for name, text in BEYOND_TEXT.items()]
+  if not all(run.rating for run in runs):
+    lines += ["", "Beyond-accuracy metrics:", ""]
+    lines += [f"- **{name}@K**: {text}"
+              for name, text in BEYOND_TEXT.items()]
   lines += ["", "## Plots", ""]
   for title, path in plots.items():
     lines += [f"### {title}", "", f"![{title}]({os.path.basename(path)})", ""]
@@ -327,15 +379,19 @@ def make_report(workdir: str, compare: Sequence[str] = (),
   runs = [Run(workdir)] + [Run(d) for d in compare]
   output = output or os.path.join(runs[0].workdir, "report")
   os.makedirs(output, exist_ok=True)
-  ks = runs[0].ks()
-  k = k if k in ks else max(ks)
   plots, notes, summary = {}, [], None
   plots["Training loss"] = plot_loss(runs, os.path.join(output, "loss.png"))
-  if any(r.history for r in runs):
-    plots["Validation metrics"] = plot_valid_metrics(
-        runs, os.path.join(output, "valid_metrics.png"))
-  plots["Test metric comparison"] = plot_comparison(
-      runs, os.path.join(output, "comparison.png"), k)
+  if runs[0].rating:  # RMSE / MAE instead of ranking metrics
+    plots["Rating metrics"] = plot_rating_metrics(
+        runs, os.path.join(output, "rating_metrics.png"))
+  else:
+    ks = runs[0].ks()
+    k = k if k in ks else max(ks)
+    if any(r.history for r in runs):
+      plots["Validation metrics"] = plot_valid_metrics(
+          runs, os.path.join(output, "valid_metrics.png"))
+    plots["Test metric comparison"] = plot_comparison(
+        runs, os.path.join(output, "comparison.png"), k)
   from jaxrec import recommend as recommend_lib  # pylint: disable=g-import-not-at-top
   from jaxrec import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
   try:

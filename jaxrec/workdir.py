@@ -91,6 +91,8 @@ def save_artifacts(workdir: str, config: ml_collections.ConfigDict,
     inter = getattr(dataset, split)
     arrays[f"{split}_users"] = inter.users
     arrays[f"{split}_items"] = inter.items
+    if inter.ratings is not None:  # the rating task's graph and targets
+      arrays[f"{split}_ratings"] = np.asarray(inter.ratings, np.float32)
   for field in ("user_ids", "item_ids"):
     idmap = getattr(dataset, field)
     if idmap is not None:
@@ -187,7 +189,8 @@ def load_dataset_snapshot(workdir: str) -> Dataset:
   except Exception as err:  # pylint: disable=broad-except
     raise DataError(f"{path}: unreadable ({type(err).__name__}: {err})") from err
   try:
-    splits = {s: Interactions(data[f"{s}_users"], data[f"{s}_items"])
+    splits = {s: Interactions(data[f"{s}_users"], data[f"{s}_items"],
+                              data.get(f"{s}_ratings"))
               for s in _SPLITS}
     maps = {f: IdMap(data[f]) for f in ("user_ids", "item_ids") if f in data}
     optional = {f: data.get(f) for f in ("item_categories", "item_num_tags",

@@ -22,6 +22,7 @@ from jaxrec.graphs.bipartite import edge_ratings
 from jaxrec.input_pipeline import rating_batches
 from jaxrec.models import get_model
 from jaxrec.models.rating import train_mean
+from jaxrec import input_pipeline
 
 
 @pytest.fixture(scope="module")
@@ -155,30 +156,30 @@ def test_rating_weighted_edges_match_dense_normalisation():
 def test_rating_edges_for_the_ranking_task(small):
   config = _config("lightgcn.py")
   config.graph.edge_weight = "rating"
-  train.validate_config(config)
-  graph = train.build_graph(config, small)
-  plain = train.build_graph(_config("lightgcn.py"), small)
+  config_utils.validate_config(config)
+  graph = input_pipeline.build_graph(config, small)
+  plain = input_pipeline.build_graph(_config("lightgcn.py"), small)
   assert edge_ratings(graph) is None  # ranking graphs keep no ratings
   assert not np.allclose(graph.edges, plain.edges)
   config.graph.edge_weight = "stars"
   with pytest.raises(ConfigError, match="edge_weight"):
-    train.validate_config(config)
+    config_utils.validate_config(config)
 
 
 def test_task_and_model_must_agree():
   config = _config("biased_mf.py")
   config.task = "ranking"
   with pytest.raises(ConfigError, match="predicts ratings"):
-    train.validate_config(config)
+    config_utils.validate_config(config)
   config = _config("lightgcn.py")
   config.task = "rating"
   with pytest.raises(ConfigError, match="rating model"):
-    train.validate_config(config)
+    config_utils.validate_config(config)
   config = _config("biased_mf.py", selection_metric="recall@20")
   with pytest.raises(ConfigError, match="rmse"):
-    train.validate_config(config)
+    config_utils.validate_config(config)
   with pytest.raises(ConfigError, match="config.task"):
-    train.validate_config(_config("biased_mf.py", task="regression"))
+    config_utils.validate_config(_config("biased_mf.py", task="regression"))
 
 
 # ----------------------------------------------------------------------------
@@ -213,7 +214,7 @@ def test_gcmc_shapes_and_permutation_equivariance(small):
                       out_dim=5)
   model = get_model("gcmc", small.num_users, small.num_items,
                     **config.model.to_dict())
-  graph = jax.tree.map(jnp.asarray, train.build_graph(config, small))
+  graph = jax.tree.map(jnp.asarray, input_pipeline.build_graph(config, small))
   params = _init(model, graph)
   predict = _predictor(model)
   assert params["level_weights"].shape == (5, 8, 6)
@@ -228,7 +229,7 @@ def test_gcmc_shapes_and_permutation_equivariance(small):
   perm_u = rng.permutation(small.num_users)
   perm_i = rng.permutation(small.num_items)
   moved = _permuted(small, perm_u, perm_i)
-  moved_graph = jax.tree.map(jnp.asarray, train.build_graph(config, moved))
+  moved_graph = jax.tree.map(jnp.asarray, input_pipeline.build_graph(config, moved))
   inv_u, inv_i = np.argsort(perm_u), np.argsort(perm_i)
   moved_params = dict(params, user_embedding=params["user_embedding"][inv_u],
                       item_embedding=params["item_embedding"][inv_i])
@@ -238,7 +239,7 @@ def test_gcmc_shapes_and_permutation_equivariance(small):
   # Messages are rating-typed: the same edges with other ratings differ.
   flipped = Interactions(small.train.users, small.train.items,
                          6.0 - small.train.ratings)
-  other = train.build_graph(config, Dataset("f", small.num_users,
+  other = input_pipeline.build_graph(config, Dataset("f", small.num_users,
                                             small.num_items, flipped))
   other_pred = predict(params, jax.tree.map(jnp.asarray, other), users,
                        items)
@@ -247,10 +248,10 @@ def test_gcmc_shapes_and_permutation_equivariance(small):
 
 def test_rating_head_wraps_a_gnn_backbone(small):
   config = _config("rating_head.py")
-  train.validate_config(config)
+  config_utils.validate_config(config)
   model = get_model("rating_head", small.num_users, small.num_items,
                     **config.model.to_dict())
-  graph = jax.tree.map(jnp.asarray, train.build_graph(config, small))
+  graph = jax.tree.map(jnp.asarray, input_pipeline.build_graph(config, small))
   params = _init(model, graph)
   assert set(params) == {"net", "user_bias", "item_bias"}
   batch = {k: v[0] for k, v in rating_batches(config, small, 0).items()}
@@ -344,3 +345,26 @@ def test_validation_selects_the_lowest_rmse(small, tmp_path):
   assert result["best_epoch"] == history[int(np.argmin(rmse))]["epoch"]
   assert result["best_epoch"] < history[-1]["epoch"]  # stopped after the best
   np.testing.assert_allclose(result["valid"]["rmse"], min(rmse), rtol=1e-6)
+
+
+def test_report_and_comparison_show_rmse_and_mae(tmp_path):
+  from jaxrec import compare  # pylint: disable=g-import-not-at-top
+  from jaxrec import report  # pylint: disable=g-import-not-at-top
+  config = _config("biased_mf.py", num_epochs=2)
+  config.dataset.kwargs = dict(num_users=40, num_items=30, num_ratings=500,
+                               valid_ratio=0.1, test_ratio=0.1)
+  config.compare = [dict(name="bmf", model_name="biased_mf",
+                         model=dict(embed_dim=8, l2_reg=0.04)),
+                    dict(name="bias", model_name="user_item_bias",
+                         model=dict())]
+  table = compare.run_comparison(config, str(tmp_path))
+  assert "| model | best epoch | rmse | mae | s/epoch |" in table
+  assert table.count("\n") == 3
+  out = report.make_report(str(tmp_path / "bmf"),
+                           compare=[str(tmp_path / "bias")])
+  text = open(out["report"]).read()
+  assert "| rmse |" in text and "| mae |" in text
+  assert "recall" not in text
+  assert os.path.isfile(out["Rating metrics"])
+  # The snapshot keeps the ratings, so the embedding plots are drawn too.
+  assert "Embeddings (PCA)" in out
