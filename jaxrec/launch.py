@@ -180,10 +180,16 @@ def launch(args: Sequence[str], num_processes: int,
     for w in workers:
       w.thread.join(timeout=1.0)
     status = (f"signal {-code}" if code < 0 else f"status {code}")
-    detail = f": {failed.last_error}" if failed.last_error else ""
+    reported = failed.last_error.startswith("error: ")
+    if reported:  # the program's own one-line error (bad input)
+      detail = f": {failed.last_error[len('error: '):]}"
+      hint = ""
+    else:
+      detail = f": {failed.last_error}" if failed.last_error else ""
+      hint = (" (run the same command again to resume from the last "
+              "checkpoint)")
     print(f"error: process {failed.index} of {num_processes} exited with "
-          f"{status}{detail}; stopped the other processes (run the same "
-          "command again to resume from the last checkpoint)",
+          f"{status}{detail}; stopped the other processes{hint}",
           file=sys.stderr, flush=True)
     return 1
   finally:

@@ -22,8 +22,9 @@ Meshes, from `config.sharding` (defaults in `config_utils.base_config`):
                  sums) instead of every device propagating the whole graph.
                  The graph gets zero-weight padding edges up to a multiple of
                  the device count (and one padding node if it has none).
-  distributed    dict(enabled, coordinator_address, num_processes, process_id)
-                 for multi-host runs (below).
+  distributed    dict(enabled, coordinator_address, num_processes,
+                 process_id, heartbeat_timeout_seconds,
+                 shutdown_timeout_seconds) for multi-process runs (below).
 
 What goes where:
   * stacked batch rows [S, B]: P(None, 'data'), the batch axis split over
@@ -41,20 +42,21 @@ devices therefore reproduce the 1-device run up to float summation order,
 which `tests/sharding_test.py` checks for 1, 2, 4, 8 devices and the
 ('data', 'model') mesh.
 
-Multi-host (documented, not exercised by the tests): start the same command
-on every host with
-  --config.sharding.distributed.enabled=True
-  --config.sharding.distributed.coordinator_address=10.0.0.1:1234
-  --config.sharding.distributed.num_processes=4
-  --config.sharding.distributed.process_id=<this host's rank, 0..3>
-(num_processes <= 0 / process_id < 0 / empty address are left to JAX's
-auto-detection, e.g. under SLURM or on Cloud TPU). `train_and_evaluate` calls
-`initialize_distributed(config)` -> `jax.distributed.initialize(...)` before
-any JAX computation; `jax.devices()` then lists every host's devices, the mesh
-spans them (set data_devices=-1), and each host feeds the same seeded epoch
-batches, of which every device receives only its own slice
-(`jax.make_array_from_callback`). Checkpoints are written by Orbax, which
-handles globally sharded arrays.
+Multi-process (docs/distributed.md; `python -m jaxrec.launch --processes N
+-- <jaxrec.main args>` on one machine, JAX's cluster auto-detection under
+SLURM or Kubernetes): `setup_experiment` calls `initialize_distributed`
+before any JAX computation; `jax.devices()` then lists every process's
+devices and the mesh must span them all (data_devices=-1). Every process
+samples the same seeded epoch batches and places only its own devices'
+rows (`jax.make_array_from_callback`); process-local arrays (the initial
+state, the PRNG key) reach the process-spanning mesh through the host
+(`_put`). Evaluation ranks each process's share of the users on that
+process (`host_local` copies of the parameters) and adds the metric sums
+over processes. Orbax writes each process's shards; process 0 alone writes
+the other workdir files. `tests/multiprocess_test.py` runs 2 real CPU
+processes (gloo collectives) against one process with 2 devices: equal
+per-step losses and final parameters, metrics within rtol 1e-5, a killed
+process failing the launch and an exact resume.
 """
 
 from __future__ import annotations

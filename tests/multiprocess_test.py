@@ -214,3 +214,15 @@ def test_worker_command_sets_the_distributed_config():
 def test_launcher_rejects_bad_arguments(capsys):
   assert launch.launch(["--config", "c.py"], 0) == 1
   assert capsys.readouterr().err.startswith("error: --processes must be >= 1")
+
+
+def test_a_failing_program_stops_the_launch_with_one_error_line():
+  # `python -m tarfile --no-such-flag` exits with status 2 at once.
+  out = subprocess.run(
+      [sys.executable, "-m", "jaxrec.launch", "--processes", "2", "--module",
+       "tarfile", "--", "--no-such-flag"], cwd=REPO, capture_output=True,
+      text=True, timeout=60)
+  assert out.returncode == 1
+  errors = [l for l in out.stderr.splitlines() if l.startswith("error: ")]
+  assert len(errors) == 1, out.stderr
+  assert re.match(r"error: process [01] of 2 exited with status 2", errors[0])
