@@ -187,6 +187,14 @@ def base_config(dataset: str = "synthetic") -> ml_collections.ConfigDict:
   # trained instead of the model's own `loss` (None: the model's;
   # `train.train_step`).
   config.loss_fn = None
+  # Warm start (jaxrec/warm_start.py, docs/warm_start.md): init_from = the
+  # workdir of a run whose best parameters initialise this one; init_map =
+  # 'source_path:target_path,...' ('/'-separated parameter paths; '' = every
+  # parameter with the same path in both); init_text = 'pca': ID tables from
+  # the top principal components of the node text features.
+  config.init_from = ""
+  config.init_map = ""
+  config.init_text = ""
   return config
 
 

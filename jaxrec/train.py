@@ -49,6 +49,7 @@ from jaxrec.config_utils import with_defaults
 from jaxrec import metrics as metrics_lib
 from jaxrec import run_logging
 from jaxrec import sharding as sharding_lib
+from jaxrec import warm_start
 from jaxrec import workdir as workdir_lib
 from jaxrec.data import sampler
 from jaxrec.data.dataset import DataError
@@ -446,6 +447,9 @@ def setup_experiment(config: ml_collections.ConfigDict,
   init_rng, train_rng = jax.random.split(jax.random.key(config.seed))
   params = init_params(model, graph, batch_size, init_rng,
                        config.num_negatives)
+  # config.init_text / init_from: text-PCA ID tables, another run's best
+  # parameters (a resumed run restores its own checkpoint over these).
+  params = warm_start.initial_params(config, params, dataset, model)
   state = TrainState.create(apply_fn=model.apply, params=params, tx=tx)
   state = sharding_lib.shard_state(state, mesh, config)
 

@@ -42,9 +42,11 @@ LAYERS = (
     # What training optimises and measures: the optimiser and the ranking
     # metrics.
     ("objectives", ("jaxrec.optimizers", "jaxrec.metrics")),
-    # The trainer, its config validation, input pipeline and workdir files.
+    # The trainer, its config validation, input pipeline, workdir files and
+    # warm starts.
     ("train", ("jaxrec.train", "jaxrec.config_utils",
-               "jaxrec.input_pipeline", "jaxrec.workdir")),
+               "jaxrec.input_pipeline", "jaxrec.workdir",
+               "jaxrec.warm_start")),
     # Reading trained runs: recommendations, reports, cold-start evaluation.
     ("evaluation", ("jaxrec.recommend", "jaxrec.report",
                     "jaxrec.coldstart_eval")),
