@@ -1,8 +1,7 @@
 """Rating prediction on ml-latest-small: RMSE / MAE of jaxrec's rating models.
 
-  JAXREC_DATA_ROOT=/work/shared/data python benchmarks/rating.py \
-      --seeds 0,1,2,3,4 --workdir workdirs/rating \
-      --json benchmarks/results/rating.json --out docs/results/rating.md
+  JAXREC_DATA_ROOT=/work/shared/data python -m benchmarks.rating \
+      --seeds 0,1,2,3,4 --workdir workdirs/rating
 
 Protocol (declared here, before any run):
 * Data: `ml_latest_small` with every rating kept (0.5 - 5 stars in steps of
@@ -26,32 +25,27 @@ Protocol (declared here, before any run):
   interval. Predictions of every model are clipped to [0.5, 5].
 
 Every run lives in `<workdir>/<model>/<run>` and resumes from its
-checkpoints; finished runs are read back from results.json. `--json` is
-written (atomically) after every model, and the page is rendered from it
-(`--render_only` re-renders the page from the JSON).
+checkpoints; finished runs are read back from results.json. `--json`
+(benchmarks/results/rating.json) is written after every model, and the page
+(`--out`, docs/results/rating.md) is rendered from it; `--render` only
+re-renders the page from the JSON.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
+from benchmarks import common
 from benchmarks import real_text_report
 from jaxrec import config_utils
-from jaxrec import files
+from jaxrec import input_pipeline
 from jaxrec import metrics as metrics_lib
 from jaxrec import train
-from jaxrec import input_pipeline
-# pylint: enable=g-import-not-at-top,wrong-import-position
 
 DATASET = "ml_latest_small"
 # Four grid points per model (model kwargs and optimizer learning rate).
@@ -78,10 +72,6 @@ LABELS = {"global_mean": "Global mean", "user_item_bias": "User/item bias",
           "surprise_svd": "scikit-surprise SVD",
           "surprise_svdpp": "scikit-surprise SVD++"}
 GRAPH_MODELS = ("gcmc", "rating_head")
-COMMAND = ("JAXREC_DATA_ROOT=/work/shared/data python benchmarks/rating.py "
-           "--seeds {seeds} --max_epochs {max_epochs} --patience {patience} "
-           "--workdir {workdir} --json {json} --out {out}"
-           "{surprise}{models}")
 
 
 def make_config(model: str, seed: int, point: dict, args) -> tuple:
@@ -176,9 +166,9 @@ def summary(runs: list, key: str = "test") -> dict:
 def render(results: dict) -> str:
   """The Markdown page of the results JSON."""
   lines = ["# Rating prediction on ml-latest-small (RMSE / MAE)", "",
-           f"Command: `{results['command']}`  ",
-           f"Hardware: {results['hardware']}  ",
-           f"Date: {results['date']}", "",
+           f"Command: `{results['command']}` (with JAXREC_DATA_ROOT "
+           "naming the folder that holds movielens/ml-latest-small)  ",
+           f"Hardware: {results['hardware']}; date {results['date']}", "",
            "Data: MovieLens ml-latest-small, every rating kept (0.5 - 5 "
            "stars), split per user at random 80/10/10 with the run's seed "
            f"(seeds {results['seeds']}: split s and initialisation s). "
@@ -250,35 +240,27 @@ def main(argv=None) -> None:
   parser.add_argument("--max_epochs", type=int, default=100)
   parser.add_argument("--patience", type=int, default=5)
   parser.add_argument("--workdir", default="workdirs/rating")
-  parser.add_argument("--json", default="benchmarks/results/rating.json")
-  parser.add_argument("--out", default="docs/results/rating.md")
   parser.add_argument("--surprise", type=int, default=1,
                       help="also run scikit-surprise SVD / SVD++ (1) or not")
-  parser.add_argument("--render_only", action="store_true")
+  common.add_result_args(parser, "rating")
   args = parser.parse_args(argv)
-  if args.render_only:
+  if args.render:
     with open(args.json) as f:
-      files.write_text(args.out, render(json.load(f)))
+      common.write_page(args.out, render(json.load(f)))
     return
   seeds = [int(s) for s in args.seeds.split(",")]
   models = [m for m in args.models.split(",") if m]
-  command = COMMAND.format(
-      seeds=args.seeds, max_epochs=args.max_epochs, patience=args.patience,
-      workdir=args.workdir, json=args.json, out=args.out,
-      surprise="" if args.surprise else " --surprise 0",
-      models="" if models == list(MODELS) else f" --models {','.join(models)}")
-  results = {"command": command, "hardware": real_text_report.machine()
-             + " (2-core x86_64 CPU, shared with other jobs)",
-             "date": datetime.date.today().isoformat(), "seeds": seeds,
+  results = {"command": common.command("rating", argv),
+             "hardware": common.machine(), "date": common.today(),
+             "seeds": seeds,
              "max_epochs": args.max_epochs, "patience": args.patience,
              "grid": {m: GRID.get(m, []) for m in models}, "models": {},
              "search": {}, "paired": {}, "not_run": []}
-  os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
   datasets = {s: load(s) for s in seeds}
 
   def save():
-    files.write_json(args.json, results)
-    files.write_text(args.out, render(results))
+    common.write_json(args.json, results)
+    common.write_page(args.out, render(results))
 
   for model in models:
     grid = GRID.get(model, [{}])

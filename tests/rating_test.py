@@ -368,3 +368,40 @@ def test_report_and_comparison_show_rmse_and_mae(tmp_path):
   assert os.path.isfile(out["Rating metrics"])
   # The snapshot keeps the ratings, so the embedding plots are drawn too.
   assert "Embeddings (PCA)" in out
+
+
+def test_synthetic_ratings_preset_loads_through_the_registry():
+  config = _config("biased_mf.py")
+  config.dataset.kwargs = dict(num_users=30, num_items=20, num_ratings=300,
+                               valid_ratio=0.1, test_ratio=0.1)
+  data = input_pipeline.load_data(config)
+  assert data.name == "synthetic_ratings"
+  assert all(getattr(data, s).ratings is not None
+             for s in ("train", "valid", "test"))
+  assert len(data.train) + len(data.valid) + len(data.test) == 300
+
+
+def test_rating_benchmark_page_pairs_by_seed():
+  from benchmarks import rating as bench  # pylint: disable=g-import-not-at-top
+  from benchmarks import real_text_report  # pylint: disable=g-import-not-at-top
+
+  def runs(rmse):
+    return [{"seed": s, "test": {"rmse": r, "mae": r - 0.2},
+             "best_epoch": 3, "seconds_per_epoch": 0.5}
+            for s, r in enumerate(rmse)]
+  models = {"biased_mf": {"selected": "a", "runs": runs([0.85, 0.86, 0.84])},
+            "gcmc": {"selected": "b", "runs": runs([0.87, 0.89, 0.86])}}
+  for entry in models.values():
+    entry["summary"] = bench.summary(entry["runs"])
+  paired = {"gcmc": {m: real_text_report.paired_runs(models, "gcmc",
+                                                      "biased_mf", m)
+                     for m in ("rmse", "mae")}}
+  np.testing.assert_allclose(paired["gcmc"]["rmse"]["mean"], 0.0233333,
+                             rtol=1e-4)
+  page = bench.render({"command": "python -m benchmarks.rating",
+                       "hardware": "2-core x86_64 CPU, shared",
+                       "date": "2026-01-01", "seeds": [0, 1, 2],
+                       "patience": 5, "max_epochs": 100, "models": models,
+                       "paired": paired, "search": {}, "not_run": []})
+  assert "| Biased MF | 0.8500 ± 0.0100 |" in page
+  assert "GC-MC does not beat biased MF" in page
