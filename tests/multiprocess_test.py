@@ -15,6 +15,9 @@ exactly here (a 2-way gradient all-reduce adds the same two partial sums on
 either path; tolerance rtol 1e-6 / atol 1e-7 for other platforms), and the
 validation / test metrics within rtol 1e-5 (users are split over the
 processes, so per-batch float32 metric sums are added in another grouping).
+A slow-marked test does the same for a ('data' 1, 'model' 2) mesh, whose
+embedding tables and their Adam moments are row-sharded across the two
+processes (one epoch, no fault).
 """
 
 import json
@@ -29,13 +32,13 @@ import numpy as np
 import pytest
 
 from jaxrec import checkpoint
+from jaxrec import input_pipeline
 from jaxrec import launch
+from jaxrec import models
+from jaxrec import optimizers
 from jaxrec import train
 from jaxrec import workdir as workdir_lib
 from jaxrec.recommend import TrainedModel
-from jaxrec import input_pipeline
-from jaxrec import models
-from jaxrec import optimizers
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EPOCHS = 3
@@ -103,7 +106,7 @@ def _final_state(workdir: str):
   dataset = workdir_lib.load_dataset_snapshot(workdir)
   graph = input_pipeline.build_graph(config, dataset)
   model = models.get_model(config.model_name, dataset.num_users,
-                          dataset.num_items, **config.model.to_dict())
+                           dataset.num_items, **config.model.to_dict())
 
   def bundle():
     params = train.init_params(model, graph, config.batch_size,
@@ -194,6 +197,37 @@ def test_evaluation_metrics_match_one_process(runs):
     for key, value in ref[split].items():
       np.testing.assert_allclose(mp[split][key], value, rtol=1e-5, atol=1e-7,
                                  err_msg=f"{split}/{key}")
+
+
+@pytest.mark.slow
+def test_row_sharded_tables_across_processes_match_one_process(tmp_path):
+  """A ('data' 1, 'model' 2) mesh: each process holds half of every table."""
+  mesh = ["--config.sharding.data_devices=1",
+          "--config.sharding.model_devices=2", "--config.num_epochs=1"]
+  ref = subprocess.Popen(
+      [sys.executable, "-m", "tests.multiprocess_driver", *ARGS, *mesh,
+       f"--workdir={tmp_path / 'ref'}", f"--losses_out={tmp_path / 'ref.jsonl'}"],
+      cwd=REPO, env=_env(2), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+      text=True)
+  job = subprocess.run(_launch(tmp_path / "mp", tmp_path / "mp.jsonl", *mesh),
+                       cwd=REPO, env=_env(1), capture_output=True, text=True,
+                       timeout=TIMEOUT)
+  _, ref_err = ref.communicate(timeout=TIMEOUT)
+  assert ref.returncode == 0, ref_err[-3000:]
+  assert job.returncode == 0, job.stdout[-3000:] + job.stderr
+  ref_losses, mp_losses = (_losses(tmp_path / f"{n}.jsonl")
+                           for n in ("ref", "mp"))
+  assert sorted(mp_losses) == sorted(ref_losses)
+  for key, want in ref_losses.items():
+    np.testing.assert_allclose(mp_losses[key], want, rtol=1e-6, atol=1e-7)
+  results = []
+  for name in ("ref", "mp"):
+    with open(tmp_path / name / workdir_lib.RESULTS_FILE) as f:
+      results.append(json.load(f))
+  for split in ("valid", "test"):
+    for key, value in results[0][split].items():
+      np.testing.assert_allclose(results[1][split][key], value, rtol=1e-5,
+                                 atol=1e-7, err_msg=f"{split}/{key}")
 
 
 def test_worker_command_sets_the_distributed_config():

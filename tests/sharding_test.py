@@ -23,6 +23,7 @@ from jaxrec import sharding
 from jaxrec import train
 from jaxrec.data.dataset import Interactions
 from jaxrec.data.synthetic import make_synthetic
+from jaxrec.errors import ConfigError
 from jaxrec.graphs import bipartite_graph
 from tests import config_loader
 
@@ -245,6 +246,25 @@ def test_distributed_initialize_is_wired_from_config(monkeypatch):
                                      process_id=-1)
   sharding.initialize_distributed(config)  # auto-detection: no arguments
   assert calls[-1] == {}
+  config.sharding.distributed.update(heartbeat_timeout_seconds=7,
+                                     shutdown_timeout_seconds=9)
+  sharding.initialize_distributed(config)
+  assert calls[-1] == dict(heartbeat_timeout_seconds=7,
+                           shutdown_timeout_seconds=9)
+  assert jax.config.jax_cpu_collectives_implementation == "gloo"
+
+
+def test_multi_process_mesh_must_span_every_device(monkeypatch):
+  monkeypatch.setattr(jax, "process_count", lambda: 2)
+  with pytest.raises(ConfigError, match="data_devices=-1"):
+    sharding.make_mesh(_config("mf", data_devices=2))
+  assert sharding.make_mesh(_config("mf", data_devices=-1)).size == NUM_DEVICES
+
+
+def test_host_local_keeps_process_local_leaves():
+  tree = {"a": np.arange(3), "b": jnp.ones(2)}
+  out = sharding.host_local(tree)
+  assert out["a"] is tree["a"] and out["b"] is tree["b"]
 
 
 # ----------------------------------------------------------------------------
