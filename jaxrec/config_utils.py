@@ -163,10 +163,14 @@ def base_config(dataset: str = "synthetic") -> ml_collections.ConfigDict:
   # edge_weight: adjacency entries before normalisation: 'none' (binary),
   # 'rating' (the interaction's rating) or 'log_rating' (log(1 + rating),
   # for counts); degrees are then weighted (graphs/bipartite.py).
+  # text_source: the texts encoded as text features: 'dataset' (the loader's)
+  # or 'profiles' (LLM-written profiles from profiles_dir, written by python
+  # -m jaxrec.profiles; user profiles, when stored, replace user_text).
   config.graph = dict(norm="sym", text_features=False, pad_multiple=0,
                       text_model="", text_cache_dir="", tile_nodes=-1,
                       node_order="data", gather_dtype="float32",
-                      user_text="mean", edge_weight="none")
+                      user_text="mean", edge_weight="none",
+                      text_source="dataset", profiles_dir="")
   # Devices and layouts (jaxrec/sharding.py): a ('data',) or ('data', 'model')
   # mesh; tables 'rows' | 'columns' | 'replicated' over 'model'; edge-parallel
   # propagation; multi-process jax.distributed.initialize (off by default;

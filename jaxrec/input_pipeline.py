@@ -114,6 +114,8 @@ def build_graph(config: ml_collections.ConfigDict,
 
 # config.graph.user_text values: features of users without their own text.
 USER_TEXTS = ("mean", "history")
+# config.graph.text_source values: the loader's texts or LLM-written profiles.
+TEXT_SOURCES = ("dataset", "profiles")
 
 
 def with_text_features(config: ml_collections.ConfigDict,
@@ -154,6 +156,14 @@ def _text_embeddings(gcfg, dataset: Dataset
   if mode not in USER_TEXTS:
     raise ValueError(f"config.graph.user_text: unknown value {mode!r}; valid: "
                      f"{list(USER_TEXTS)}")
+  if gcfg.text_source not in TEXT_SOURCES:
+    raise ValueError(f"config.graph.text_source: unknown value "
+                     f"{gcfg.text_source!r}; valid: {list(TEXT_SOURCES)}")
+  if gcfg.text_source == "profiles" and dataset.item_embeddings is None:
+    # LLM-written profiles replace the texts (not features already resolved
+    # by with_text_features); users' are looked up by THIS train split.
+    from jaxrec.lm import profile_texts  # pylint: disable=g-import-not-at-top
+    dataset = profile_texts.with_profiles(dataset, gcfg.profiles_dir)
   item_emb, user_emb = dataset.item_embeddings, dataset.user_embeddings
   encoded_items = item_emb is None and dataset.item_texts is not None
   if encoded_items:

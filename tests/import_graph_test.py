@@ -52,11 +52,11 @@ LAYERS = (
                     "jaxrec.coldstart_eval")),
     # Entry points driving training and evaluation (the command-line error
     # handling they share, comparisons of several configs, the local
-    # multi-process launcher), and deployment: the serving bundle format, its
-    # export and the HTTP service.
+    # multi-process launcher, LLM-written profiles), and deployment: the
+    # serving bundle format, its export and the HTTP service.
     ("tools", ("jaxrec.main", "jaxrec.cli", "jaxrec.compare", "jaxrec.search",
-               "jaxrec.launch", "jaxrec.bundle", "jaxrec.export",
-               "jaxrec.serve")),
+               "jaxrec.launch", "jaxrec.profiles", "jaxrec.bundle",
+               "jaxrec.export", "jaxrec.serve")),
 )
 
 # (importer, imported) pairs the checks leave out: none. A pair may be named
