@@ -201,31 +201,40 @@ def render(payload: dict) -> str:
       payload["hardware"],
       "",
   ]
-  header = ["dataset", "processes x devices", "data-parallel s/step",
-            "no-collective s/step", "collectives + SPMD s/step",
-            "share of the step", "s/step vs 1 process"]
+  header = ["dataset", "processes x devices", "all-reduced gradient",
+            "data-parallel s/step", "no-collective s/step",
+            "difference s/step", "share of the step", "s/step vs 1 x 1"]
   rows = []
   for res in payload["results"]:
     base = next(r for r in payload["results"]
                 if r["dataset"] == res["dataset"] and r["devices"] == 1)
     dp, local = res["data_parallel_s_per_step"], res["no_collectives_s_per_step"]
     per = res["devices"] // res["processes"]
-    rows.append([res["dataset"], f"{res['processes']} x {per}", f"{dp:.4f}",
-                 f"{local:.4f}", f"{dp - local:+.4f}",
-                 f"{(dp - local) / dp:.0%}",
+    # LightGCN's trainable parameters are the two d=64 float32 tables; their
+    # gradient is dense and is what the data-parallel step sums over devices.
+    grad_mb = (res["num_users"] + res["num_items"]) * 64 * 4 / 2**20
+    rows.append([res["dataset"], f"{res['processes']} x {per}",
+                 f"{grad_mb:.1f} MiB", f"{dp:.4f}", f"{local:.4f}",
+                 f"{dp - local:+.4f}", f"{(dp - local) / dp:.0%}",
                  f"{dp / base['data_parallel_s_per_step']:.2f}x"])
-  lines += common.markdown_table(header, rows, ["---"] + ["---:"] * 6)
+  lines += common.markdown_table(header, rows, ["---"] + ["---:"] * 7)
   lines += [
       "",
       "Reading the table: the machine has 2 cores, so P processes share them "
       "and more processes cannot be faster. Each data-parallel process "
       "propagates the whole (replicated) graph and only splits the BPR "
       "batch, so the propagation work grows with P while the batch work is "
-      "divided. The no-collective column is what the same per-process work "
-      "costs without the gradient all-reduce; the difference is the "
-      "overhead of the collectives and the partitioned program. With one "
-      "process both variants are the same program (the difference is "
-      "noise).",
+      "divided; the no-collective column of the `P x 1` rows rises with P "
+      "for that reason (P processes propagating at once on 2 cores). In "
+      "those rows the difference column is the cost of the gradient "
+      "all-reduce over gloo and of the partitioned program around it. In "
+      "the `1 x P` rows the no-collective step runs one device alone, so "
+      "the difference also holds the other P - 1 devices' propagation, "
+      "which the one process runs on the same cores. With one process and "
+      "one device both variants are the same program (the difference is "
+      "noise). The load average in the hardware line is that of the whole "
+      "machine, other jobs included: the figures are comparable within a "
+      "row (the variants alternate call by call), less so across rows.",
       "",
       "Correctness, not speed, is what multi-process runs here establish: "
       "tests/multiprocess_test.py checks that 2 processes reproduce the "
