@@ -3,6 +3,8 @@
 * `command(name, argv)`: the exact command of a run, as it is typed from the
   repository root (`python -m benchmarks.<name> ...`), for results pages.
 * `machine()` / `today()` / `hardware_line()`: the hardware line of a page.
+* `run_in_checkout(repo, name, argv)`: the same script of another checkout,
+  in a child process, for A/B timings (--repo).
 * `add_result_args(parser, name, page)`: the --json / --out / --render flags
   of a script that keeps its measurements in benchmarks/results/<name>.json
   and renders docs/results/<page>.md from them.
@@ -81,10 +83,10 @@ def run_in_checkout(repo: str, name: str,
                     argv: Optional[Sequence[str]] = None) -> Optional[int]:
   """Runs `benchmarks.<name>` of another checkout, for A/B timings.
 
-  The child imports jaxrec and the benchmark from `repo` alone: it runs with
+  The child imports jaxrec and the benchmark from `repo`: it runs with
   PYTHONPATH=repo and `python -P` (the working directory, usually this
-  checkout, is not put on sys.path), in the caller's working directory so
-  relative paths in the arguments mean what they meant here. Its --repo
+  checkout, is not searched for modules), in the caller's working directory
+  so relative paths in the arguments mean what they meant here. Its --repo
   arguments are dropped (the child times its own checkout).
 
   Args:

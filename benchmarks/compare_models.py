@@ -1,6 +1,6 @@
 """Trains several registered models on one dataset and tabulates them vs MF.
 
-  python benchmarks/compare_models.py --dataset lastfm --models mf,lightgcn \
+  python -m benchmarks.compare_models --dataset lastfm --models mf,lightgcn \
       --workdir workdirs/compare --out docs/results/models_lastfm.md
 
 Each model uses its own paper config (`configs/<model>.py:<dataset>`), on the
@@ -12,6 +12,9 @@ The table: test Recall@20 / NDCG@20, best and last epoch, seconds per training
 epoch (median), seconds per full-ranking evaluation (median over the
 validation evaluations after the first, i.e. without compilation; all users),
 and whether the model beats MF on both metrics.
+
+Not `python -m jaxrec.compare`: that one trains the entries of one comparison
+config; this one gives every model its own paper config for the dataset.
 """
 
 from __future__ import annotations
@@ -19,23 +22,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import sys
 import time
 
 import numpy as np
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, _ROOT)
-
-from jaxrec import config_utils  # pylint: disable=wrong-import-position
-from jaxrec import train  # pylint: disable=wrong-import-position
+from benchmarks import common
+from jaxrec import config_utils
+from jaxrec import train
+from jaxrec import input_pipeline
 
 
 def load_config(model: str, dataset: str):
   """configs/<model>.py:get_config(dataset)."""
   return config_utils.load_config_file(
-      os.path.join(_ROOT, "configs", f"{model}.py"), dataset)
+      os.path.join(common.REPO, "configs", f"{model}.py"), dataset)
 
 
 def median_eval_seconds(metrics_path: str) -> float:
@@ -63,12 +63,21 @@ def parse_args(argv=None):
   return parser.parse_args(argv)
 
 
-def run(args) -> str:
-  """Trains every model; returns the markdown report."""
+def run(args, argv=None) -> str:
+  """Trains every model; returns the markdown report.
+
+  Args:
+    args: parsed arguments (`parse_args`).
+    argv: the arguments as given, for the page's command line (default:
+      sys.argv[1:]).
+
+  Returns:
+    The report (also written to --out when given).
+  """
   models = [m.strip() for m in args.models.split(",") if m.strip()]
   base = load_config("mf", args.dataset)
   base.seed = args.seed
-  dataset = train.load_data(base)
+  dataset = input_pipeline.load_data(base)
   rows = {}
   for name in models:
     config = load_config(name, args.dataset)
@@ -91,7 +100,7 @@ def run(args) -> str:
   mf = rows.get("mf")
   header = ["model", "R@20", "N@20", "best epoch", "epochs run",
             "s/epoch", "s/eval", "beats MF"]
-  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  cells = []
   for name, r in rows.items():
     test = r["test"]
     beats = "-"
@@ -99,32 +108,31 @@ def run(args) -> str:
       beats = "yes" if (test["recall@20"] > mf["test"]["recall@20"] and
                         test["ndcg@20"] > mf["test"]["ndcg@20"]) else "no"
     epochs_run = len(r.get("epoch_losses", [])) or r.get("epochs_run", "-")
-    lines.append("| " + " | ".join([
+    cells.append([
         name, f"{test['recall@20']:.4f}", f"{test['ndcg@20']:.4f}",
         str(r["best_epoch"]), str(epochs_run),
         f"{r['seconds_per_epoch']:.2f}", f"{r['valid_eval_seconds']:.2f}",
-        beats]) + " |")
-  cmd = "python " + " ".join([os.path.relpath(__file__, _ROOT)] +
-                             sys.argv[1:])
+        beats])
+  lines = common.markdown_table(header, cells)
   report = (f"### {args.dataset}\n\n{dataset.summary()}\n\n"
-            f"Command: `{cmd}`  \nMachine: {os.cpu_count()} CPU cores "
-            f"({platform.processor() or platform.machine()}), load average at "
-            f"the end {os.getloadavg()[0]:.1f}\n\n" + "\n".join(lines) + "\n")
-  os.makedirs(args.workdir, exist_ok=True)
-  with open(os.path.join(args.workdir, f"{args.dataset}.json"), "w") as f:
-    json.dump({k: {"test": v["test"], "valid": v["valid"],
-                   "best_epoch": v["best_epoch"],
-                   "seconds_per_epoch": v["seconds_per_epoch"],
-                   "valid_eval_seconds": v["valid_eval_seconds"]}
-               for k, v in rows.items()}, f, indent=2)
+            f"Command: `{common.command('compare_models', argv)}`  \n"
+            f"{common.hardware_line()}\n\n" + "\n".join(lines) + "\n")
+  common.write_json(os.path.join(args.workdir, f"{args.dataset}.json"),
+                    {k: {"test": v["test"], "valid": v["valid"],
+                         "best_epoch": v["best_epoch"],
+                         "seconds_per_epoch": v["seconds_per_epoch"],
+                         "valid_eval_seconds": v["valid_eval_seconds"]}
+                     for k, v in rows.items()})
   if args.out:
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    tmp = args.out + ".tmp"
-    with open(tmp, "w") as f:
-      f.write(report)
-    os.replace(tmp, args.out)
+    common.write_page(args.out, report)
+  return report
+
+
+def main(argv=None) -> str:
+  report = run(parse_args(argv), argv)
+  print(report)
   return report
 
 
 if __name__ == "__main__":
-  print(run(parse_args()))
+  main()

@@ -4,7 +4,7 @@
 validation moves a lot within one epoch (SimGCL on Gowalla: one epoch is
 357 steps, ~3 minutes on a 2-core CPU) needs a finer view. This script
 trains a config exactly as the trainer does (`train.setup_experiment`: the
-same data, graph, model, initial state and jitted steps; `train.epoch_batches`)
+same data, graph, model, initial state and jitted steps; `input_pipeline.epoch_batches`)
 and every `--every` steps records:
 
   step, epoch (fraction), seconds, the mean of each loss term over the
@@ -13,7 +13,7 @@ and every `--every` steps records:
   tables (user_ego_norm, item_ego_norm).
 
 Usage:
-  python benchmarks/dynamics.py --config simgcl --dataset gowalla \
+  python -m benchmarks.dynamics --config simgcl --dataset gowalla \
       --data_root ../shared/data --set model.ssl_weight=0.2 \
       --set model.init_std=0.008 --every 60 --steps 720 --out dyn.jsonl
 
@@ -26,18 +26,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 import jax
 import jax.numpy as jnp
 
 from jaxrec import config_utils
+from jaxrec import input_pipeline
 from jaxrec import train
 
 
@@ -83,7 +78,7 @@ def run(config, every: int, total_steps: int, out_path: str = "") -> list:
   out = open(out_path, "w") if out_path else None  # pylint: disable=consider-using-with
   try:
     while step < total_steps:
-      rows = train.epoch_batches(config, dataset, epoch, keys)
+      rows = input_pipeline.epoch_batches(config, dataset, epoch, keys)
       num_steps = rows["users"].shape[0]
       for lo in range(0, num_steps, every):
         take = min(every, total_steps - step)

@@ -12,29 +12,23 @@ second product as a scatter (`segment_sum` over the virtual rows) instead
 of the BCSR gather. The library's relabelling is
 `jaxrec.data.preprocess.relabel_by_degree` (`speed.py --node_order degree`).
 
-  python benchmarks/node_order.py --sizes 3e6,1e7 --rounds 7
+  python -m benchmarks.node_order --sizes 3e6,1e7 --rounds 7
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 
+import jax
+import jax.numpy as jnp
+from jax.experimental import sparse as jsparse
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-sys.path.insert(0, os.path.join(REPO, "benchmarks"))
-
-import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
-import jax.numpy as jnp  # pylint: disable=g-import-not-at-top,wrong-import-position
-from jax.experimental import sparse as jsparse  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-import speed  # pylint: disable=g-import-not-at-top,wrong-import-position
-from jaxrec.data import preprocess  # pylint: disable=g-import-not-at-top,wrong-import-position
-from jaxrec.graphs import bipartite, tiling  # pylint: disable=g-import-not-at-top,wrong-import-position
+from benchmarks import common
+from benchmarks import step_time
+from jaxrec.data import preprocess
+from jaxrec.graphs import bipartite, tiling
 
 
 def gather_product(x, weights, tiles):
@@ -56,10 +50,11 @@ def main(argv=None):
   parser.add_argument("--rounds", type=int, default=7)
   parser.add_argument("--block_nodes", type=int, default=8192)
   args = parser.parse_args(argv)
+  print(common.hardware_line(), flush=True)
   products = {"gather": jax.jit(gather_product),
               "scatter": jax.jit(scatter_product)}
   for size in args.sizes.split(","):
-    _, ds, _ = speed.load(size)
+    _, ds, _ = step_time.load(size)
     trains = {"generator": ds.train,
               "degree": preprocess.relabel_by_degree(ds).train}
     setups = {}

@@ -5,7 +5,7 @@ gather/scatter, its sorted-segment variant 'segment_sum_sorted',
 `jax.experimental.sparse` 'bcoo' and 'bcsr', and the symmetric-only
 'symmetric', 'bcsr_symmetric' and 'tiled_symmetric' custom VJPs and their
 native-kernel versions 'native_symmetric' and 'native_tiled_symmetric'; the
-tiled ones use the column tiles `train.build_graph` attaches to this graph,
+tiled ones use the column tiles `input_pipeline.build_graph` attaches to this graph,
 see benchmarks/tiling.py) on the real Gowalla training graph of the 'gowalla'
 preset (LightGCN-PyTorch split, 10% of train carved off for validation, so
 the graph holds 2 x 729k directed edges). Two programs per kernel, each jitted:
@@ -22,7 +22,7 @@ the symmetric kernels LightGCN runs on the symmetric ('sym'-normalised)
 training graph ('tiled_symmetric' when it has tiles, or its native version).
 
 Usage:
-  python benchmarks/propagation.py [--repeats 7] [--methods a,b] [--train_steps 4]
+  python -m benchmarks.propagation [--repeats 7] [--methods a,b] [--train_steps 4]
       [--dim 64] [--layers 3] [--out docs/results/propagation.md]
 """
 
@@ -31,21 +31,21 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
-import jax.numpy as jnp  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-from jaxrec import config_utils  # pylint: disable=g-import-not-at-top,wrong-import-position
-from jaxrec import train  # pylint: disable=g-import-not-at-top,wrong-import-position
-from jaxrec.graphs import propagation  # pylint: disable=g-import-not-at-top,wrong-import-position
-from jaxrec.graphs import tiling  # pylint: disable=g-import-not-at-top,wrong-import-position
-from jaxrec.models.lightgcn import light_propagate  # pylint: disable=g-import-not-at-top,wrong-import-position
+from benchmarks import common
+from jaxrec import config_utils
+from jaxrec import input_pipeline
+from jaxrec import models
+from jaxrec import optimizers
+from jaxrec import train
+from jaxrec.graphs import propagation
+from jaxrec.graphs import tiling
+from jaxrec.models.lightgcn import light_propagate
 
 
 def gowalla_graph():
@@ -57,8 +57,8 @@ def gowalla_graph():
   """
   config = config_utils.base_config("gowalla")
   config.graph.tile_nodes = tiling.DEFAULT_BLOCK_NODES
-  dataset = train.load_data(config)
-  graph = train.build_graph(config, dataset)
+  dataset = input_pipeline.load_data(config)
+  graph = input_pipeline.build_graph(config, dataset)
   return jax.tree.map(jnp.asarray, graph), dataset
 
 
@@ -90,17 +90,17 @@ def train_step_programs(graph, dataset, methods, steps: int, dim: int,
   import functools  # pylint: disable=g-import-not-at-top
   from jaxrec.data import sampler  # pylint: disable=g-import-not-at-top
   config = config_utils.base_config("gowalla")
-  rows = train.stack_batches(sampler.epoch_triples(
+  rows = input_pipeline.stack_batches(sampler.epoch_triples(
       dataset.train, dataset.num_users, dataset.num_items, 0, 0), 2048)
   rows = {k: v[:steps] for k, v in rows.items()}
   out = {}
   for m in methods:
-    model = train.get_model("lightgcn", dataset.num_users, dataset.num_items,
+    model = models.get_model("lightgcn", dataset.num_users, dataset.num_items,
                             embed_dim=dim, num_layers=num_layers, l2_reg=1e-4,
                             propagation=m)
     params = train.init_params(model, graph, 2048, jax.random.key(0))
     state = train.TrainState.create(apply_fn=model.apply, params=params,
-                                    tx=train.make_optimizer(config))
+                                    tx=optimizers.make_optimizer(config))
     fn = jax.jit(functools.partial(train.train_steps, model=model))
     out[m] = (fn, state, rows)
   return out
@@ -169,7 +169,8 @@ def run(methods, repeats: int, dim: int, num_layers: int,
   return dict(rows=rows, num_nodes=num_nodes, num_edges=num_edges, dim=dim,
               train_steps=train_steps,
               num_layers=num_layers, repeats=repeats, loads=loads,
-              device=str(jax.devices()[0]), cpus=os.cpu_count())
+              device=str(jax.devices()[0]), cpus=os.cpu_count(),
+              machine=common.machine(), date=common.today())
 
 
 def to_markdown(res: dict, command: str) -> str:
@@ -189,7 +190,8 @@ def to_markdown(res: dict, command: str) -> str:
       "interleaved rounds after one warm-up (compiling) call.",
       f"Load average (1 min) during the rounds: "
       f"{min(res['loads']):.2f}-{max(res['loads']):.2f} "
-      "(machine shared with other agents).",
+      f"({res.get('machine', 'machine shared with other jobs')}"
+      + (f", {res['date']}" if res.get("date") else "") + ").",
       "",
       "| method | general | fwd median s | fwd+bwd median s | fwd min s | "
       "fwd+bwd min s | fwd edges/s | first call fwd / fwd+bwd s | "
@@ -235,16 +237,10 @@ def main(argv=None):
   args = parser.parse_args(argv)
   methods = [m for m in args.methods.split(",") if m]
   res = run(methods, args.repeats, args.dim, args.layers, args.train_steps)
-  command = "python benchmarks/propagation.py " + " ".join(
-      sys.argv[1:] if argv is None else argv)
-  report = to_markdown(res, command.strip())
+  report = to_markdown(res, common.command("propagation", argv))
   print(report, flush=True)
   if args.out:
-    tmp = f"{args.out}.tmp{os.getpid()}"
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(tmp, "w") as f:
-      f.write(report)
-    os.replace(tmp, args.out)
+    common.write_page(args.out, report)
 
 
 if __name__ == "__main__":

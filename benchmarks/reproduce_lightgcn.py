@@ -44,7 +44,7 @@ code) instead of every step (suffix '_vepoch').
 --decay_epochs N
 (with --hold_epochs H, --final_lr_ratio r) holds the learning rate for H
 epochs, then decays it along a cosine to r x lr over N epochs
-(`train.learning_rate`); the run directory names these too.
+(`optimizers.learning_rate`); the run directory names these too.
 
 BPR sampling (--sampling): 'paper' (default) follows each model's released
 code: LightGCN's and NGCF's samplers draw a uniform user and then one of
@@ -61,7 +61,7 @@ does the same for a number of epochs fixed in advance (e.g. the full length
 of a decaying learning-rate schedule) without a validation run.
 
 Usage:
-  python benchmarks/reproduce_lightgcn.py --models lightgcn,ngcf,sgl,simgcl,xsimgcl
+  python -m benchmarks.reproduce_lightgcn --models lightgcn,ngcf,sgl,simgcl,xsimgcl
       --datasets gowalla,yelp2018,amazon_book --data_root /work/shared/data
       --workdir workdirs/reproduce --epochs 1000 [--eval_every 5]
 """
@@ -73,11 +73,7 @@ import datetime
 import json
 import logging
 import os
-import sys
 import time
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
 
 if __name__ == "__main__":
   # Re-executes once with transparent huge pages (jaxrec.hugepages) before
@@ -86,9 +82,11 @@ if __name__ == "__main__":
   from jaxrec import hugepages  # pylint: disable=g-import-not-at-top
   hugepages.reexec_with_huge_pages()
 
-from jaxrec import config_utils  # pylint: disable=g-import-not-at-top,wrong-import-position
-from jaxrec import train  # pylint: disable=g-import-not-at-top,wrong-import-position
-from jaxrec.data import registry  # pylint: disable=g-import-not-at-top,wrong-import-position
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from benchmarks import common
+from jaxrec import config_utils
+from jaxrec import train
+from jaxrec.data import registry
 
 MODELS = ("lightgcn", "ngcf", "sgl", "simgcl", "xsimgcl")
 DATASETS = ("gowalla", "yelp2018", "amazon_book")
@@ -122,7 +120,7 @@ PAPER_SAMPLING = {"lightgcn": "user", "ngcf": "user"}
 def load_config(model: str, dataset: str):
   """configs/<model>.py:get_config(dataset), as `--config` would load it."""
   return config_utils.load_config_file(
-      os.path.join(REPO, "configs", f"{model}.py"), dataset)
+      os.path.join(common.REPO, "configs", f"{model}.py"), dataset)
 
 
 # Protocol overrides (flags; 0 = unset) and their run-directory suffixes.
@@ -351,6 +349,9 @@ def markdown(rows: list[dict], skipped: list[str], args) -> str:
   """Results next to the published numbers."""
   lines = [
       "# LightGCN-family reproduction (full ranking, K=20)", "",
+      *([f"Command: `{args.command}`", ""] if getattr(args, "command", "")
+        else []),
+      common.hardware_line(), "",
       f"Protocol '{args.protocol}': Adam, lr/batch/L2/dim per row, 3 layers; "
       "validation = 10% of each user's train interactions carved off for "
       "early stopping/selection (models train on 90% of the paper's train "
@@ -384,11 +385,8 @@ def markdown(rows: list[dict], skipped: list[str], args) -> str:
 
 
 def _write_table(text: str, args) -> None:
-  out = args.out or os.path.join(args.workdir, "results.md")
-  tmp = f"{out}.tmp{os.getpid()}"
-  with open(tmp, "w") as f:
-    f.write(text)
-  os.replace(tmp, out)
+  common.write_page(args.out or os.path.join(args.workdir, "results.md"),
+                    text)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -456,6 +454,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   for d in args.datasets.split(","):
     if d and d not in DATASETS:
       parser.error(f"--datasets: unknown dataset {d!r}; choose from {DATASETS}")
+  args.command = common.command("reproduce_lightgcn", argv)
   return args
 
 

@@ -42,9 +42,10 @@ float32 FLOP/s (jitted 4096 x 4096 jnp matmul), and derives the roofline:
 It fits the growth exponent of epoch time (and of step time) vs edges over
 the synthetic sizes by log-log least squares, checks the largest size's peak
 RSS against --rss_limit_gb and writes a markdown report (the roofline, the
-fit and the tables are `benchmarks/speed_report.py`).
+fit and the tables are `benchmarks/speed_report.py`; data loading and the
+timed calls are `benchmarks/step_time.py`'s).
 
-Propagation uses the kernel `train.build_graph` picks (column tiles for
+Propagation uses the kernel `input_pipeline.build_graph` picks (column tiles for
 large graphs on CPU, `jaxrec.graphs.tiling`; --tile_nodes 0 turns them off),
 named in the table's 'kernel' column. --gather_dtype bfloat16 sets
 `config.graph.gather_dtype` (the native kernel gathers bfloat16 rows, sums in
@@ -66,7 +67,7 @@ host a slow spell then hits every size alike instead of one size's whole
 measurement. The report lists each round's step times and exponent.
 
 Usage:
-  python benchmarks/speed.py [--sizes 1e5,1e6,1e7] [--gowalla]
+  python -m benchmarks.speed [--sizes 1e5,1e6,1e7] [--gowalla]
       [--steps_per_epoch 0] [--rounds 1] [--out docs/results/speed.md]
       [--json /tmp/speed.json]
 """
@@ -88,18 +89,12 @@ import time
 
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+from benchmarks import common
+from benchmarks import step_time
+from benchmarks.speed_report import DIM, K, LAYERS
+from benchmarks.speed_report import median_round, report
+from benchmarks.step_time import STEPS_PER_CALL, batch_size_for, load
 
-# pylint: disable=g-import-not-at-top,wrong-import-position
-import step_time
-from speed_report import BATCH, DIM, K, LAYERS
-from speed_report import median_round, report
-# pylint: enable=g-import-not-at-top,wrong-import-position
-
-STEPS_PER_CALL = 16
-INTERACTIONS_PER_USER, MAX_ITEMS = 30, 40_000
 EVAL_BUDGET = 1 << 30
 
 
@@ -173,51 +168,6 @@ def peak_flops(n: int = 4096, repeats: int = 5) -> dict:
 # One size (worker subprocess).
 
 
-def synthetic_sizes(edges: int) -> dict:
-  """make_synthetic arguments giving about `edges` directed train edges."""
-  total = int(round(edges / 2 / 0.8))  # train = 80% of the interactions
-  users = max(100, total // INTERACTIONS_PER_USER)
-  items = int(min(MAX_ITEMS, max(200, users // 2)))
-  return dict(num_users=users, num_items=items, num_interactions=total)
-
-
-def batch_size_for(train_size: int, steps_per_epoch: int) -> int:
-  """BATCH, or the batch giving `steps_per_epoch` steps (0 = fixed BATCH)."""
-  if steps_per_epoch <= 0:
-    return BATCH
-  return -(-train_size // steps_per_epoch)
-
-
-def load(size: str, seed: int = 0, tile_nodes: int = -1,
-         node_order: str = "data", gather_dtype: str = "float32"):
-  """(config, dataset, seconds) for 'gowalla' or a synthetic edge count.
-
-  node_order: `config.graph.node_order`, 'data' (as loaded / generated) or
-  'degree' (`preprocess.relabel_by_degree`, included in the seconds).
-  """
-  from jaxrec import config_utils, train  # pylint: disable=g-import-not-at-top
-  from jaxrec import input_pipeline  # pylint: disable=g-import-not-at-top
-  from jaxrec.data import synthetic  # pylint: disable=g-import-not-at-top
-  start = time.perf_counter()
-  if size == "gowalla":
-    config = config_utils.base_config("gowalla")
-    dataset = train.load_data(config)
-  else:
-    config = config_utils.base_config("synthetic")
-    dataset = synthetic.make_synthetic(
-        **synthetic_sizes(int(float(size))), with_texts=False, seed=seed,
-        name=f"synthetic_{size}")
-  config.graph.node_order = node_order  # what train_and_evaluate would do
-  dataset = input_pipeline.order_nodes(config, dataset)
-  config.model_name = "lightgcn"
-  config.model = dict(embed_dim=DIM, num_layers=LAYERS, l2_reg=1e-4)
-  config.batch_size = BATCH
-  config.steps_per_call = STEPS_PER_CALL
-  config.graph.tile_nodes = tile_nodes
-  config.graph.gather_dtype = gather_dtype
-  return config, dataset, time.perf_counter() - start
-
-
 def _timed(fn, *args):
   import jax  # pylint: disable=g-import-not-at-top
   start = time.perf_counter()
@@ -238,7 +188,9 @@ def measure(size: str, max_epoch_steps: int, timed_steps: int,
   """
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from jaxrec import metrics, train  # pylint: disable=g-import-not-at-top
+  from jaxrec import input_pipeline  # pylint: disable=g-import-not-at-top
+  from jaxrec import metrics  # pylint: disable=g-import-not-at-top
+  from jaxrec import train  # pylint: disable=g-import-not-at-top
   from jaxrec.graphs import native  # pylint: disable=g-import-not-at-top
   from jaxrec.graphs import tiling  # pylint: disable=g-import-not-at-top
   from jaxrec.data import sampler  # pylint: disable=g-import-not-at-top
@@ -254,14 +206,14 @@ def measure(size: str, max_epoch_steps: int, timed_steps: int,
              train=len(ds.train), rss_after_data=_rss_bytes())
   batch = res["batch"] = batch_size_for(len(ds.train), steps_per_epoch)
   config.batch_size = batch
-  graph = jax.tree.map(jnp.asarray, train.build_graph(config, ds))
+  graph = jax.tree.map(jnp.asarray, input_pipeline.build_graph(config, ds))
   res["edges"] = int(graph.senders.shape[0])
   res["nodes"] = int(graph.nodes["mask"].shape[0])
   # What propagation.propagate picks for LightGCN's float32 tables.
   res["kernel"] = "native_symmetric" if native.enabled() else "bcsr_symmetric"
   if tiling.has_tiles(graph):
     tiles = graph.globals[tiling.TILES_KEY]
-    res["kernel"] = (f"tiled ({train.tile_block_nodes(tile_nodes, res['nodes'], res['edges'])}"
+    res["kernel"] = (f"tiled ({input_pipeline.tile_block_nodes(tile_nodes, res['nodes'], res['edges'])}"
                      f"-node blocks, V={tiles['virtual_rows'].shape[0]:,})")
     if native.enabled():
       res["kernel"] = "native " + res["kernel"]
@@ -274,7 +226,7 @@ def measure(size: str, max_epoch_steps: int, timed_steps: int,
   def epoch_rows(epoch):
     triples = sampler.epoch_triples(ds.train, ds.num_users, ds.num_items,
                                     seed=0, epoch=epoch, keys=keys)
-    return train.stack_batches(triples, batch)
+    return input_pipeline.stack_batches(triples, batch)
 
   start = time.perf_counter()
   rows = epoch_rows(0)
@@ -357,7 +309,7 @@ def measure(size: str, max_epoch_steps: int, timed_steps: int,
 
 def run_worker(size: str, args) -> dict:
   """Runs `measure(size)` in a fresh Python process; returns its results."""
-  cmd = [sys.executable, os.path.abspath(__file__), "--worker", size,
+  cmd = [sys.executable, "-m", "benchmarks.speed", "--worker", size,
          "--max_epoch_steps", str(args.max_epoch_steps),
          "--timed_steps", str(args.timed_steps),
          "--timed_calls", str(args.timed_calls),
@@ -369,6 +321,7 @@ def run_worker(size: str, args) -> dict:
   from jaxrec import hugepages  # pylint: disable=g-import-not-at-top
   proc = subprocess.run(cmd, capture_output=True, text=True,
                         timeout=args.worker_timeout, check=False,
+                        cwd=common.REPO,
                         env=hugepages.huge_pages_env())  # as jaxrec.main runs
   sys.stderr.write(proc.stderr[-3000:])
   if proc.returncode != 0:
@@ -429,8 +382,7 @@ def main(argv=None):
   machine.update(fl, flops_load=fl["load"])
   print(json.dumps(machine), flush=True)
   sizes = [s for s in args.sizes.split(",") if s] + (["gowalla"] if args.gowalla else [])
-  command = "python benchmarks/speed.py " + " ".join(
-      sys.argv[1:] if argv is None else argv)
+  command = common.command("speed", argv)
   runs, failed, results = {size: [] for size in sizes}, {}, []
   for round_, size in itertools.product(range(args.rounds), sizes):
     if size in failed:  # a failed size is not retried in later rounds
@@ -448,13 +400,10 @@ def main(argv=None):
       text += "\nFailed sizes: " + "; ".join(failed.values()) + "\n"
     record = {"machine": machine, "results": results,
               "failed": list(failed.values())}
-    for path, payload in ((args.out, text),
-                          (args.json, json.dumps(record, indent=1))):
-      if path:
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w") as f:
-          f.write(payload)
-        os.replace(tmp, path)
+    if args.out:
+      common.write_page(args.out, text)
+    if args.json:
+      common.write_json(args.json, record)
   if results:
     print(report(results, machine, command.strip(), args.rss_limit_gb), flush=True)
   syn = [r for r in results if r["size"] != "gowalla"]

@@ -11,7 +11,7 @@ alike. Also reports V (virtual rows of the tiling) and checks that every tiled
 result equals the plain one.
 
 Usage:
-  python benchmarks/tiling.py [--sizes 1e5,1e6,3e6,1e7,gowalla]
+  python -m benchmarks.tiling [--sizes 1e5,1e6,3e6,1e7,gowalla]
       [--blocks 4096,8192,16384,32768] [--rounds 5]
       [--out docs/results/tiling.md]
 """
@@ -21,14 +21,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+from benchmarks import common
+from benchmarks import step_time
 
 LAYERS, DIM = 3, 64
 
@@ -36,16 +34,16 @@ LAYERS, DIM = 3, 64
 def load_graph(size: str):
   """(graph with NumPy arrays, description) for a preset name or edge count."""
   # pylint: disable=g-import-not-at-top
-  import speed
-  from jaxrec import config_utils, train
+  from jaxrec import config_utils
+  from jaxrec import input_pipeline
   from jaxrec.data import synthetic
   from jaxrec.graphs import bipartite_graph
   if size[0].isdigit():
     ds = synthetic.make_synthetic(
-        **speed.synthetic_sizes(int(float(size))), with_texts=False, seed=0,
+        **step_time.synthetic_sizes(int(float(size))), with_texts=False, seed=0,
         name=f"synthetic_{size}")
   else:
-    ds = train.load_data(config_utils.base_config(size))
+    ds = input_pipeline.load_data(config_utils.base_config(size))
   graph = bipartite_graph(ds.train, ds.num_users, ds.num_items)
   return graph, f"{ds.num_users:,} users x {ds.num_items:,} items"
 
@@ -100,7 +98,7 @@ def time_size(size: str, blocks: list, rounds: int) -> list:
 def report(rows: list, command: str) -> str:
   lines = [
       "# Column-tiled propagation (3 LightGCN layers, d = 64)", "",
-      f"Command: `{command}`", "",
+      f"Command: `{command}`", "", common.hardware_line(), "",
       "Median of interleaved rounds; fwd+bwd = gradient of a scalar of the "
       "last layer. V = virtual rows (one per column block and row with an "
       "edge there). Speed-up vs 'bcsr_symmetric' on fwd+bwd.", "",
@@ -128,14 +126,10 @@ def main(argv=None):
   rows = []
   for size in args.sizes.split(","):
     rows += time_size(size.strip(), blocks, args.rounds)
-  text = report(rows, "python " + " ".join(
-      [os.path.relpath(os.path.abspath(__file__), REPO)] + sys.argv[1:]))
+  text = report(rows, common.command("tiling", argv))
   print(text)
   if args.out:
-    tmp = args.out + ".tmp"
-    with open(tmp, "w") as f:
-      f.write(text)
-    os.replace(tmp, args.out)
+    common.write_page(args.out, text)
 
 
 if __name__ == "__main__":
