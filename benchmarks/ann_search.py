@@ -171,7 +171,7 @@ def render(results: dict) -> str:
   """The Markdown page of a results JSON."""
   lines = [
       "# Approximate top-k in the service (HNSW) vs exact scoring", "",
-      f"Command: `{results['command']}`", "",
+      f"Command: `{common.as_module_command(results['command'])}`", "",
       f"Machine: {results['machine']}; {results['date']}. Exact = the "
       "service's jitted device top-k over every item (`--index exact`); "
       "HNSW = `python -m jaxrec.serve --index hnsw` (faiss, M=32, "

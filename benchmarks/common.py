@@ -1,7 +1,9 @@
 """What every benchmark script shares: command line, machine, result files.
 
 * `command(name, argv)`: the exact command of a run, as it is typed from the
-  repository root (`python -m benchmarks.<name> ...`), for results pages.
+  repository root (`python -m benchmarks.<name> ...`), for results pages;
+  `as_module_command(recorded)`: the same form for a command recorded as
+  `python benchmarks/<name>.py ...`.
 * `machine()` / `today()` / `hardware_line()`: the hardware line of a page.
 * `run_in_checkout(repo, name, argv)`: the same script of another checkout,
   in a child process, for A/B timings (--repo).
@@ -19,6 +21,7 @@ import argparse
 import datetime
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -45,6 +48,22 @@ def command(name: str, argv: Optional[Sequence[str]] = None) -> str:
   args = sys.argv[1:] if argv is None else list(argv)
   return " ".join(["python", "-m", f"benchmarks.{name}"]
                   + [shlex.quote(str(a)) for a in args])
+
+
+def as_module_command(recorded: str) -> str:
+  """A command recorded as `python benchmarks/<name>.py ...`, as a module run.
+
+  For results recorded before the scripts ran as modules: the arguments are
+  kept as they are, only the way the script is named changes.
+
+  Args:
+    recorded: a command line from a results JSON.
+
+  Returns:
+    `python -m benchmarks.<name> ...` for such a command, else `recorded`.
+  """
+  return re.sub(r"^python3? benchmarks/(\w+)\.py(?= |$)",
+                r"python -m benchmarks.\1", recorded)
 
 
 def machine(shared: bool = True) -> str:

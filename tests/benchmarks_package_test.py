@@ -3,6 +3,7 @@
 
 import glob
 import importlib
+import json
 import os
 import re
 
@@ -77,3 +78,37 @@ def test_docs_run_the_scripts_as_modules():
                   for m in pattern.finditer(line)
                   if m.group(1) in MODULES]
   assert not stale, "\n".join(stale)
+
+
+def test_command_is_the_module_form_shell_quoted():
+  from benchmarks import common  # pylint: disable=g-import-not-at-top
+  assert common.command("speed", ["--sizes", "", "--gowalla"]) == (
+      "python -m benchmarks.speed --sizes '' --gowalla")
+  assert common.as_module_command(
+      "python benchmarks/ann_search.py --sizes 10") == (
+          "python -m benchmarks.ann_search --sizes 10")
+  assert common.as_module_command("python -m jaxrec.main") == (
+      "python -m jaxrec.main")
+
+
+def test_markdown_table_and_result_files(tmp_path):
+  from benchmarks import common  # pylint: disable=g-import-not-at-top
+  assert common.markdown_table(["a", "b"], [[1, "x"]], ["---", "---:"]) == [
+      "| a | b |", "|---|---:|", "| 1 | x |"]
+  with pytest.raises(ValueError, match="row 0 has 1 cells"):
+    common.markdown_table(["a", "b"], [[1]])
+  path = tmp_path / "new" / "r.json"
+  common.write_json(str(path), {"b": 1, "a": [2]})
+  assert json.loads(path.read_text()) == {"b": 1, "a": [2]}
+  common.write_page(str(tmp_path / "p.md"), "# t\n")
+  assert (tmp_path / "p.md").read_text() == "# t\n"
+  assert sorted(os.listdir(tmp_path)) == ["new", "p.md"]  # no temp files
+  assert common.machine().endswith("CPU, shared")
+
+
+def test_a_page_recorded_with_the_script_path_renders_the_module_command():
+  ann_search = importlib.import_module("benchmarks.ann_search")
+  page = ann_search.render({
+      "command": "python benchmarks/ann_search.py --sizes 100", "machine": "m",
+      "date": "2026-01-01", "batch": 8, "synthetic": []})
+  assert "Command: `python -m benchmarks.ann_search --sizes 100`" in page
