@@ -188,28 +188,30 @@ def render(results: dict) -> str:
         "Test metrics with train + valid items excluded. The library's own "
         f"evaluation of the same vectors: Recall@20 "
         f"{tm['library_exact']['recall@20']:.4f}, NDCG@20 "
-        f"{tm['library_exact']['ndcg@20']:.4f}.", "",
-        "| search | ef_search | Recall@20 | NDCG@20 | top-20 overlap with exact "
-        "| queries/s |", "|---|---:|---:|---:|---:|---:|",
-        f"| exact | - | {ex['recall@20']:.4f} | {ex['ndcg@20']:.4f} | 1.000 "
-        f"| {ex['queries_per_s']:,.0f} |"]
-    for r in tm["hnsw"]:
-      lines.append(f"| hnsw {r['metric']} | {r['ef_search']} | "
-                   f"{r['recall@20']:.4f} | {r['ndcg@20']:.4f} | "
-                   f"{r['overlap']:.3f} | {r['queries_per_s']:,.0f} |")
+        f"{tm['library_exact']['ndcg@20']:.4f}.", ""]
+    lines += common.markdown_table(
+        ["search", "ef_search", "Recall@20", "NDCG@20",
+         "top-20 overlap with exact", "queries/s"],
+        [["exact", "-", f"{ex['recall@20']:.4f}", f"{ex['ndcg@20']:.4f}",
+          "1.000", f"{ex['queries_per_s']:,.0f}"]]
+        + [[f"hnsw {r['metric']}", r["ef_search"], f"{r['recall@20']:.4f}",
+            f"{r['ndcg@20']:.4f}", f"{r['overlap']:.3f}",
+            f"{r['queries_per_s']:,.0f}"] for r in tm["hnsw"]],
+        ["---"] + ["---:"] * 5)
     lines.append("")
   for syn in results["synthetic"]:
     lines += [
         f"## Synthetic catalogue: {syn['num_items']:,} items, d={syn['dim']}",
         "", f"{syn['queries']:,} queries; 256-component Gaussian mixture with "
         "log-normal norms. Exact: "
-        f"{syn['exact_queries_per_s']:,.0f} queries/s.", "",
-        "| graph | ef_search | recall@20 vs exact | queries/s | speed-up "
-        "| build (s) |", "|---|---:|---:|---:|---:|---:|"]
-    for r in syn["hnsw"]:
-      lines.append(f"| {r['metric']} | {r['ef_search']} | "
-                   f"{r['recall@20']:.3f} | {r['queries_per_s']:,.0f} | "
-                   f"{r['speedup']:.1f}x | {r['build_s']:.0f} |")
+        f"{syn['exact_queries_per_s']:,.0f} queries/s.", ""]
+    lines += common.markdown_table(
+        ["graph", "ef_search", "recall@20 vs exact", "queries/s", "speed-up",
+         "build (s)"],
+        [[r["metric"], r["ef_search"], f"{r['recall@20']:.3f}",
+          f"{r['queries_per_s']:,.0f}", f"{r['speedup']:.1f}x",
+          f"{r['build_s']:.0f}"] for r in syn["hnsw"]],
+        ["---"] + ["---:"] * 5)
     lines.append("")
   return "\n".join(lines)
 

@@ -96,13 +96,14 @@ def render_markdown(r: dict) -> str:
       "the model trained without them, users folded in from their train + "
       "valid items by the served rule (`POST /recommend/new_user`); "
       "`item mean`: the centroid rule; `popularity`: MostPop of the "
-      "reduced train split.", "",
-      "| users from | Recall@20 | NDCG@20 |", "|---|---:|---:|"]
-  for key, label in (("retrained", "retrained"), ("fold_in", "fold-in"),
-                     ("item_mean", "item mean"), ("popularity",
-                                                  "popularity")):
-    lines.append(f"| {label} | {r[key]['recall@20']:.4f} | "
-                 f"{r[key]['ndcg@20']:.4f} |")
+      "reduced train split.", ""]
+  lines += common.markdown_table(
+      ["users from", "Recall@20", "NDCG@20"],
+      [[label, f"{r[key]['recall@20']:.4f}", f"{r[key]['ndcg@20']:.4f}"]
+       for key, label in (("retrained", "retrained"), ("fold_in", "fold-in"),
+                          ("item_mean", "item mean"),
+                          ("popularity", "popularity"))],
+      ["---", "---:", "---:"])
   return "\n".join(lines) + "\n"
 
 

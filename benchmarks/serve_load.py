@@ -244,32 +244,30 @@ def render_markdown(results: dict) -> str:
       "batched rows at 16 clients below. Quality of the new-user fold-in "
       "against retraining: [fold_in.md](fold_in.md).", ""]
   for model in results["models"]:
-    lines += [f"## {model['name']}", "", model["description"], "",
-              "| clients | mode | req/s | p50 ms | p95 ms | p99 ms | errors |",
-              "|---:|---|---:|---:|---:|---:|---:|"]
-    for mode in MODES:
-      for row in model.get(mode, []):
-        label = MODES[mode]
-        lines.append(
-            f"| {row['clients']} | {label} | {row['qps']:.0f} | "
-            f"{row['p50_ms']:.1f} | {row['p95_ms']:.1f} | "
-            f"{row['p99_ms']:.1f} | {row['errors']} |")
+    lines += [f"## {model['name']}", "", model["description"], ""]
+    lines += common.markdown_table(
+        ["clients", "mode", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"],
+        [[row["clients"], label, f"{row['qps']:.0f}", f"{row['p50_ms']:.1f}",
+          f"{row['p95_ms']:.1f}", f"{row['p99_ms']:.1f}", row["errors"]]
+         for mode, label in MODES.items() for row in model.get(mode, [])],
+        ["---:", "---"] + ["---:"] * 5)
     lines.append("")
   if results.get("compression"):
     lines += ["## Export compression", "",
               "`python -m jaxrec.export --workdir W --out DIR --dtype D`; "
-              "test split, train + valid items masked, full ranking.", "",
-              "| bundle | dtype | bundle bytes | vector bytes | Recall@20 "
-              "(float32) | NDCG@20 (float32) |", "|---|---|---:|---:|---:|---:|"]
-    for row in results["compression"]:
-      f32, got = row["float32"], row["stored"]
-      lines.append(
-          f"| {row['model']} {row['dataset']} | {row['dtype']} | "
-          f"{row['bytes']:,} | {row['vector_bytes']:,} | "
-          f"{got.get('recall@20', float('nan')):.4f} "
-          f"({f32.get('recall@20', float('nan')):.4f}) | "
-          f"{got.get('ndcg@20', float('nan')):.4f} "
-          f"({f32.get('ndcg@20', float('nan')):.4f}) |")
+              "test split, train + valid items masked, full ranking.", ""]
+    nan = float("nan")
+    lines += common.markdown_table(
+        ["bundle", "dtype", "bundle bytes", "vector bytes",
+         "Recall@20 (float32)", "NDCG@20 (float32)"],
+        [[f"{row['model']} {row['dataset']}", row["dtype"],
+          f"{row['bytes']:,}", f"{row['vector_bytes']:,}",
+          f"{row['stored'].get('recall@20', nan):.4f} "
+          f"({row['float32'].get('recall@20', nan):.4f})",
+          f"{row['stored'].get('ndcg@20', nan):.4f} "
+          f"({row['float32'].get('ndcg@20', nan):.4f})"]
+         for row in results["compression"]],
+        ["---", "---"] + ["---:"] * 4)
     lines.append("")
   return "\n".join(lines)
 

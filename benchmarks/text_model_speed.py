@@ -293,33 +293,27 @@ def render_markdown(results: dict) -> str:
   if variants:
     lines += ["Variants (a model's config with keys overridden):", ""]
     lines += [f"- `{v}`" for v in variants] + [""]
-  lines += ["| dataset | users | items | train interactions | preset |",
-            "|---|---:|---:|---:|---|"]
-  for ds in results["datasets"]:
-    lines.append(f"| {ds['dataset']} | {ds['num_users']:,} | "
-                 f"{ds['num_items']:,} | {ds['num_train']:,} | "
-                 f"{ds['preset']} |")
-  lines += ["", "| dataset | model | backbone | batch | negatives | "
-            "steps/epoch | s/epoch | backbone s/epoch | ratio |",
-            "|---|---|---|---:|---:|---:|---:|---:|---:|"]
-  for ds in results["datasets"]:
-    for name, m in ds["models"].items():
-      if m["backbone"] is None:
-        continue
-      lines.append(
-          f"| {ds['dataset']} | {name} | {m['backbone']} | "
-          f"{m['batch_size']} | {m['num_negatives']} | "
-          f"{m['steps_per_epoch']} | {m['seconds_per_epoch']:.3f} | "
-          f"{m['backbone_seconds_per_epoch']:.3f} | {m['ratio']:.2f} |")
-  lines += ["", "Backbones:", "",
-            "| dataset | backbone | batch | steps/epoch | s/epoch |",
-            "|---|---|---:|---:|---:|"]
-  for ds in results["datasets"]:
-    for name, m in ds["models"].items():
-      if m["backbone"] is None:
-        lines.append(f"| {ds['dataset']} | {name} | {m['batch_size']} | "
-                     f"{m['steps_per_epoch']} | "
-                     f"{m['seconds_per_epoch']:.3f} |")
+  lines += common.markdown_table(
+      ["dataset", "users", "items", "train interactions", "preset"],
+      [[ds["dataset"], f"{ds['num_users']:,}", f"{ds['num_items']:,}",
+        f"{ds['num_train']:,}", ds["preset"]] for ds in results["datasets"]],
+      ["---", "---:", "---:", "---:", "---"])
+  models = [(ds["dataset"], name, m) for ds in results["datasets"]
+            for name, m in ds["models"].items()]
+  lines += [""] + common.markdown_table(
+      ["dataset", "model", "backbone", "batch", "negatives", "steps/epoch",
+       "s/epoch", "backbone s/epoch", "ratio"],
+      [[d, name, m["backbone"], m["batch_size"], m["num_negatives"],
+        m["steps_per_epoch"], f"{m['seconds_per_epoch']:.3f}",
+        f"{m['backbone_seconds_per_epoch']:.3f}", f"{m['ratio']:.2f}"]
+       for d, name, m in models if m["backbone"] is not None],
+      ["---"] * 3 + ["---:"] * 6)
+  lines += ["", "Backbones:", ""] + common.markdown_table(
+      ["dataset", "backbone", "batch", "steps/epoch", "s/epoch"],
+      [[d, name, m["batch_size"], m["steps_per_epoch"],
+        f"{m['seconds_per_epoch']:.3f}"]
+       for d, name, m in models if m["backbone"] is None],
+      ["---", "---", "---:", "---:", "---:"])
   return "\n".join(lines) + "\n"
 
 
