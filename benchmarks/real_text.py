@@ -55,6 +55,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from jaxrec import coldstart_eval
 from jaxrec import config_utils
 from jaxrec import files
+from jaxrec import input_pipeline
 from jaxrec import metrics as metrics_lib
 from jaxrec import text as text_lib
 from jaxrec import train
@@ -312,7 +313,7 @@ def main(argv=None) -> None:
   for dataset in datasets:
     out = results["datasets"].setdefault(dataset, {})
     if "_text" not in out:
-      probe = train.load_data(model_config("lightgcn", dataset, 0, {}, args))
+      probe = input_pipeline.load_data(model_config("lightgcn", dataset, 0, {}, args))
       out["_text"] = text_diagnostics(probe, args.text_cache_dir)
       log(f"{dataset} text: pair AUC {out['_text']['pair_auc']:.3f}, "
           f"text-cosine test R@20 "
@@ -411,7 +412,7 @@ def cold_start(dataset: str, selected: dict, seeds: list, args, log) -> dict:
   out = {}
   for seed in seeds:
     probe = model_config("lightgcn", dataset, seed, {}, args)
-    full = train.load_data(probe)
+    full = input_pipeline.load_data(probe)
     split = coldstart.cold_start_split(full, item_fraction=0.2, seed=seed)
     for label, m in cold_baselines(split, args.text_cache_dir).items():
       out.setdefault(label, []).append(m)

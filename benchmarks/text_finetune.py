@@ -30,7 +30,9 @@ import jax.numpy as jnp
 import optax
 
 from jaxrec import text as text_lib
+from jaxrec import input_pipeline
 from jaxrec import train
+from jaxrec.data import sampler
 from jaxrec.data.synthetic import make_synthetic
 from jaxrec.graphs import bipartite_graph
 from jaxrec.models.alpharec import AlphaRec
@@ -91,7 +93,7 @@ def finetune(dataset, encoder: text_lib.TextEncoder, last_n_layers: int = 1,
     updates, state = tx.update(grads, state, p)
     return optax.apply_updates(p, updates), state, loss
 
-  rows = train.stack_batches(train.sampler.epoch_triples(
+  rows = input_pipeline.stack_batches(sampler.epoch_triples(
       dataset.train, u, n_items, seed, 0, num_negatives=num_negatives),
                              batch_size)
   start, losses, times = params, [], []

@@ -23,6 +23,8 @@ from jaxrec import metrics as metrics_lib
 from jaxrec import train
 from jaxrec.data.coldstart import ColdStartSplit
 from jaxrec.data.dataset import DataError, Interactions
+from jaxrec import input_pipeline
+from jaxrec import models
 
 
 def graft_params(trained: Any, full_init: Any) -> Any:
@@ -104,14 +106,14 @@ def evaluate_cold_start(config, workdir: str, split: ColdStartSplit,
     {split name: metrics dict}.
   """
   kwargs = config.model.to_dict()
-  warm_model = train.get_model(config.model_name, split.warm.num_users,
+  warm_model = models.get_model(config.model_name, split.warm.num_users,
                                split.warm.num_items, **kwargs)
-  warm_graph = jax.tree.map(jnp.asarray, train.build_graph(config, split.warm))
+  warm_graph = jax.tree.map(jnp.asarray, input_pipeline.build_graph(config, split.warm))
   trained = restore_best_params(workdir, config, warm_model, warm_graph)
   full = split.full
-  model = train.get_model(config.model_name, full.num_users, full.num_items,
+  model = models.get_model(config.model_name, full.num_users, full.num_items,
                           **kwargs)
-  graph = jax.tree.map(jnp.asarray, train.build_graph(config, full))
+  graph = jax.tree.map(jnp.asarray, input_pipeline.build_graph(config, full))
   init = train.init_params(model, graph, config.batch_size,
                            jax.random.key(config.seed),
                            config.num_negatives)

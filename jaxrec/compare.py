@@ -31,6 +31,7 @@ from jaxrec import config_utils
 from jaxrec import files
 from jaxrec import train
 from jaxrec.errors import ConfigError
+from jaxrec import input_pipeline
 
 COMPARISON_FILE = "comparison.md"
 
@@ -67,7 +68,7 @@ def compare_configs(config: ml_collections.ConfigDict
     for key, value in entry.items():
       run_config[key] = value
     try:
-      train.validate_config(run_config)
+      config_utils.validate_config(run_config)
     except ConfigError as err:
       raise ConfigError(f"config.compare[{n}] ({name!r}): {err}") from err
     out.append((name, run_config))
@@ -90,7 +91,7 @@ def run_comparison(config: ml_collections.ConfigDict, workdir: str,
   runs = compare_configs(config)
   base = copy.deepcopy(config)
   del base.compare
-  dataset = train.load_data(base)
+  dataset = input_pipeline.load_data(base)
   ks = base.eval_ks
   # The rating task reports RMSE / MAE instead of ranking metrics.
   rating = config_utils.with_defaults(base).task == "rating"

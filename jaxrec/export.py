@@ -59,7 +59,6 @@ import jaxrec
 from jaxrec import bundle as bundle_lib
 from jaxrec import metrics as metrics_lib
 from jaxrec import recommend
-from jaxrec import train
 from jaxrec import workdir as workdir_lib
 from jaxrec.data.dataset import DataError
 from jaxrec.graphs import pad_rows
@@ -68,6 +67,7 @@ from jaxrec.models.lightgcn import LightGCN
 from jaxrec.models.lightgcn import light_propagate
 from jaxrec.models.textgnn import TextGNN
 from jaxrec.models.textgnn import raw_text
+from jaxrec import input_pipeline
 
 # Users whose `model.score` rows are compared with the dot product.
 _CHECK_USERS = 8
@@ -124,7 +124,7 @@ def lightgcn_fold_terms(trained: recommend.TrainedModel
   num_layers = int(trained.model.num_layers)
   num_users, num_items = trained.dataset.num_users, trained.dataset.num_items
   graph = jax.tree.map(jnp.asarray,
-                       train.build_graph(trained.config, trained.dataset))
+                       input_pipeline.build_graph(trained.config, trained.dataset))
 
   def terms(params, graph):
     ego = trained.model.apply({"params": params}, graph, method=_node_ego)

@@ -45,6 +45,8 @@ from jaxrec import train
 from jaxrec import files
 from jaxrec import workdir as workdir_lib
 from jaxrec.data.dataset import DataError, Dataset
+from jaxrec import input_pipeline
+from jaxrec import models
 
 
 # ----------------------------------------------------------------------------
@@ -62,7 +64,7 @@ def _reload_text_features(workdir: str, config: ml_collections.ConfigDict,
 
   Workdirs whose dataset.npz predates the saved text features: the dataset is
   loaded again from `config.dataset` and its embeddings, texts and tag counts
-  are put on the snapshot, so `train.build_graph` derives the features the
+  are put on the snapshot, so `input_pipeline.build_graph` derives the features the
   way training did (texts through the same encoder cache). Exact only if the
   data files and the encoder are unchanged since training.
 
@@ -77,7 +79,7 @@ def _reload_text_features(workdir: str, config: ml_collections.ConfigDict,
   Raises:
     DataError: the reloaded dataset no longer has the run's sizes.
   """
-  full = train.load_data(config)
+  full = input_pipeline.load_data(config)
   if (full.num_users, full.num_items) != (dataset.num_users,
                                           dataset.num_items):
     raise DataError(
@@ -136,8 +138,8 @@ class TrainedModel:
     dataset = workdir_lib.load_dataset_snapshot(workdir)
     if config.graph.text_features and dataset.item_embeddings is None:
       dataset = _reload_text_features(workdir, config, dataset)
-    graph = jax.tree.map(jnp.asarray, train.build_graph(config, dataset))
-    model = train.get_model(config.model_name, dataset.num_users,
+    graph = jax.tree.map(jnp.asarray, input_pipeline.build_graph(config, dataset))
+    model = models.get_model(config.model_name, dataset.num_users,
                             dataset.num_items, **_model_kwargs(config))
     step, params, meta = train.restore_best_params(workdir, config, model,
                                                    graph)

@@ -41,10 +41,8 @@ from flax.training import train_state
 import tqdm
 
 from jaxrec import checkpoint as checkpoint_lib
+from jaxrec import config_utils
 from jaxrec import files
-# Re-exported for jaxrec.main: config validation lives in jaxrec/config_utils.py.
-from jaxrec.config_utils import ConfigError
-from jaxrec.config_utils import validate_config
 from jaxrec.config_utils import with_defaults
 from jaxrec import metrics as metrics_lib
 from jaxrec import run_logging
@@ -54,22 +52,17 @@ from jaxrec import workdir as workdir_lib
 from jaxrec.data import sampler
 from jaxrec.data.dataset import DataError
 from jaxrec.data.dataset import Dataset
-# Re-exported: data loading, the graph and epoch batches live in
-# jaxrec/input_pipeline.py.
+from jaxrec.errors import ConfigError
 from jaxrec.input_pipeline import build_graph
 from jaxrec.input_pipeline import epoch_batches
 from jaxrec.input_pipeline import load_data
 from jaxrec.input_pipeline import order_nodes
 from jaxrec.input_pipeline import refit_dataset
-from jaxrec.input_pipeline import stack_batches
-from jaxrec.input_pipeline import tile_block_nodes  # pylint: disable=unused-import
 from jaxrec.input_pipeline import with_text_features
 from jaxrec.models import get_model
 from jaxrec.models import is_closed_form
-# Re-exported: the optimiser and its schedule live in jaxrec/optimizers.py.
 from jaxrec.optimizers import learning_rate
 from jaxrec.optimizers import make_optimizer
-from jaxrec.optimizers import SCHEDULES  # pylint: disable=unused-import
 
 TrainState = train_state.TrainState
 LossFn = Callable[..., tuple[jnp.ndarray, dict]]
@@ -416,7 +409,7 @@ def setup_experiment(config: ml_collections.ConfigDict,
   """
   config = with_defaults(config)
   sharding_lib.initialize_distributed(config)  # before any JAX computation
-  validate_config(config)  # before anything is loaded or written
+  config_utils.validate_config(config)  # before anything is loaded or written
   if dataset is None:
     dataset = load_data(config)
   else:  # a caller's dataset gets the configured node order too (idempotent)
@@ -500,7 +493,7 @@ def fit_closed_form(config: ml_collections.ConfigDict, workdir: str,
     raise ConfigError(f"config.sharding.distributed: {config.model_name} is "
                       "fitted in closed form by one process; run it without "
                       "config.sharding.distributed.enabled")
-  validate_config(config)
+  config_utils.validate_config(config)
   workdir_lib.check_workdir(workdir, config, allow_config_change)
   hooks = hooks or TrainHooks()
   dataset = (load_data(config) if dataset is None
@@ -622,7 +615,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   if is_closed_form(config.model_name):  # fitted, not trained
     return fit_closed_form(config, workdir, dataset, hooks=hooks,
                            allow_config_change=allow_config_change)
-  validate_config(config)  # config errors first, then the workdir's
+  config_utils.validate_config(config)  # config errors first, then the workdir's
   workdir_lib.check_workdir(workdir, config, allow_config_change)
   exp = setup_experiment(config, dataset)
   # Multi-process jobs: process 0 holds the lock for all (workdir.JobLock).

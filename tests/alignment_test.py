@@ -17,6 +17,10 @@ from jaxrec.data import coldstart
 from jaxrec.data.synthetic import make_synthetic
 from jaxrec.graphs import pad_graph
 from jaxrec.models import MODELS
+from jaxrec import input_pipeline
+from jaxrec import models
+from jaxrec import optimizers
+from jaxrec.data import sampler
 from tests import config_loader
 
 TEXT_DIM = 12
@@ -43,13 +47,13 @@ def _text_config(model_name, model, **extra):
 
 
 def _setup(config, dataset, batch_size=16):
-  graph = jax.tree.map(jnp.asarray, train.build_graph(config, dataset))
-  model = train.get_model(config.model_name, dataset.num_users,
+  graph = jax.tree.map(jnp.asarray, input_pipeline.build_graph(config, dataset))
+  model = models.get_model(config.model_name, dataset.num_users,
                           dataset.num_items, **config.model.to_dict())
   num_neg = config.get("num_negatives", 1)
   params = train.init_params(model, graph, batch_size, jax.random.key(0),
                              num_neg)
-  rows = train.stack_batches(train.sampler.epoch_triples(
+  rows = input_pipeline.stack_batches(sampler.epoch_triples(
       dataset.train, dataset.num_users, dataset.num_items, 0, 0,
       num_negatives=num_neg), batch_size)
   batch = {k: jnp.asarray(v[0]) for k, v in rows.items()}
@@ -79,7 +83,7 @@ def test_text_configs_run_a_step_with_embeddings(filename, tiny):
   config.num_negatives = min(config.num_negatives, 4)
   graph, model, params, batch = _setup(config, tiny)
   state = train.TrainState.create(apply_fn=model.apply, params=params,
-                                  tx=train.make_optimizer(config))
+                                  tx=optimizers.make_optimizer(config))
   state, metrics = jax.jit(lambda s, b: train.train_step(
       s, b, jax.random.key(0), model=model))(state, dict(batch, graph=graph))
   assert jnp.isfinite(metrics["loss"])
@@ -173,8 +177,8 @@ def test_alpharec_has_no_id_tables_and_scores_cold_items(tiny):
   assert all(n.startswith("mlp/") for n in names), names
   # A cold item (no edges) gets its representation from its text alone.
   split = coldstart.cold_start_split(tiny, item_fraction=0.25, seed=0)
-  full_graph = jax.tree.map(jnp.asarray, train.build_graph(config, split.full))
-  full = train.get_model("alpharec", split.full.num_users,
+  full_graph = jax.tree.map(jnp.asarray, input_pipeline.build_graph(config, split.full))
+  full = models.get_model("alpharec", split.full.num_users,
                          split.full.num_items, **config.model.to_dict())
   user_emb, item_emb = full.apply({"params": params}, full_graph,
                                   method="embed")

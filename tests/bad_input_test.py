@@ -20,6 +20,7 @@ import pytest
 import scipy.sparse as sp
 
 from jaxrec import config_utils
+from jaxrec import errors
 from jaxrec import train
 from jaxrec.data import registry
 from jaxrec.data.dataset import DataError
@@ -231,19 +232,19 @@ CASES = [
      ["unknown dataset 'gowala'", "gowalla", "movielens"]),
     ("unknown_dataset_kwarg", _case_unknown_dataset_kwarg, DataError,
      [r"\['num_user'\]", "config.dataset.kwargs", "'num_users'"]),
-    ("unknown_model", _case_unknown_model, train.ConfigError,
+    ("unknown_model", _case_unknown_model, errors.ConfigError,
      ["config.model_name", "'lightgnc'", "'lightgcn'", "'mf'"]),
-    ("unknown_model_kwarg", _case_unknown_model_kwarg, train.ConfigError,
+    ("unknown_model_kwarg", _case_unknown_model_kwarg, errors.ConfigError,
      [r"config\.model", r"\['num_layer'\]", "valid keys", "'embed_dim'"]),
-    ("unknown_config_key", _case_unknown_config_key, train.ConfigError,
+    ("unknown_config_key", _case_unknown_config_key, errors.ConfigError,
      [r"unknown top-level key\(s\) \['learning_rate'\]", "'optimizer'"]),
-    ("unknown_optimizer_key", _case_unknown_optimizer_key, train.ConfigError,
+    ("unknown_optimizer_key", _case_unknown_optimizer_key, errors.ConfigError,
      [r"config\.optimizer", r"\['lr'\]", "'learning_rate'"]),
-    ("bad_selection_metric", _case_bad_selection_metric, train.ConfigError,
+    ("bad_selection_metric", _case_bad_selection_metric, errors.ConfigError,
      ["recall@50", r"config\.eval_ks = \[10, 20\]"]),
-    ("bad_node_order", _case_bad_node_order, train.ConfigError,
+    ("bad_node_order", _case_bad_node_order, errors.ConfigError,
      [r"config\.graph\.node_order", "'popularity'", "'degree'"]),
-    ("bad_gather_dtype", _case_bad_gather_dtype, train.ConfigError,
+    ("bad_gather_dtype", _case_bad_gather_dtype, errors.ConfigError,
      [r"config\.graph\.gather_dtype", "'float16'", "'bfloat16'"]),
 ]
 
@@ -280,7 +281,7 @@ def test_every_shipped_config_passes_validation():
             run[key] = value
         runs.append(run)
     for run in runs:
-      train.validate_config(run)
+      config_utils.validate_config(run)
   assert set(MODELS) >= {"mf", "lightgcn"}
 
 

@@ -21,6 +21,8 @@ from jaxrec.data.dataset import DataError
 from jaxrec.data.synthetic import make_synthetic
 from jaxrec import models as models_lib
 from jaxrec.models import baselines
+from jaxrec import input_pipeline
+from jaxrec import models
 from tests import config_loader
 
 NUM_USERS, NUM_ITEMS = 40, 25
@@ -201,10 +203,10 @@ def test_valid_metrics_are_the_evaluators(runs, dataset):
   """results.json's validation = Evaluator on a fresh fit of the same model."""
   run = runs["itemknn"]
   config = run["config"]
-  model = train.get_model("itemknn", dataset.num_users, dataset.num_items,
+  model = models.get_model("itemknn", dataset.num_users, dataset.num_items,
                           **config.model.to_dict())
   params = jax.tree.map(np.asarray, model.fit(dataset.csr("train")))
-  graph = train.build_graph(config, dataset)
+  graph = input_pipeline.build_graph(config, dataset)
   valid = train.Evaluator(model, graph, dataset, config)(params, "valid")
   chex.assert_trees_all_close(valid, run["results"]["valid"], rtol=1e-6)
 

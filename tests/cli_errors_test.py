@@ -380,7 +380,7 @@ def test_validate_config_rejects_numbers_that_cannot_train(field, value,
   parent, _, key = field.rpartition(".")
   (config[parent] if parent else config)[key] = value
   with pytest.raises(ConfigError) as info:
-    train.validate_config(config)
+    config_utils.validate_config(config)
   assert str(info.value).startswith(message), str(info.value)
 
 
@@ -389,13 +389,13 @@ def test_validate_config_checks_the_backbone_embed_dim():
   config.model.backbone_kwargs.embed_dim = 0
   with pytest.raises(ConfigError, match=r"config\.model\.backbone_kwargs\."
                      r"embed_dim: expected a positive integer, got 0"):
-    train.validate_config(config)
+    config_utils.validate_config(config)
 
 
 def test_comparison_config_is_refused_by_the_trainer():
   config = config_loader.load("quickstart.py")
   with pytest.raises(ConfigError, match=r"python -m jaxrec\.compare"):
-    train.validate_config(config)
+    config_utils.validate_config(config)
 
 
 def test_check_writable(tmp_path):

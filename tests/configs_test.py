@@ -12,6 +12,10 @@ from jaxrec import train
 from jaxrec.data.synthetic import make_synthetic
 from jaxrec.data.synthetic import make_synthetic_ratings
 from jaxrec.models import MODELS
+from jaxrec import input_pipeline
+from jaxrec import models
+from jaxrec import optimizers
+from jaxrec.data import sampler
 from tests import config_loader
 
 CONFIG_FILES = sorted(os.path.basename(p) for p in glob.glob(
@@ -35,18 +39,18 @@ def _one_step(config, dataset):
   if config.task == "rating":  # rating models train on rated rows
     dataset = make_synthetic_ratings(num_users=60, num_items=80,
                                      num_ratings=900, seed=0)
-  graph = jax.tree.map(jnp.asarray, train.build_graph(config, dataset))
-  model = train.get_model(config.model_name, dataset.num_users,
+  graph = jax.tree.map(jnp.asarray, input_pipeline.build_graph(config, dataset))
+  model = models.get_model(config.model_name, dataset.num_users,
                           dataset.num_items, **config.model.to_dict())
   num_neg = config.get("num_negatives", 1)
   params = train.init_params(model, graph, 32, jax.random.key(0), num_neg)
   state = train.TrainState.create(apply_fn=model.apply, params=params,
-                                  tx=train.make_optimizer(config))
-  rows = train.stack_batches(train.sampler.epoch_triples(
+                                  tx=optimizers.make_optimizer(config))
+  rows = input_pipeline.stack_batches(sampler.epoch_triples(
       dataset.train, dataset.num_users, dataset.num_items, 0, 0,
       num_negatives=num_neg), 32)
   if config.task == "rating":
-    rows = train.epoch_batches(config, dataset, 0)
+    rows = input_pipeline.epoch_batches(config, dataset, 0)
   batch = dict({k: v[0] for k, v in rows.items()}, graph=graph)
   state, metrics = jax.jit(lambda s, b: train.train_step(
       s, b, jax.random.key(0), model=model))(state, batch)
@@ -78,6 +82,6 @@ def test_dataset_presets_resolve(preset):
 
 def test_unknown_model_key_lists_valid_ones():
   with pytest.raises(ValueError, match="valid keys"):
-    train.get_model("lightgcn", 3, 4, num_layer=3)
+    models.get_model("lightgcn", 3, 4, num_layer=3)
   with pytest.raises(ValueError, match="registered models"):
-    train.get_model("nope", 3, 4)
+    models.get_model("nope", 3, 4)

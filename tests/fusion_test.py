@@ -18,6 +18,8 @@ from jaxrec.graphs import pad_graph
 from jaxrec.models import MODELS
 from jaxrec.models.fusion import Fusion
 from jaxrec.models.fusion import TOKENS
+from jaxrec import input_pipeline
+from jaxrec import models
 
 D, HEADS = 8, 2
 
@@ -49,11 +51,11 @@ def _config(**extra):
 
 
 def _setup(config, dataset, pad_to=None):
-  graph = train.build_graph(config, dataset)
+  graph = input_pipeline.build_graph(config, dataset)
   if pad_to:
     graph = pad_graph(graph, *pad_to)
   graph = jax.tree.map(jnp.asarray, graph)
-  model = train.get_model(config.model_name, dataset.num_users,
+  model = models.get_model(config.model_name, dataset.num_users,
                           dataset.num_items, **config.model.to_dict())
   params = train.init_params(model, graph, 16, jax.random.key(0))
   # Non-zero queries, so the attention is not uniform.

@@ -229,7 +229,8 @@ def test_gcmc_shapes_and_permutation_equivariance(small):
   perm_u = rng.permutation(small.num_users)
   perm_i = rng.permutation(small.num_items)
   moved = _permuted(small, perm_u, perm_i)
-  moved_graph = jax.tree.map(jnp.asarray, input_pipeline.build_graph(config, moved))
+  moved_graph = jax.tree.map(jnp.asarray,
+                             input_pipeline.build_graph(config, moved))
   inv_u, inv_i = np.argsort(perm_u), np.argsort(perm_i)
   moved_params = dict(params, user_embedding=params["user_embedding"][inv_u],
                       item_embedding=params["item_embedding"][inv_i])

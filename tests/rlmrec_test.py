@@ -11,6 +11,9 @@ import pytest
 from jaxrec import train
 from jaxrec.config_utils import with_defaults
 from jaxrec.data.synthetic import make_synthetic
+from jaxrec import input_pipeline
+from jaxrec import models
+from jaxrec.data import sampler
 
 TEXT_DIM = 6
 LGCN = dict(embed_dim=8, num_layers=2, l2_reg=1e-3)
@@ -35,13 +38,13 @@ def _setup(tiny, **model):
       batch_size=16, graph=dict(norm="sym", text_features=True,
                                 pad_multiple=0),
       num_negatives=1, seed=0))
-  graph = jax.tree.map(jnp.asarray, train.build_graph(config, tiny))
-  net = train.get_model("rlmrec_gen", tiny.num_users, tiny.num_items,
+  graph = jax.tree.map(jnp.asarray, input_pipeline.build_graph(config, tiny))
+  net = models.get_model("rlmrec_gen", tiny.num_users, tiny.num_items,
                         **config.model.to_dict())
   params = train.init_params(net, graph, 16, jax.random.key(0), 1)
   # A non-zero mask token, so masked rows are told apart from zero rows.
   params = dict(params, mask_token=jnp.linspace(-1.0, 1.0, LGCN["embed_dim"]))
-  rows = train.stack_batches(train.sampler.epoch_triples(
+  rows = input_pipeline.stack_batches(sampler.epoch_triples(
       tiny.train, tiny.num_users, tiny.num_items, 0, 0, num_negatives=1), 16)
   batch = {k: jnp.asarray(v[0]) for k, v in rows.items()}
   batch["mask"] = batch["mask"].at[-2:].set(0)  # two padding rows
@@ -154,10 +157,10 @@ def test_bpr_gradient_reaches_mask_token_only_on_the_masked_pass(tiny):
                                            ("mf", "rlmrec_gen"),
                                            ("lightgcn", "rlmrec_con")])
 def test_masked_backbone_needs_plain_lightgcn_gen(tiny, backbone, mode):
-  net = train.get_model(mode, tiny.num_users, tiny.num_items,
+  net = models.get_model(mode, tiny.num_users, tiny.num_items,
                         backbone=backbone, backbone_kwargs=dict(embed_dim=8),
                         gen_masked_backbone=True)
-  graph = jax.tree.map(jnp.asarray, train.build_graph(
+  graph = jax.tree.map(jnp.asarray, input_pipeline.build_graph(
       with_defaults(dict(graph=dict(
           norm="sym", text_features=True, pad_multiple=0))), tiny))
   with pytest.raises(ValueError, match="gen_masked_backbone"):
@@ -203,10 +206,10 @@ PARAM_TREES = {
 @pytest.mark.parametrize("name", sorted(PARAM_TREES))
 def test_param_tree_is_unchanged(tiny, name, backbone):
   kwargs = dict(LGCN, **({"ssl_weight": 0.1} if backbone == "sgl" else {}))
-  graph = jax.tree.map(jnp.asarray, train.build_graph(
+  graph = jax.tree.map(jnp.asarray, input_pipeline.build_graph(
       with_defaults(dict(graph=dict(
           norm="sym", text_features=True, pad_multiple=0))), tiny))
-  net = train.get_model(name, tiny.num_users, tiny.num_items,
+  net = models.get_model(name, tiny.num_users, tiny.num_items,
                         backbone=backbone, backbone_kwargs=kwargs)
   params = train.init_params(net, graph, 16, jax.random.key(0), 1)
   leaves = jax.tree_util.tree_flatten_with_path(params)[0]
@@ -214,30 +217,30 @@ def test_param_tree_is_unchanged(tiny, name, backbone):
   assert tree == PARAM_TREES[name]
   assert all(v.dtype == jnp.float32 for _, v in leaves)
   # The backbone's own tree, exactly, under 'net'.
-  alone = train.get_model(backbone, tiny.num_users, tiny.num_items, **kwargs)
+  alone = models.get_model(backbone, tiny.num_users, tiny.num_items, **kwargs)
   own = train.init_params(alone, graph, 16, jax.random.key(0), 1)
   assert jax.tree.structure(params["net"]) == jax.tree.structure(own)
   chex.assert_trees_all_equal_shapes(params["net"], own)
 
 
 def test_registry_builds_the_backbone_submodule(tiny):
-  net = train.get_model("rlmrec_con", tiny.num_users, tiny.num_items,
+  net = models.get_model("rlmrec_con", tiny.num_users, tiny.num_items,
                         backbone="simgcl", backbone_kwargs=dict(embed_dim=8))
   assert type(net.net).__name__ == "SimGCL"
   assert (net.net.num_users, net.net.num_items, net.net.embed_dim) == (
       tiny.num_users, tiny.num_items, 8)
-  default = train.get_model("rlmrec_gen", tiny.num_users, tiny.num_items)
+  default = models.get_model("rlmrec_gen", tiny.num_users, tiny.num_items)
   assert type(default.net).__name__ == "LightGCN"
 
 
 @pytest.mark.parametrize("backbone", ["rlmrec_con", "alpharec", "mostpop"])
 def test_wrapper_rejects_non_cf_backbones(tiny, backbone):
   with pytest.raises(ValueError, match="not a trainable"):
-    train.get_model("rlmrec_con", tiny.num_users, tiny.num_items,
+    models.get_model("rlmrec_con", tiny.num_users, tiny.num_items,
                     backbone=backbone)
 
 
 def test_wrapper_backbone_kwargs_are_checked(tiny):
   with pytest.raises(ValueError, match="valid keys"):
-    train.get_model("rlmrec_con", tiny.num_users, tiny.num_items,
+    models.get_model("rlmrec_con", tiny.num_users, tiny.num_items,
                     backbone="lightgcn", backbone_kwargs=dict(kd_weight=1.0))

@@ -19,6 +19,10 @@ from jaxrec.search import runner as runner_lib
 from jaxrec.search import space as space_lib
 from jaxrec.search import strategies
 from jaxrec.search.__main__ import search
+from jaxrec import input_pipeline
+from jaxrec import models
+from jaxrec import optimizers
+from jaxrec.data import sampler
 from tests import config_loader
 
 
@@ -118,8 +122,8 @@ def test_to_config_builds_and_runs_a_train_step_through_the_registry(tiny):
   assert "search" not in config and "search" in base  # base untouched
   assert config.model_name == "designgnn"
   assert config.optimizer.learning_rate == 5e-3
-  graph = jax.tree.map(jnp.asarray, train.build_graph(config, tiny))
-  model = train.get_model(config.model_name, tiny.num_users, tiny.num_items,
+  graph = jax.tree.map(jnp.asarray, input_pipeline.build_graph(config, tiny))
+  model = models.get_model(config.model_name, tiny.num_users, tiny.num_items,
                           **config.model.to_dict())
   assert isinstance(model, designgnn.DesignGNN)
   for name in ("message", "aggregation", "num_layers", "combine",
@@ -127,8 +131,8 @@ def test_to_config_builds_and_runs_a_train_step_through_the_registry(tiny):
     assert getattr(model, name) == arch[name]
   params = train.init_params(model, graph, 32, jax.random.key(0))
   state = train.TrainState.create(apply_fn=model.apply, params=params,
-                                  tx=train.make_optimizer(config))
-  rows = train.stack_batches(train.sampler.epoch_triples(
+                                  tx=optimizers.make_optimizer(config))
+  rows = input_pipeline.stack_batches(sampler.epoch_triples(
       tiny.train, tiny.num_users, tiny.num_items, 0, 0), 32)
   batch = dict({k: v[0] for k, v in rows.items()}, graph=graph)
   new, metrics = jax.jit(lambda s, b: train.train_step(

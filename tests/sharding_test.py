@@ -25,6 +25,10 @@ from jaxrec.data.dataset import Interactions
 from jaxrec.data.synthetic import make_synthetic
 from jaxrec.errors import ConfigError
 from jaxrec.graphs import bipartite_graph
+from jaxrec import input_pipeline
+from jaxrec import models
+from jaxrec import optimizers
+from jaxrec.data import sampler
 from tests import config_loader
 
 NUM_DEVICES = 8
@@ -60,16 +64,16 @@ def _train(dataset, model_name: str, tile_nodes=-1, **sharding_cfg):
   """
   config = _config(model_name, **sharding_cfg)
   config.graph.tile_nodes = tile_nodes
-  graph = jax.tree.map(jnp.asarray, train.build_graph(config, dataset))
-  model = train.get_model(model_name, dataset.num_users, dataset.num_items,
+  graph = jax.tree.map(jnp.asarray, input_pipeline.build_graph(config, dataset))
+  model = models.get_model(model_name, dataset.num_users, dataset.num_items,
                           **config.model.to_dict())
   mesh = sharding.make_mesh(config)
   graph = sharding.place_graph(graph, mesh, config)
   params = train.init_params(model, graph, BATCH, jax.random.key(0))
   state = train.TrainState.create(apply_fn=model.apply, params=params,
-                                  tx=train.make_optimizer(config))
+                                  tx=optimizers.make_optimizer(config))
   state = sharding.shard_state(state, mesh, config)
-  rows = train.stack_batches(train.sampler.epoch_triples(
+  rows = input_pipeline.stack_batches(sampler.epoch_triples(
       dataset.train, dataset.num_users, dataset.num_items, 0, 0), BATCH)
   step_fn = sharding.jit_train_steps(
       functools.partial(train.train_steps, model=model), mesh)
@@ -173,8 +177,8 @@ def test_train_and_evaluate_sharded_equals_one_device(dataset, tmp_path):
 def test_evaluation_of_sharded_model_equals_one_device(dataset):
   config = _config("lightgcn", data_devices=2, model_devices=4,
                    shard_edges=True)
-  graph = jax.tree.map(jnp.asarray, train.build_graph(config, dataset))
-  model = train.get_model("lightgcn", dataset.num_users, dataset.num_items,
+  graph = jax.tree.map(jnp.asarray, input_pipeline.build_graph(config, dataset))
+  model = models.get_model("lightgcn", dataset.num_users, dataset.num_items,
                           **config.model.to_dict())
   params = train.init_params(model, graph, BATCH, jax.random.key(2))
   single = train.Evaluator(model, graph, dataset, config)(params, "test")
@@ -294,7 +298,7 @@ def test_training_program_has_no_quadratic_array():
   split = Interactions(rng.integers(0, num_users, num_edges),
                        rng.integers(0, num_items, num_edges))
   graph = bipartite_graph(split, num_users, num_items)
-  model = train.get_model("lightgcn", num_users, num_items, embed_dim=8,
+  model = models.get_model("lightgcn", num_users, num_items, embed_dim=8,
                           num_layers=2)
   batch = train.dummy_batch(32)
   params = jax.eval_shape(lambda: model.init(

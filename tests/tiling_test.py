@@ -6,7 +6,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrec import train
 from jaxrec.config_utils import with_defaults
 from jaxrec.data import synthetic
 from jaxrec.graphs import native
@@ -15,6 +14,7 @@ from jaxrec.graphs import propagation
 from jaxrec.graphs import subgraph
 from jaxrec.graphs import tiling
 from jaxrec.models.lightgcn import light_propagate
+from jaxrec import input_pipeline
 from tests.graph_fixtures import dense_adjacency
 from tests.graph_fixtures import tiny_graph
 
@@ -102,17 +102,17 @@ def test_build_graph_tiles_large_graphs_and_lightgcn_is_unchanged():
   ds = synthetic.make_synthetic(num_users=300, num_items=200,
                                 num_interactions=3000, with_texts=False)
   config = with_defaults({"graph": {"tile_nodes": 64}})
-  graph = jax.tree.map(jnp.asarray, train.build_graph(config, ds))
+  graph = jax.tree.map(jnp.asarray, input_pipeline.build_graph(config, ds))
   config.graph.tile_nodes = 0
-  plain = jax.tree.map(jnp.asarray, train.build_graph(config, ds))
+  plain = jax.tree.map(jnp.asarray, input_pipeline.build_graph(config, ds))
   assert tiling.has_tiles(graph) and not tiling.has_tiles(plain)
-  assert train.tile_block_nodes(-1, 1000, 10 ** 5) == 0  # auto: small graph
-  assert train.tile_block_nodes(-1, 10 ** 6, 10 ** 6) == 0  # auto: sparse
-  assert train.tile_block_nodes(-1, 10 ** 6, 10 ** 8) == (
+  assert input_pipeline.tile_block_nodes(-1, 1000, 10 ** 5) == 0  # auto: small graph
+  assert input_pipeline.tile_block_nodes(-1, 10 ** 6, 10 ** 6) == 0  # auto: sparse
+  assert input_pipeline.tile_block_nodes(-1, 10 ** 6, 10 ** 8) == (
       tiling.DEFAULT_BLOCK_NODES
       if jax.default_backend() == "cpu" and not native.enabled() else 0)
   with pytest.raises(ValueError, match="tile_nodes"):
-    train.tile_block_nodes(-2, 1000)
+    input_pipeline.tile_block_nodes(-2, 1000)
   x = jax.random.normal(jax.random.key(0), (500, 8))
   loss = lambda v, gr: jnp.sum(jnp.mean(jnp.stack(
       light_propagate(gr, v, 3)), 0) ** 2)
@@ -138,8 +138,8 @@ def test_automatic_tiles_only_with_xla_kernels(monkeypatch, native_on,
                                 num_interactions=3000, with_texts=False)
   config = with_defaults(
       {"graph": {"tile_nodes": -1, "gather_dtype": gather_dtype}})
-  graph = train.build_graph(config, ds)
+  graph = input_pipeline.build_graph(config, ds)
   assert tiling.has_tiles(graph) == (not native_on)
   assert propagation.gathers_bfloat16(graph) == (gather_dtype == "bfloat16")
   config.graph.tile_nodes = 64
-  assert tiling.has_tiles(train.build_graph(config, ds))
+  assert tiling.has_tiles(input_pipeline.build_graph(config, ds))

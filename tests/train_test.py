@@ -11,6 +11,12 @@ import pytest
 
 from jaxrec import train
 from jaxrec.data.synthetic import make_synthetic
+from jaxrec import checkpoint as checkpoint_lib
+from jaxrec import input_pipeline
+from jaxrec import models
+from jaxrec import optimizers
+from jaxrec.data import dataset as dataset_lib
+from jaxrec.data import sampler
 from tests import config_loader
 
 
@@ -29,13 +35,13 @@ def _config(model="lightgcn", epochs=4):
 
 def test_train_step_reduces_loss(dataset):
   config = _config()
-  graph = jax.tree.map(jnp.asarray, train.build_graph(config, dataset))
-  model = train.get_model("lightgcn", dataset.num_users, dataset.num_items,
+  graph = jax.tree.map(jnp.asarray, input_pipeline.build_graph(config, dataset))
+  model = models.get_model("lightgcn", dataset.num_users, dataset.num_items,
                           **config.model.to_dict())
   params = train.init_params(model, graph, 64, jax.random.key(0))
   state = train.TrainState.create(apply_fn=model.apply, params=params,
-                                  tx=train.make_optimizer(config))
-  rows = train.stack_batches(train.sampler.epoch_triples(
+                                  tx=optimizers.make_optimizer(config))
+  rows = input_pipeline.stack_batches(sampler.epoch_triples(
       dataset.train, dataset.num_users, dataset.num_items, 0, 0), 64)
   batch = dict({k: v[0] for k, v in rows.items()}, graph=graph)
   step = jax.jit(lambda s, b, r: train.train_step(s, b, r, model=model),
@@ -143,13 +149,13 @@ def test_nan_loss_stops_and_keeps_checkpoint(dataset, tmp_path):
   with pytest.raises(FloatingPointError, match="last good checkpoint"):
     train.train_and_evaluate(config, str(tmp_path), dataset,
                              allow_config_change=True)
-  steps = train.checkpoint_lib.Checkpointer(str(tmp_path / "checkpoints")).all_steps()
+  steps = checkpoint_lib.Checkpointer(str(tmp_path / "checkpoints")).all_steps()
   assert max(steps) == 2
 
 
 def test_missing_validation_split_is_an_error(dataset, tmp_path):
   empty = dataset.valid.subset(np.zeros(len(dataset.valid), bool))
-  bad = train.Dataset(dataset.name, dataset.num_users, dataset.num_items,
+  bad = dataset_lib.Dataset(dataset.name, dataset.num_users, dataset.num_items,
                       dataset.train, empty, dataset.test)
   with pytest.raises(ValueError, match="no validation split"):
     train.train_and_evaluate(_config(), str(tmp_path), bad)
@@ -169,7 +175,7 @@ def test_refit_trains_on_train_plus_valid_for_fixed_epochs(dataset, tmp_path):
   assert [h["epoch"] for h in history] == [2, 3]
   assert not any(k.startswith(("valid/", "test/")) for h in history for k in h)
   # The same as training a dataset whose train already holds the valid rows.
-  merged = train.refit_dataset(dataset)
+  merged = input_pipeline.refit_dataset(dataset)
   chex.assert_equal(len(merged.valid), 0)
   chex.assert_trees_all_equal(merged.test.users, dataset.test.users)
   again = train.train_and_evaluate(config, str(tmp_path / "b"), merged)

@@ -42,7 +42,7 @@ SYMMETRIC_METHOD instead when the weights are known to be symmetric: the
 graph's own weights of a graph marked by `bipartite.mark_symmetric` (what
 `bipartite_graph` does for the 'sym' and 'none' norms), or a caller's
 `symmetric=True` (SGL's renormalised dropout views), and 'tiled_symmetric'
-for such weights on a graph that carries tiles (`train.build_graph` tiles
+for such weights on a graph that carries tiles (`input_pipeline.build_graph` tiles
 large graphs on CPU, `config.graph.tile_nodes`); and their native versions
 when `native.enabled()` (CPU backend, kernel built) and x is float32, or
 their bfloat16-gather versions (BFLOAT16_FOR) on a marked graph.

@@ -42,7 +42,7 @@ from jaxrec.graphs import native
 TILES_KEY = "column_tiles"
 # 2 MiB of float32 rows at d = 64: a block's gathers stay in L2/L3.
 DEFAULT_BLOCK_NODES = 8192
-# Automatic tiling (train.build_graph): graphs with more nodes than this
+# Automatic tiling (input_pipeline.build_graph): graphs with more nodes than this
 # (4 MiB of d=64 rows) and at least this mean degree (directed edges per
 # node; sparser graphs pay more for the V virtual rows than the cache-resident
 # gathers save). Measured on the benchmark CPU: docs/results/tiling.md.

@@ -9,7 +9,7 @@ representation. Training is InfoNCE over sampled negatives:
   loss = -log exp(cos(u, i+)/tau) / (exp(cos(u, i+)/tau) + sum_k exp(cos(u, i_k)/tau))
 
 with tau = 0.15. In the paper users are the mean of their interacted items'
-language embeddings, which is what `train.build_graph` produces for datasets
+language embeddings, which is what `input_pipeline.build_graph` produces for datasets
 without user embeddings; datasets with user profiles use those.
 
 Negatives (`negative_sharing`):

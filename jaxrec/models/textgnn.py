@@ -2,7 +2,7 @@
 
 Node features are h_v = W t_v (+ e_v, an optional free ID embedding), where
 t_v is the node's semantic embedding in `graph.nodes['text']` (users first,
-then items; `train.build_graph` puts the dataset's embeddings there when
+then items; `input_pipeline.build_graph` puts the dataset's embeddings there when
 `config.graph.text_features` is True). h is propagated as in LightGCN (mean
 of layers 0..K) and scored by a dot product; training is BPR + L2 on the
 batch's h rows. Because h depends on text, items without interactions

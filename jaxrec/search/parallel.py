@@ -33,6 +33,8 @@ import optax
 
 from jaxrec import train
 from jaxrec.data import sampler
+from jaxrec import input_pipeline
+from jaxrec import models
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,8 +150,8 @@ def train_candidates(config: ml_collections.ConfigDict,
     candidate), 'best_epoch' (list), 'train_seconds', 'epoch_times' ([[...]]).
   """
   num_epochs = num_epochs or config.num_epochs
-  graph = jax.tree.map(jnp.asarray, train.build_graph(config, dataset))
-  model = train.get_model(config.model_name, dataset.num_users,
+  graph = jax.tree.map(jnp.asarray, input_pipeline.build_graph(config, dataset))
+  model = models.get_model(config.model_name, dataset.num_users,
                           dataset.num_items, **config.model.to_dict())
   states, l2, keys = init_states(model, graph, candidates, config.batch_size)
   step_fn = jax.jit(functools.partial(parallel_train_steps, model=model),
@@ -163,7 +165,7 @@ def train_candidates(config: ml_collections.ConfigDict,
   epoch_times = []
   for epoch in range(num_epochs):
     start = time.perf_counter()
-    rows = train.epoch_batches(config, dataset, epoch, pos_keys)  # [S, B]
+    rows = input_pipeline.epoch_batches(config, dataset, epoch, pos_keys)  # [S, B]
     for lo in range(0, rows["users"].shape[0], steps_per_call):
       chunk = {key: v[lo:lo + steps_per_call] for key, v in rows.items()}
       states, _ = step_fn(states, l2, graph, chunk, keys)
@@ -195,14 +197,14 @@ def train_sequential(config: ml_collections.ConfigDict,
     'train_seconds' (summed), 'epoch_times' (per candidate).
   """
   num_epochs = num_epochs or config.num_epochs
-  graph = jax.tree.map(jnp.asarray, train.build_graph(config, dataset))
+  graph = jax.tree.map(jnp.asarray, input_pipeline.build_graph(config, dataset))
   pos_keys = sampler.positive_keys(dataset.train, dataset.num_items)
   steps_per_call = max(1, config.steps_per_call)
   out = {"params": [], "valid": [], "best_epoch": [], "train_seconds": 0.0,
          "epoch_times": []}
   for cand in candidates:
     kwargs = dict(config.model.to_dict(), l2_reg=cand.l2_reg)
-    model = train.get_model(config.model_name, dataset.num_users,
+    model = models.get_model(config.model_name, dataset.num_users,
                             dataset.num_items, **kwargs)
     init_rng, train_rng = jax.random.split(jax.random.key(cand.seed))
     params = train.init_params(model, graph, config.batch_size, init_rng)
@@ -215,7 +217,7 @@ def train_sequential(config: ml_collections.ConfigDict,
     out["epoch_times"].append([])
     for epoch in range(num_epochs):
       start = time.perf_counter()
-      rows = train.epoch_batches(config, dataset, epoch, pos_keys)  # [S, B]
+      rows = input_pipeline.epoch_batches(config, dataset, epoch, pos_keys)  # [S, B]
       for lo in range(0, rows["users"].shape[0], steps_per_call):
         chunk = {key: v[lo:lo + steps_per_call] for key, v in rows.items()}
         state, _ = step_fn(state, graph, chunk, train_rng)
@@ -260,7 +262,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                       interaction="dot")
   if args.model_config:
     config.model.update(json.loads(args.model_config))
-  dataset = train.load_data(config)
+  dataset = input_pipeline.load_data(config)
   cands = default_candidates(args.k)
   rows = []
   for name, fn in (("sequential", train_sequential),

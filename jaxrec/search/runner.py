@@ -30,6 +30,7 @@ import ml_collections
 from jaxrec import files
 from jaxrec import train
 from jaxrec.search import space as space_lib
+from jaxrec import input_pipeline
 
 
 @dataclasses.dataclass
@@ -97,7 +98,7 @@ class Runner:
     self.budget_seconds = budget_seconds if budget_seconds else None
     self.clock = clock
     os.makedirs(workdir, exist_ok=True)
-    self.dataset = dataset if dataset is not None else train.load_data(
+    self.dataset = dataset if dataset is not None else input_pipeline.load_data(
         base_config)
     self.select = base_config.selection_metric
     self.trials: list[Trial] = []
