@@ -101,17 +101,17 @@ def report(rows: list, command: str) -> str:
       f"Command: `{command}`", "", common.hardware_line(), "",
       "Median of interleaved rounds; fwd+bwd = gradient of a scalar of the "
       "last layer. V = virtual rows (one per column block and row with an "
-      "edge there). Speed-up vs 'bcsr_symmetric' on fwd+bwd.", "",
-      "| graph | nodes | directed edges | kernel | V | tile build s | fwd s "
-      "| fwd+bwd s | speed-up | max abs diff | load |",
-      "|---|---|---|---|---|---|---|---|---|---|---|"]
-  base = {r["size"]: r["fwd_bwd"] for r in rows if r["kernel"] == "bcsr_symmetric"}
-  for r in rows:
-    lines.append(
-        f"| {r['size']} ({r['desc']}) | {r['nodes']:,} | {r['edges']:,} | "
-        f"{r['kernel']} | {r['virtual']:,} | {r['build']:.2f} | {r['fwd']:.3f} | "
-        f"{r['fwd_bwd']:.3f} | {base[r['size']] / r['fwd_bwd']:.2f}x | "
-        f"{r['diff']:.1e} | {r['load']} |")
+      "edge there). Speed-up vs 'bcsr_symmetric' on fwd+bwd.", ""]
+  base = {r["size"]: r["fwd_bwd"] for r in rows
+          if r["kernel"] == "bcsr_symmetric"}
+  lines += common.markdown_table(
+      ["graph", "nodes", "directed edges", "kernel", "V", "tile build s",
+       "fwd s", "fwd+bwd s", "speed-up", "max abs diff", "load"],
+      [[f"{r['size']} ({r['desc']})", f"{r['nodes']:,}", f"{r['edges']:,}",
+        r["kernel"], f"{r['virtual']:,}", f"{r['build']:.2f}",
+        f"{r['fwd']:.3f}", f"{r['fwd_bwd']:.3f}",
+        f"{base[r['size']] / r['fwd_bwd']:.2f}x", f"{r['diff']:.1e}",
+        r["load"]] for r in rows])
   return "\n".join(lines) + "\n"
 
 

@@ -61,19 +61,16 @@ def markdown(model: str, dataset: str, rows: list[dict], skipped: list,
              refit: dict | None, command: str) -> str:
   """The grid (validation only) and the selected point's refit."""
   lines = [f"# {model} on {dataset}: lambda / tau / rho on validation", "",
-           f"Command: `{command}`", "", common.hardware_line(), "",
-           "| lambda | tau | rho | best epoch | epochs run | valid R@20 | "
-           "valid N@20 | s/epoch | wall s |", "|---" * 9 + "|"]
-  for r in rows:
-    lines.append(
-        f"| {r['ssl_weight']:g} | {r['temperature']:g} | "
-        f"{_rho(r['drop_rate'])} | {r['best_epoch']} | "
-        f"{r['epochs_run']} | {r['valid_recall@20']:.4f} | "
-        f"{r['valid_ndcg@20']:.4f} | {r['seconds_per_epoch']:.2f} | "
-        f"{r['wall_seconds_this_call']:.0f} |")
-  for lam, tau, rho in skipped:
-    lines.append(f"| {lam:g} | {tau:g} | {_rho(rho)} | not run (deadline) "
-                 "| | | | | |")
+           f"Command: `{command}`", "", common.hardware_line(), ""]
+  lines += common.markdown_table(
+      ["lambda", "tau", "rho", "best epoch", "epochs run", "valid R@20",
+       "valid N@20", "s/epoch", "wall s"],
+      [[f"{r['ssl_weight']:g}", f"{r['temperature']:g}", _rho(r["drop_rate"]),
+        r["best_epoch"], r["epochs_run"], f"{r['valid_recall@20']:.4f}",
+        f"{r['valid_ndcg@20']:.4f}", f"{r['seconds_per_epoch']:.2f}",
+        f"{r['wall_seconds_this_call']:.0f}"] for r in rows]
+      + [[f"{lam:g}", f"{tau:g}", _rho(rho), "not run (deadline)"]
+         + ["-"] * 5 for lam, tau, rho in skipped])
   if refit:
     lines += ["", f"Selected lambda {refit['ssl_weight']:g}, tau "
               f"{refit['temperature']:g}, rho {_rho(refit['drop_rate'])} "
