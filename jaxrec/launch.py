@@ -18,7 +18,8 @@ forwarded with a `[p<i>] ` prefix.
 Failure: when a process exits with a non-zero status the launcher stops the
 others (SIGTERM, then SIGKILL after --grace seconds), prints one line
 `error: process <i> exited with status <s>: <its last error line>` on stderr
-and exits 1; a process that would otherwise wait for a dead partner in a
+(a process killed by a signal first, else the lowest rank that failed) and
+exits 1; a process that would otherwise wait for a dead partner in a
 collective is therefore stopped within about --grace seconds, and the JAX
 heartbeat timeout bounds the wait of processes started without this
 launcher. Running the same command again resumes from the last complete
@@ -113,7 +114,7 @@ def launch(args: Sequence[str], num_processes: int,
            port: Optional[int] = None, module: str = "jaxrec.main",
            devices_per_process: int = 0, heartbeat_seconds: int = 20,
            shutdown_seconds: int = 60, grace_seconds: float = 5.0,
-           poll_seconds: float = 0.2) -> int:
+           poll_seconds: float = 0.2, settle_seconds: float = 1.0) -> int:
   """Runs the N processes of one job to the end, or stops them all.
 
   Args:
@@ -126,6 +127,8 @@ def launch(args: Sequence[str], num_processes: int,
     heartbeat_seconds / shutdown_seconds: JAX's timeouts (`worker_command`).
     grace_seconds: after SIGTERM, seconds before SIGKILL.
     poll_seconds: how often the processes are checked.
+    settle_seconds: after the first failure, how long the others may take to
+      exit on their own before the one to report is chosen.
 
   Returns:
     0 when every process exited with 0, else 1 (after printing one
@@ -175,6 +178,15 @@ def launch(args: Sequence[str], num_processes: int,
       for w in workers:
         w.thread.join()
       return 0
+    # Partners that fail with it (the same bad input) exit within a moment:
+    # report a crash (a signal) first, else the lowest rank, whose error is
+    # the cause (process 0 names a busy workdir, the others only follow).
+    deadline = time.monotonic() + settle_seconds
+    while time.monotonic() < deadline and any(
+        w.proc.poll() is None for w in workers):
+      time.sleep(poll_seconds / 2)
+    exited = [w for w in workers if w.proc.poll() not in (None, 0)]
+    failed = min(exited, key=lambda w: (w.proc.returncode >= 0, w.index))
     code = failed.proc.returncode
     stop_all()
     for w in workers:
@@ -198,6 +210,14 @@ def launch(args: Sequence[str], num_processes: int,
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+  """Command line: `[options] -- <arguments of the program>`.
+
+  Args:
+    argv: the arguments (default sys.argv[1:]).
+
+  Returns:
+    The exit status of `launch` (0 or 1).
+  """
   argv = list(sys.argv[1:] if argv is None else argv)
   if "--" in argv:
     split = argv.index("--")
