@@ -375,7 +375,8 @@ def main(argv=None):
     print(json.dumps(res), flush=True)
     return
   import jax  # pylint: disable=g-import-not-at-top
-  machine = {"cpus": os.cpu_count(), "device": str(jax.devices()[0])}
+  machine = {"cpus": os.cpu_count(), "device": str(jax.devices()[0]),
+             "description": common.machine(), "date": common.today()}
   bw = memory_bandwidth()
   machine.update(bw, bw_load=bw["load"])
   fl = peak_flops()

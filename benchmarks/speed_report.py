@@ -83,8 +83,11 @@ def report(results: list[dict], machine: dict, command: str,
       + ("2048)" if all(r.get("batch", BATCH) == BATCH for r in results)
          else "sized to the data)"), "",
       f"Command: `{command}`", "",
-      f"Machine: {machine['cpus']} CPU cores, {machine['device']}; shared with "
-      "other agents while timing (1-min load average recorded per phase). "
+      "Machine: "
+      + (f"{machine['description']}, {machine['device']}, {machine['date']}"
+         if "description" in machine else
+         f"{machine['cpus']} CPU cores, {machine['device']}, shared")
+      + " (1-min load average recorded per phase). "
       f"Memory bandwidth (NumPy copy, 512 MiB, read+write bytes): "
       f"{gb(machine['copy_1thread'])} GB/s 1 thread, "
       f"{gb(machine['copy_2threads'])} GB/s 2 threads -> {gb(bw)} GB/s used "
