@@ -163,10 +163,29 @@ def summary(runs: list, key: str = "test") -> dict:
   return out
 
 
+def _ordered(models: dict) -> list:
+  """(name, entry) in the order of `LABELS` (the JSON keeps keys sorted)."""
+  return sorted(models.items(), key=lambda kv: list(LABELS).index(kv[0])
+                if kv[0] in LABELS else len(LABELS))
+
+
+def _setting(name: str, point: str, results: dict) -> str:
+  """A grid point's name without the settings every point of its grid shares."""
+  grid = results.get("grid", {}).get(name) or []
+  fixed = {k for k in (grid[0] if grid else {})
+           if len({str(p.get(k)) for p in grid}) == 1 and len(grid) > 1}
+  parts = [f"{k}{v}" for k, v in sorted((grid[0] if grid else {}).items())
+           if k in fixed]
+  for part in parts:
+    point = point.replace(part + "_", "").replace("_" + part, "")
+  return point
+
+
 def render(results: dict) -> str:
   """The Markdown page of the results JSON."""
   lines = ["# Rating prediction on ml-latest-small (RMSE / MAE)", "",
-           f"Command: `{results['command']}` (with JAXREC_DATA_ROOT "
+           f"Command: `{common.as_module_command(results['command'])}` "
+           "(with JAXREC_DATA_ROOT "
            "naming the folder that holds movielens/ml-latest-small)  ",
            f"Hardware: {results['hardware']}; date {results['date']}", "",
            "Data: MovieLens ml-latest-small, every rating kept (0.5 - 5 "
@@ -182,7 +201,7 @@ def render(results: dict) -> str:
            "splits. Predictions are clipped to [0.5, 5].", "",
            "| model | test RMSE | test MAE | seeds | selected setting | "
            "median best epoch | s/epoch |", "|---|---|---|---|---|---|---|"]
-  for name, entry in results["models"].items():
+  for name, entry in _ordered(results["models"]):
     s = entry["summary"]
     runs = entry["runs"]
     epochs = [r["best_epoch"] for r in runs if "best_epoch" in r]
@@ -192,12 +211,23 @@ def render(results: dict) -> str:
         f"| {LABELS.get(name, name)} | {s['rmse']['mean']:.4f} ± "
         f"{s['rmse']['std']:.4f} | {s['mae']['mean']:.4f} ± "
         f"{s['mae']['std']:.4f} | {len(runs)} | "
-        f"{entry.get('selected', 'defaults')} | "
+        f"{_setting(name, entry.get('selected', 'defaults'), results)} | "
         + (f"{int(np.median(epochs))}" if epochs else "-") + " | "
         + (f"{np.median(per_epoch):.2f}" if per_epoch else
            f"fit {np.median([r['fit_seconds'] for r in runs]):.1f} s")
         + " |")
-  lines += ["", "Mean ± standard deviation over the seeds.", ""]
+  lines += ["", "Mean ± standard deviation over the seeds.", "",
+            "Test RMSE per seed (best epoch in parentheses):", "",
+            "| model | " + " | ".join(f"seed {s}" for s in results["seeds"])
+            + " |", "|---|" + "---|" * len(results["seeds"])]
+  for name, entry in _ordered(results["models"]):
+    by_seed = {r["seed"]: r for r in entry["runs"]}
+    cells = [f"{by_seed[s]['test']['rmse']:.4f}"
+             + (f" ({by_seed[s]['best_epoch']})" if "best_epoch" in by_seed[s]
+                and by_seed[s].get("epochs_run", 1) > 1 else "")
+             if s in by_seed else "-" for s in results["seeds"]]
+    lines.append(f"| {LABELS.get(name, name)} | " + " | ".join(cells) + " |")
+  lines.append("")
   if results.get("paired"):
     lines += ["## Graph models vs biased MF (paired by seed)", "",
               "Difference of test RMSE / MAE (graph model minus biased MF; "
@@ -221,13 +251,19 @@ def render(results: dict) -> str:
         verdicts.append(f"{LABELS[name]} does not beat biased MF: its test "
                         "RMSE is higher (the interval excludes 0).")
       else:
-        verdicts.append(f"{LABELS[name]} and biased MF are not separated: "
-                        "the interval of the RMSE difference includes 0.")
+        verdicts.append(f"{LABELS[name]} does not beat biased MF: its mean "
+                        f"test RMSE differs by {d['mean']:+.4f}, and the "
+                        "interval of the difference includes 0.")
     lines += verdicts + [""]
   lines += ["## Tuning (seed-0 validation RMSE)", ""]
-  for name, grid in results.get("search", {}).items():
-    lines.append(f"- {LABELS.get(name, name)}: " + "; ".join(
-        f"`{p['point']}` {p['valid_rmse']:.4f}" for p in grid))
+  for name, grid in _ordered(results.get("search", {})):
+    fixed = [f"{k}={v}" for k, v in sorted(results["grid"][name][0].items())
+             if len({str(p.get(k)) for p in results["grid"][name]}) == 1]
+    lines.append(f"- {LABELS.get(name, name)}"
+                 + (f" ({', '.join(fixed)} throughout)" if fixed else "")
+                 + ": " + "; ".join(
+                     f"`{_setting(name, p['point'], results)}` "
+                     f"{p['valid_rmse']:.4f}" for p in grid))
   if results.get("not_run"):
     lines += ["", "Not run: " + "; ".join(results["not_run"])]
   return "\n".join(lines) + "\n"

@@ -20,7 +20,6 @@ NOT_YET_MODULES = frozenset({
     "finetune_layers",
     "lm_throughput",
     "multiprocess",
-    "rating",
     "real_text",
     "real_text_report",
     "text_finetune",
