@@ -191,6 +191,14 @@ def base_config(dataset: str = "synthetic") -> ml_collections.ConfigDict:
   # trained instead of the model's own `loss` (None: the model's;
   # `train.train_step`).
   config.loss_fn = None
+  # Text-encoder fine-tuning (jaxrec/text_finetune.py, needs
+  # graph.text_features and a text model): finetune_layers = N > 0 trains the
+  # top N layers of graph.text_model with the model (Adam at learning_rate),
+  # re-encoding the batch's texts each step (tokenised once at max_length)
+  # and the other rows once per epoch; dtype 'bfloat16' runs the encoder's
+  # matmuls in bfloat16 (float32 accumulation).
+  config.text = dict(finetune_layers=0, learning_rate=1e-4, max_length=64,
+                     dtype="float32")
   # Warm start (jaxrec/warm_start.py, docs/warm_start.md): init_from = the
   # workdir of a run whose best parameters initialise this one; init_map =
   # 'source_path:target_path,...' ('/'-separated parameter paths; '' = every
@@ -205,7 +213,8 @@ def base_config(dataset: str = "synthetic") -> ml_collections.ConfigDict:
 # Sub-configs whose keys are merged one by one over the base config's in
 # `with_defaults`; any other value (model kwargs, the dataset and its loader
 # kwargs) is taken whole, since its keys belong to one model or one loader.
-_MERGED_SECTIONS = ("optimizer", "graph", "sharding", "sharding.distributed")
+_MERGED_SECTIONS = ("optimizer", "graph", "sharding", "sharding.distributed",
+                    "text")
 
 
 def _merge(base: dict, override: dict, prefix: str = "") -> dict:
@@ -373,6 +382,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   if bad:
     raise ConfigError(f"config.model: unknown key(s) {bad} for model "
                       f"{name!r}; valid keys: {sorted(fields)}")
+  from jaxrec import text_finetune  # pylint: disable=g-import-not-at-top
+  text_finetune.check_config(config)
   bad = sorted(set(config.optimizer.keys()) - set(OPTIMIZER_KEYS))
   if bad:
     raise ConfigError(f"config.optimizer: unknown key(s) {bad}; valid keys: "

@@ -61,6 +61,7 @@ from jaxrec.input_pipeline import refit_dataset
 from jaxrec.input_pipeline import with_text_features
 from jaxrec.models import get_model
 from jaxrec.models import is_closed_form
+from jaxrec import text_finetune
 from jaxrec.optimizers import learning_rate
 from jaxrec.optimizers import make_optimizer
 
@@ -317,8 +318,10 @@ def restore_best_params(workdir: str, config: ml_collections.ConfigDict,
     def bundle():
       params = init_params(model, graph, config.batch_size, jax.random.key(0),
                            config.num_negatives)
-      state = TrainState.create(apply_fn=model.apply, params=params,
-                                tx=make_optimizer(config))
+      tx = make_optimizer(config)
+      if with_defaults(config).text.finetune_layers:
+        tx = text_finetune.wrap_optimizer(tx, with_defaults(config))
+      state = TrainState.create(apply_fn=model.apply, params=params, tx=tx)
       return {"state": state, "best_params": params}
   return workdir_lib.restore_best_params(workdir, jax.eval_shape(bundle))
 
@@ -374,6 +377,9 @@ class Experiment:
     step_fn: jitted `train_steps(state, graph, rows, rng)`.
     evaluator: full-ranking evaluation of parameters on 'valid' / 'test'.
     positive_keys: sorted train keys for the negative sampler.
+    text_cache: with config.text.finetune_layers > 0, the
+      `text_finetune.TextCache` that re-encodes graph.nodes['text'] with the
+      current encoder; else None.
   """
   dataset: Dataset
   refit: bool
@@ -387,6 +393,7 @@ class Experiment:
   step_fn: Callable
   evaluator: "Evaluator"
   positive_keys: np.ndarray
+  text_cache: Any = None
 
 
 def setup_experiment(config: ml_collections.ConfigDict,
@@ -430,16 +437,24 @@ def setup_experiment(config: ml_collections.ConfigDict,
   graph = jax.tree.map(jnp.asarray, build_graph(config, dataset))
   model = get_model(config.model_name, dataset.num_users, dataset.num_items,
                     **config.model.to_dict())
+  finetune = None
+  if config.text.finetune_layers:  # the text encoder trains with the model
+    finetune = text_finetune.setup(config, model, graph, dataset)
+    model, graph = finetune.model, jax.tree.map(jnp.asarray, finetune.graph)
   batch_size = config.batch_size
   steps_per_epoch = math.ceil(len(dataset.train) / batch_size)
   lr_fn = learning_rate(config, steps_per_epoch)  # also logged per epoch
   tx = make_optimizer(config, steps_per_epoch, lr=lr_fn)
+  if finetune:
+    tx = text_finetune.wrap_optimizer(tx, config)
   mesh = sharding_lib.make_mesh(config)
   graph = sharding_lib.place_graph(graph, mesh, config)  # once, not per call
 
   init_rng, train_rng = jax.random.split(jax.random.key(config.seed))
   params = init_params(model, graph, batch_size, init_rng,
                        config.num_negatives)
+  if finetune:  # the pretrained encoder, not init's random one
+    params = dict(params, encoder=finetune.pretrained)
   # config.init_text / init_from: text-PCA ID tables, another run's best
   # parameters (a resumed run restores its own checkpoint over these).
   params = warm_start.initial_params(config, params, dataset, model)
@@ -454,7 +469,8 @@ def setup_experiment(config: ml_collections.ConfigDict,
       dataset=dataset, refit=refit, num_epochs=num_epochs, graph=graph,
       model=model, state=state, train_rng=train_rng, lr_fn=lr_fn, mesh=mesh,
       step_fn=step_fn, evaluator=make_evaluator(model, graph, dataset, config),
-      positive_keys=sampler.positive_keys(dataset.train, dataset.num_items))
+      positive_keys=sampler.positive_keys(dataset.train, dataset.num_items),
+      text_cache=finetune.cache if finetune else None)
 
 
 def fit_closed_form(config: ml_collections.ConfigDict, workdir: str,
@@ -652,6 +668,9 @@ def _train_in_workdir(config: ml_collections.ConfigDict, workdir: str,
   if restored is not None:
     _, bundle, meta = restored
     logging.info("resumed from epoch %d", meta["epoch"])
+  text_cache = exp.text_cache
+  if text_cache is not None:  # text rows of the (restored) parameters
+    graph = evaluator.graph = text_cache.refresh(bundle["state"].params, graph)
   history_path = os.path.join(workdir, workdir_lib.METRICS_FILE)
   if primary:
     run_logging.write_history(history_path, meta["history"])
@@ -682,6 +701,8 @@ def _train_in_workdir(config: ml_collections.ConfigDict, workdir: str,
       if hooks.after_steps is not None:
         jax.block_until_ready(state)
         hooks.after_steps(epoch + 1, lo // steps_per_call)
+    if text_cache is not None:  # cached text rows follow the encoder
+      graph = evaluator.graph = text_cache.refresh(state.params, graph)
     epoch_loss = float(jnp.mean(jnp.concatenate(losses)))
     epoch_seconds = time.perf_counter() - start
     if not np.isfinite(epoch_loss):
@@ -731,6 +752,8 @@ def _train_in_workdir(config: ml_collections.ConfigDict, workdir: str,
     run_logging.log_scalars(tb_writer, record, epoch + 1)
   bar.close()
 
+  if text_cache is not None:  # the texts as the selected encoder encodes them
+    graph = evaluator.graph = text_cache.refresh(bundle["best_params"], graph)
   valid = {} if refit else evaluator(bundle["best_params"], "valid")
   eval_start = time.perf_counter()
   # eval_test=False (hyper-parameter search): the test split is not read;

@@ -38,7 +38,8 @@ LAYERS = (
     ("graphs", ("jaxrec.graphs", "jaxrec.sharding")),
     # Flax recommenders, jaxrec's own language models (jaxrec.lm) and the
     # text encoder that turns item/user texts into node features.
-    ("models", ("jaxrec.models", "jaxrec.lm", "jaxrec.text", "jaxrec.text_loading")),
+    ("models", ("jaxrec.models", "jaxrec.lm", "jaxrec.text", "jaxrec.text_loading",
+                "jaxrec.text_finetune")),
     # What training optimises and measures: the optimiser and the ranking
     # metrics.
     ("objectives", ("jaxrec.optimizers", "jaxrec.metrics")),

@@ -1,0 +1,79 @@
+"""config.text.finetune_layers: the encoder's top layers train with a text model."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxrec import text_finetune
+from jaxrec import train
+from jaxrec.config_utils import with_defaults
+from jaxrec.data.synthetic import make_synthetic
+from jaxrec.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def tiny(bundled_model_path):  # pylint: disable=unused-argument
+  """20 users and 30 items, every one with a short text."""
+  return make_synthetic(num_users=20, num_items=30, num_interactions=240, seed=3,
+                        num_threads=1)
+
+
+def _config(tmp_path, epochs=2, **text):
+  return with_defaults(dict(
+      model_name="textgnn", model=dict(embed_dim=8, num_layers=1), batch_size=64,
+      num_epochs=epochs, eval_every=1, steps_per_call=16, eval_ks=(10,),
+      selection_metric="recall@10", progress=False, max_checkpoints=1,
+      optimizer=dict(learning_rate=1e-2), seed=0,
+      graph=dict(text_features=True, text_cache_dir=str(tmp_path / "text_cache")),
+      text=dict(dict(finetune_layers=1, max_length=16, learning_rate=1e-3), **text)))
+
+
+def _leaves_equal(a, b) -> list:
+  return [bool(np.array_equal(x, y)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))]
+
+
+def test_batch_texts_match_the_cache(tiny, tmp_path):
+  exp = train.setup_experiment(_config(tmp_path), tiny)
+  graph = exp.text_cache.refresh(exp.state.params, exp.graph)
+  # With unchanged parameters the re-encoded batch rows equal the cached rows.
+  batch = {k: jnp.asarray(v) for k, v in train.dummy_batch(8).items()}
+  batch.update(users=jnp.arange(8), pos_items=jnp.arange(8) + 3, neg_items=jnp.arange(8) + 11)
+  loss = exp.model.apply({"params": exp.state.params}, graph, batch, method="loss")[0]
+  inner = exp.model.model.apply({"params": exp.state.params["model"]}, graph, batch,
+                                method="loss")[0]
+  np.testing.assert_allclose(loss, inner, rtol=1e-5)
+
+
+def test_trains_top_layer_only_and_resumes_with_encoder(tiny, tmp_path):
+  workdir = str(tmp_path / "run")
+  exp = train.setup_experiment(_config(tmp_path), tiny)
+  pretrained = exp.state.params["encoder"]
+  train.train_and_evaluate(_config(tmp_path, epochs=1), workdir, tiny)
+  step, first, _ = train.restore_best_params(workdir, _config(tmp_path), exp.model, exp.graph)
+  assert step == 1 and sorted(first) == ["encoder", "model"]
+  # The checkpoint holds the trained encoder: its top layer moved.
+  assert not all(_leaves_equal(first["encoder"]["layer_5"], pretrained["layer_5"]))
+  # Resumed for a second epoch (num_epochs may change on resume).
+  results = train.train_and_evaluate(_config(tmp_path, epochs=2), workdir, tiny)
+  assert results["epochs_run"] == 2 and np.isfinite(results["valid"]["recall@10"])
+  step, best, _ = train.restore_best_params(workdir, _config(tmp_path), exp.model, exp.graph)
+  assert step == 2
+  # Embeddings and layers 0..4: bit-identical to the pretrained weights.
+  frozen = {k: v for k, v in pretrained.items() if k != "layer_5"}
+  assert all(_leaves_equal({k: best["encoder"][k] for k in frozen}, frozen))
+  assert not all(_leaves_equal(best["encoder"]["layer_5"], pretrained["layer_5"]))
+
+
+def test_config_errors(tiny, tmp_path):
+  with pytest.raises(ConfigError, match="text_features"):
+    train.setup_experiment(with_defaults(dict(
+        model_name="textgnn", text=dict(finetune_layers=1))), tiny)
+  with pytest.raises(ConfigError, match="unknown key"):
+    text_finetune.check_config(_config(tmp_path, layers=1))
+  with pytest.raises(ConfigError, match=r"0\.\.6"):
+    train.setup_experiment(_config(tmp_path, finetune_layers=7), tiny)
+  with pytest.raises(ConfigError, match="user_text"):
+    config = _config(tmp_path)
+    config.graph.user_text = "history"
+    text_finetune.check_config(config)
