@@ -106,6 +106,17 @@ def render(results: dict) -> str:
         f"{np.median([r['best_epoch'] for r in rows]):g} / "
         f"{np.median([r['epochs_run'] for r in rows]):g} | "
         f"{np.median([r['seconds_per_epoch'] for r in rows]):.3g} |")
+  last = {arm: sum(runs[s][arm]["best_epoch"]
+                  >= 0.9 * runs[s][arm]["epochs_run"] for s in seeds)
+          for arm in ("scratch", "finetune")}
+  lines += ["", f"Selected epoch within the last 10% of the budget "
+            f"(validation still rising there): scratch "
+            f"{last['scratch']}/{len(seeds)} seeds, "
+            f"two-stage {last['finetune']}/{len(seeds)}. The budget is a "
+            "fixed short schedule, not training to convergence (LightGCN "
+            "trained to convergence on these splits: "
+            "[real_text.md](real_text.md)). s/epoch: medians on a shared "
+            "machine, not a speed comparison."]
   lines += ["", "Paired difference, two-stage - scratch (same split and "
             "seed; mean and 95% t interval over seeds):", "",
             "| metric | difference |", "|---|---|"]

@@ -170,3 +170,34 @@ def test_parse_init_map():
                                                           ("d", "e")]
   flat = warm_start.flatten({"net": {"w": jax.numpy.zeros(2)}, "b": 1})
   assert sorted(flat) == ["b", "net/w"]
+
+
+def test_benchmark_page_pairs_by_seed():
+  """benchmarks/warm_start.py: paired t interval as scipy's, page from JSON."""
+  from scipy import stats  # pylint: disable=g-import-not-at-top
+  from benchmarks import warm_start as bench  # pylint: disable=g-import-not-at-top
+  from benchmarks import real_text_report  # pylint: disable=g-import-not-at-top
+  scratch, fine = [0.20, 0.22, 0.21], [0.23, 0.24, 0.22]
+  run = lambda r, epoch: {"test": {"recall@20": r, "ndcg@20": r / 2},
+                          "best_epoch": epoch, "epochs_run": 100,
+                          "seconds_per_epoch": 0.5}
+  runs = {str(s): {"scratch": run(scratch[s], 95), "finetune": run(fine[s], 50),
+                   "pretrain": run(0.1, 50)} for s in range(3)}
+  paired = {m: real_text_report.paired(
+      [runs[s]["finetune"]["test"][m] for s in runs],
+      [runs[s]["scratch"]["test"][m] for s in runs])
+            for m in bench.METRICS}
+  d = np.subtract(fine, scratch)
+  lo, hi = stats.t.interval(0.95, len(d) - 1, loc=d.mean(),
+                            scale=stats.sem(d))
+  np.testing.assert_allclose([paired["recall@20"]["lo"],
+                              paired["recall@20"]["hi"]], [lo, hi], rtol=1e-3)
+  page = bench.render({
+      "protocol": dict(dataset="ml_latest_small", total_epochs=150,
+                       pretrain_epochs=50, eval_every=5),
+      "command": "python -m benchmarks.warm_start", "hardware": "Hardware: x",
+      "runs": runs, "paired": paired})
+  assert "| two-stage | 0.2300 ± 0.0100 |" in page
+  assert "scratch 3/3 seeds, two-stage 0/3" in page
+  assert (f"| recall@20 | +{d.mean():.4f} [{lo:+.4f}, {hi:+.4f}] (includes 0) |"
+          in page)
