@@ -118,7 +118,8 @@ def plot_loss(runs: Sequence[Run], path: str) -> str:
     epochs, loss = run.losses
     ax.plot(epochs, loss, label=run.label, lw=1.5)
   ax.set_xlabel("epoch")
-  ax.set_ylabel("training loss (BPR + regularisation)")
+  ax.set_ylabel("training loss (MSE + regularisation)" if runs[0].rating
+                else "training loss (BPR + regularisation)")
   ax.set_title("Training loss")
   ax.grid(alpha=0.3)
   ax.legend()

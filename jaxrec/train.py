@@ -591,7 +591,8 @@ def _fit_in_workdir(config, workdir, dataset, graph, model, refit: bool,
   logging.info("%s fitted in %.1f s: valid %s=%s, test %s", config.model_name,
                fit_seconds, config.selection_metric,
                valid.get(config.selection_metric, "n/a"),
-               {k: round(v, 4) for k, v in test.items() if "@" in k})
+               {k: round(v, 4) for k, v in test.items()
+                if "@" in k or k in metrics_lib.LOWER_IS_BETTER})
   return results
 
 
@@ -789,5 +790,6 @@ def _train_in_workdir(config: ml_collections.ConfigDict, workdir: str,
   logging.info("%s epoch %d: valid %s=%s, test %s",
                "refit" if refit else "best", meta["best_epoch"], select,
                valid.get(select, "n/a"),
-               {k: round(v, 4) for k, v in test.items() if "@" in k})
+               {k: round(v, 4) for k, v in test.items()
+                if "@" in k or k in metrics_lib.LOWER_IS_BETTER})
   return results

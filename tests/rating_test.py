@@ -406,3 +406,10 @@ def test_rating_benchmark_page_pairs_by_seed():
                        "paired": paired, "search": {}, "not_run": []})
   assert "| Biased MF | 0.8500 ± 0.0100 |" in page
   assert "GC-MC does not beat biased MF" in page
+
+
+def test_architecture_search_refuses_the_rating_task(small, tmp_path):
+  from jaxrec.search import runner  # pylint: disable=g-import-not-at-top
+  with pytest.raises(ValueError, match="ranking metrics"):
+    runner.Runner(None, _config("biased_mf.py"), str(tmp_path), 1,
+                  dataset=small)

@@ -91,6 +91,11 @@ class Runner:
                dataset=None, clock: Callable[[], float] = time.perf_counter):
     if budget_trials < 1:
       raise ValueError(f"budget_trials must be >= 1, got {budget_trials}")
+    if base_config.get("task", "ranking") != "ranking":
+      # Trials are ranked by a higher-is-better ranking metric.
+      raise ValueError(f"config.task: the architecture search selects on "
+                       f"ranking metrics; task {base_config.task!r} is not "
+                       "supported")
     self.space = space
     self.base_config = base_config
     self.workdir = workdir
