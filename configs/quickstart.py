@@ -4,7 +4,7 @@
 
 Trains each entry of `config.compare` in workdir/<name>/ and prints a table of
 test Recall@20 / NDCG@20 (selected on validation). Expected: LightGCN > MF on
-both (figures in README.md).
+both (figures in docs/results/quickstart.md).
 """
 
 from jaxrec import config_utils
