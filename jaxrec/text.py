@@ -22,7 +22,6 @@ import hashlib
 import itertools
 import json
 import os
-import tempfile
 import warnings
 from typing import Any, Optional, Sequence
 
@@ -30,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrec import files
 from jaxrec.data.dataset import DataError
 from jaxrec.lm import bert
 
@@ -566,24 +566,6 @@ def _read_cache(path: str, n: int, dim: int) -> tuple[Optional[np.ndarray], str]
   return arr, ""
 
 
-def _atomic_save(path: str, arr: np.ndarray) -> None:
-  directory = os.path.dirname(path) or "."
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
-                             suffix=".tmp")
-  try:
-    with os.fdopen(fd, "wb") as f:
-      np.save(f, arr, allow_pickle=False)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    try:
-      os.unlink(tmp)
-    except FileNotFoundError:
-      pass
-    raise
-
-
 def encode_cached(texts: Sequence[str], cache_dir: str, encoder: Optional[TextEncoder] = None,
                   model_name_or_path: Optional[str] = None,
                   max_length: Optional[int] = None) -> np.ndarray:
@@ -629,5 +611,5 @@ def encode_cached(texts: Sequence[str], cache_dir: str, encoder: Optional[TextEn
     encoder = TextEncoder(model_name_or_path, max_length=max_length)
   emb = encoder.encode(texts)  # [n, d]
   os.makedirs(os.fspath(cache_dir), exist_ok=True)
-  _atomic_save(path, emb)
+  files.atomic_write(path, lambda f: np.save(f, emb, allow_pickle=False))
   return emb
