@@ -141,7 +141,7 @@ def _require(meta: dict, key: str, path: str):
 
 
 def config_from_metadata(meta: dict, path: str, has_output: bool,
-                         qkv_bias: bool) -> LlamaConfig:
+                         qkv_bias: bool, embedding_rows: int) -> LlamaConfig:
   """The model's hyper-parameters from GGUF metadata.
 
   Args:
@@ -149,6 +149,8 @@ def config_from_metadata(meta: dict, path: str, has_output: bool,
     path: the file (for error messages).
     has_output: the file has an `output.weight` (untied output projection).
     qkv_bias: the file has Q/K/V biases.
+    embedding_rows: rows of `token_embd.weight` (the vocabulary size when
+      the metadata has no `<arch>.vocab_size`).
 
   Returns:
     The LlamaConfig.
@@ -165,11 +167,8 @@ def config_from_metadata(meta: dict, path: str, has_output: bool,
     raise DataError(f"{path}: {arch}.rope.dimension_count={head_dim}: partial "
                     f"rotary embeddings are not supported (expected "
                     f"{dim // heads})")
-  vocab = meta.get(f"{arch}.vocab_size")
-  if vocab is None:
-    vocab = len(meta["_tokens"])
   return LlamaConfig(
-      vocab_size=int(vocab), dim=dim, num_layers=int(get("block_count")),
+      vocab_size=int(meta.get(f"{arch}.vocab_size", embedding_rows)), dim=dim, num_layers=int(get("block_count")),
       num_heads=heads,
       num_kv_heads=int(meta.get(f"{arch}.attention.head_count_kv", heads)),
       head_dim=head_dim, hidden_dim=int(get("feed_forward_length")),
@@ -188,7 +187,7 @@ def file_fingerprint(path: str) -> str:
   return h.hexdigest()
 
 
-# GGUF per-layer tensor name -> (Flax module under `blocks`, is a norm).
+# GGUF per-layer tensor name (= Flax module under `blocks`) -> is an RMSNorm.
 _LAYER_TENSORS = {
     "attn_norm": True, "ffn_norm": True, "attn_q": False, "attn_k": False,
     "attn_v": False, "attn_output": False, "ffn_gate": False,
@@ -221,12 +220,11 @@ def load(path: str, dtype=np.float32) -> Checkpoint:
     raise DataError(f"{path}: not a readable GGUF file ({e})") from e
   meta = read_metadata(reader, path)
   tensors = {t.name: t for t in reader.tensors}
-  if "tokenizer.ggml.tokens" in reader.fields and \
-      f"{meta.get('general.architecture')}.vocab_size" not in meta:
-    meta["_tokens"] = reader.fields["tokenizer.ggml.tokens"].contents()
-  config = config_from_metadata(meta, path, "output.weight" in tensors,
-                                "blk.0.attn_q.bias" in tensors)
-  meta.pop("_tokens", None)
+  if "token_embd.weight" not in tensors:
+    raise DataError(f"{path}: missing tensor 'token_embd.weight'")
+  config = config_from_metadata(
+      meta, path, "output.weight" in tensors, "blk.0.attn_q.bias" in tensors,
+      int(tensors["token_embd.weight"].shape[-1]))
   permuted = meta["general.architecture"] == "llama"
 
   def tensor(name: str, shape: tuple[int, ...]) -> np.ndarray:
