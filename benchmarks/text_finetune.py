@@ -7,7 +7,9 @@ on the recommender parameters AND the encoder's last `--layers` transformer
 layers (`trainable_layer_mask`; the frozen layers sit behind
 `stop_gradient_outside` and get a zero update from `optax.multi_transform`).
 Feasible on tiny data only on a CPU: the whole catalogue is re-encoded each
-step. Checks that frozen weights are bit-identical afterwards.
+step. Checks that frozen weights are bit-identical afterwards. The trainer's
+version, `config.text.finetune_layers` (jaxrec/text_finetune.py, docs/text.md),
+re-encodes only the batch's texts each step and the rest once per epoch.
 
 Usage:
   python benchmarks/text_finetune.py [--users 40] [--items 60] [--steps 6]
