@@ -54,16 +54,20 @@ def search(config: ml_collections.ConfigDict, workdir: str, dataset=None,
   runner = runner_lib.Runner(space, config, workdir, s.budget_trials,
                              s.budget_seconds, dataset=dataset)
   rng = np.random.default_rng(s.seed)
+  # Known designs trained before the random samples (configs/search.py).
+  initial = strategies.warm_start_architectures(space, config,
+                                                s.get("warm_start", ()))
   if s.strategy == "random":
-    strategies.random_search(runner, rng, s.epochs)
+    strategies.random_search(runner, rng, s.epochs, initial)
     final_epochs = s.epochs
   elif s.strategy == "evolution":
     strategies.regularized_evolution(runner, rng, s.epochs,
-                                     s.population_size, s.sample_size)
+                                     s.population_size, s.sample_size,
+                                     initial)
     final_epochs = s.epochs
   elif s.strategy == "halving":
     strategies.successive_halving(runner, rng, s.min_epochs, s.eta,
-                                  s.max_epochs)
+                                  s.max_epochs, initial)
     final_epochs = None
   else:
     raise ValueError(f"config.search.strategy must be one of "

@@ -10,12 +10,15 @@ is not hit).
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import math
-from typing import Optional
+from typing import Any, Iterator, Optional, Sequence
 
+import ml_collections
 import numpy as np
 
+from jaxrec.errors import ConfigError
 from jaxrec.search import runner as runner_lib
 from jaxrec.search import space as space_lib
 
@@ -32,25 +35,113 @@ def sample_new(space: space_lib.Space, rng: np.random.Generator, seen: set,
   return None
 
 
+def base_architecture(space: space_lib.Space,
+                      config: ml_collections.ConfigDict) -> dict:
+  """The point of the training config itself (configs/search.py: LightGCN).
+
+  Each dimension takes its value from `config.model` (or `config.optimizer`
+  for optimiser dimensions); a dimension the config leaves unset takes the
+  space's first value.
+  """
+  arch = {}
+  for c in space.choices:
+    section = config.optimizer if c.target == "optimizer" else config.model
+    arch[c.name] = section.get(c.name, c.values[0])
+  return arch
+
+
+def warm_start_architectures(space: space_lib.Space,
+                             config: ml_collections.ConfigDict,
+                             entries: Sequence[Any]) -> list[dict]:
+  """Architectures trained before any random sample (`config.search.warm_start`).
+
+  Args:
+    space: the searched space; every architecture must lie in it.
+    config: the search config (its model / optimizer give 'base').
+    entries: each 'base' (the config's own point), a path to a previous
+      search's summary.json (its best architecture), or a dict of dimension
+      values (unset dimensions from 'base').
+
+  Returns:
+    The distinct architectures, in order.
+
+  Raises:
+    ConfigError: an entry that is none of these, or lies outside the space.
+  """
+  base = base_architecture(space, config)
+  out, seen = [], set()
+  for i, entry in enumerate(entries or ()):
+    where = f"config.search.warm_start[{i}]"
+    if hasattr(entry, "to_dict"):
+      entry = entry.to_dict()
+    if entry == "base":
+      arch = dict(base)
+    elif isinstance(entry, str) and entry.endswith(".json"):
+      try:
+        with open(entry, encoding="utf-8") as f:
+          arch = dict(base, **json.load(f)["best_arch"])
+      except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"{where}: {entry!r} is not a readable search "
+                          f"summary.json with a 'best_arch' ({e})") from e
+    elif isinstance(entry, dict):
+      arch = dict(base, **entry)
+    else:
+      raise ConfigError(f"{where}: expected 'base', a summary.json path or a "
+                        f"dict of dimension values, got {entry!r}")
+    try:
+      space.validate(arch)
+    except ValueError as e:
+      raise ConfigError(f"{where}: {e}") from e
+    key = space_lib.arch_key(arch)
+    if key not in seen:
+      seen.add(key)
+      out.append(arch)
+  return out
+
+
+def _candidates(space: space_lib.Space, rng: np.random.Generator, seen: set,
+                initial: Sequence[dict]) -> Iterator[dict]:
+  """The warm-start architectures, then distinct random samples.
+
+  The random draws are the same with or without a warm start (a sample
+  equal to a warm-start architecture is redrawn, as any seen one).
+  """
+  for arch in initial:
+    seen.add(space_lib.arch_key(arch))
+    yield dict(arch)
+  while True:
+    arch = sample_new(space, rng, seen)
+    if arch is None:
+      return
+    seen.add(space_lib.arch_key(arch))
+    yield arch
+
+
 def random_search(runner: runner_lib.Runner, rng: np.random.Generator,
-                  epochs: int) -> runner_lib.Runner:
-  """Trains distinct uniformly sampled architectures until a budget ends."""
+                  epochs: int, initial: Sequence[dict] = ()
+                  ) -> runner_lib.Runner:
+  """Trains distinct uniformly sampled architectures until a budget ends.
+
+  `initial` (warm start) architectures are trained first.
+  """
   seen = set()
+  archs = _candidates(runner.space, rng, seen, initial)
   while runner.can_start_new():
-    arch = sample_new(runner.space, rng, seen)
+    arch = next(archs, None)
     if arch is None:
       break  # space exhausted
-    seen.add(space_lib.arch_key(arch))
     runner.run(arch, epochs)
   return runner
 
 
 def regularized_evolution(runner: runner_lib.Runner, rng: np.random.Generator,
                           epochs: int, population_size: int,
-                          sample_size: int) -> runner_lib.Runner:
+                          sample_size: int, initial: Sequence[dict] = ()
+                          ) -> runner_lib.Runner:
   """Aging evolution (Real et al., AAAI 2019).
 
-  The population starts with `population_size` random architectures. Each
+  The population starts with `population_size` architectures: the
+  `initial` (warm start) ones, then random ones. Each
   cycle draws `sample_size` members uniformly (without replacement), mutates
   the best of them by validation metric (one dimension changes), trains the
   child, adds it and removes the OLDEST member. Children already trained are
@@ -62,6 +153,7 @@ def regularized_evolution(runner: runner_lib.Runner, rng: np.random.Generator,
     epochs: epochs per trial.
     population_size: P.
     sample_size: S (tournament size), 1 <= S <= P.
+    initial: warm-start architectures, trained first.
 
   Returns:
     The runner.
@@ -71,11 +163,11 @@ def regularized_evolution(runner: runner_lib.Runner, rng: np.random.Generator,
                      f"({sample_size}) <= population_size ({population_size})")
   population: collections.deque = collections.deque()
   seen = set()
+  archs = _candidates(runner.space, rng, seen, initial)
   while len(population) < population_size and runner.can_start_new():
-    arch = sample_new(runner.space, rng, seen)
+    arch = next(archs, None)
     if arch is None:
       break
-    seen.add(space_lib.arch_key(arch))
     population.append(runner.run(arch, epochs))
   while runner.can_start_new() and population:
     picks = rng.choice(len(population), size=min(sample_size, len(population)),
@@ -139,11 +231,12 @@ def rung_epochs(min_epochs: int, eta: float, max_epochs: int,
 
 
 def successive_halving(runner: runner_lib.Runner, rng: np.random.Generator,
-                       min_epochs: int, eta: float,
-                       max_epochs: int) -> runner_lib.Runner:
+                       min_epochs: int, eta: float, max_epochs: int,
+                       initial: Sequence[dict] = ()) -> runner_lib.Runner:
   """Successive halving (Jamieson & Talwalkar, 2016) over random samples.
 
-  Rung 0 trains `budget_trials` distinct random architectures for
+  Rung 0 trains `budget_trials` distinct architectures (the `initial`
+  warm-start ones first, then random ones) for
   `min_epochs`; each later rung keeps the top 1/eta by validation metric and
   trains the survivors on (from their checkpoints) to eta times the epochs,
   until one survivor or `max_epochs`. The seconds budget stops the search
@@ -155,18 +248,18 @@ def successive_halving(runner: runner_lib.Runner, rng: np.random.Generator,
     min_epochs: rung-0 epochs.
     eta: reduction factor (> 1).
     max_epochs: cap on any trial's epochs.
+    initial: warm-start architectures, trained first.
 
   Returns:
     The runner.
   """
   budgets = rung_epochs(min_epochs, eta, max_epochs,
                         runner.base_config.eval_every)
-  seen = set()
+  archs = _candidates(runner.space, rng, set(), initial)
   while runner.can_start_new():
-    arch = sample_new(runner.space, rng, seen)
+    arch = next(archs, None)
     if arch is None:
       break
-    seen.add(space_lib.arch_key(arch))
     runner.run(arch, budgets[0])
   rung_trials = list(runner.trials)
   for rung, epochs in enumerate(budgets[1:], start=1):
@@ -185,6 +278,6 @@ def successive_halving(runner: runner_lib.Runner, rng: np.random.Generator,
 
 STRATEGIES = ("random", "evolution", "halving")
 
-__all__ = ["STRATEGIES", "halving_survivors", "random_search",
-           "regularized_evolution", "rung_epochs", "sample_new",
-           "successive_halving"]
+__all__ = ["STRATEGIES", "base_architecture", "halving_survivors",
+           "random_search", "regularized_evolution", "rung_epochs",
+           "sample_new", "successive_halving", "warm_start_architectures"]

@@ -1,0 +1,139 @@
+"""config.search.warm_start: known designs trained before the random samples.
+
+Fake training (a hash of the architecture), no JAX work.
+"""
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from jaxrec.data.synthetic import make_synthetic
+from jaxrec.errors import ConfigError
+from jaxrec.search import __main__ as search_main
+from jaxrec.search import runner as runner_lib
+from jaxrec.search import space as space_lib
+from jaxrec.search import strategies
+from tests import config_loader
+
+LIGHTGCN = dict(message="identity", aggregation="lightgcn", num_layers=3,
+                combine="mean", interaction="dot", embed_dim=64,
+                learning_rate=1e-3, l2_reg=1e-4)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+  return make_synthetic(num_users=40, num_items=50, num_interactions=500,
+                        seed=0)
+
+
+class FakeRunner(runner_lib.Runner):
+  """Scores an architecture by a hash of it (+ epochs); trains nothing."""
+
+  def _train(self, trial, epochs):
+    h = hashlib.sha256(space_lib.arch_key(trial.arch).encode()).digest()
+    trial.epochs = epochs
+    trial.valid = h[0] / 255.0 + 0.001 * epochs
+    trial.valid_metrics = {"recall@20": trial.valid}
+    trial.best_epoch = trial.epochs_run = epochs
+    self._record(trial, 0.0)
+    return trial
+
+
+def _config():
+  config = config_loader.load("search.py", "synthetic_small")
+  config.selection_metric = "recall@20"
+  return config
+
+
+def _runner(tmp_path, tiny, trials):
+  return FakeRunner(space_lib.Space(), _config(), str(tmp_path), trials,
+                    dataset=tiny)
+
+
+def test_base_is_the_configs_own_lightgcn_point():
+  config = _config()
+  space = space_lib.Space()
+  assert strategies.base_architecture(space, config) == LIGHTGCN
+  archs = strategies.warm_start_architectures(space, config, ["base"])
+  assert archs == [LIGHTGCN]
+
+
+def test_entries_dicts_summaries_and_dedup(tmp_path):
+  summary = tmp_path / "summary.json"
+  best = dict(LIGHTGCN, aggregation="gat", message="hadamard")
+  summary.write_text(json.dumps({"best_arch": best}))
+  archs = strategies.warm_start_architectures(
+      space_lib.Space(), _config(),
+      ["base", {"aggregation": "gcn", "combine": "concat"}, str(summary),
+       "base"])
+  assert archs == [LIGHTGCN,
+                   dict(LIGHTGCN, aggregation="gcn", combine="concat"), best]
+
+
+@pytest.mark.parametrize("entry, match", [
+    ("lightgcn", r"warm_start\[0\]: expected 'base'"),
+    ({"num_layers": 9}, r"warm_start\[0\]: architecture: num_layers=9"),
+    ("/no/such/summary.json", r"warm_start\[0\]: '/no/such/summary.json' is "
+     "not a readable"),
+])
+def test_bad_entries_name_the_field(entry, match):
+  with pytest.raises(ConfigError, match=match):
+    strategies.warm_start_architectures(space_lib.Space(), _config(), [entry])
+
+
+def test_restricted_space_rejects_a_point_outside_it():
+  space = space_lib.Space.from_overrides({"embed_dim": [32]})
+  with pytest.raises(ConfigError, match=r"embed_dim=64 is not one of"):
+    strategies.warm_start_architectures(space, _config(), ["base"])
+
+
+@pytest.mark.parametrize("name", strategies.STRATEGIES)
+def test_warm_start_trains_first_then_the_same_random_draws(tmp_path, tiny,
+                                                            name):
+  def go(sub, initial):
+    runner = _runner(tmp_path / sub, tiny, trials=6)
+    rng = np.random.default_rng(0)
+    if name == "random":
+      strategies.random_search(runner, rng, 2, initial)
+    elif name == "evolution":
+      strategies.regularized_evolution(runner, rng, 2, 3, 2, initial)
+    else:
+      strategies.successive_halving(runner, rng, 1, 3.0, 9, initial)
+    return [t.arch for t in runner.trials]
+  cold, warm = go("cold", ()), go("warm", [LIGHTGCN])
+  assert warm[0] == LIGHTGCN
+  assert LIGHTGCN not in cold
+  if name != "evolution":  # evolution's later children depend on scores
+    assert warm[1:] == cold[:5]
+  else:
+    assert warm[1:3] == cold[:2]  # the rest of the initial population
+
+
+def test_halving_promotes_the_warm_start_by_its_score(tmp_path, tiny):
+  runner = _runner(tmp_path, tiny, trials=9)
+  strategies.successive_halving(runner, np.random.default_rng(0), 1, 3.0, 9,
+                                [LIGHTGCN])
+  assert runner.trials[0].arch == LIGHTGCN
+  rung0 = sorted(runner.trials, key=lambda t: (-t.valid, t.index))
+  promoted = {r["trial"] for r in runner.records if r["rung"] == 1}
+  assert promoted == {t.index for t in rung0[:3]}
+
+
+def test_search_passes_the_configured_warm_start(tmp_path, tiny, monkeypatch):
+  seen = {}
+
+  class Stop(Exception):
+    pass
+
+  def fake_halving(runner, rng, min_epochs, eta, max_epochs, initial=()):
+    seen["initial"] = initial
+    raise Stop
+
+  monkeypatch.setattr(strategies, "successive_halving", fake_halving)
+  config = _config()
+  config.search.warm_start = ["base"]
+  with pytest.raises(Stop):
+    search_main.search(config, str(tmp_path), dataset=tiny)
+  assert seen["initial"] == [LIGHTGCN]
