@@ -137,3 +137,21 @@ def test_search_passes_the_configured_warm_start(tmp_path, tiny, monkeypatch):
   with pytest.raises(Stop):
     search_main.search(config, str(tmp_path), dataset=tiny)
   assert seen["initial"] == [LIGHTGCN]
+
+
+@pytest.mark.parametrize("flag, expected", [
+    ("base", ["base"]), ("none", []), ("base,prev/summary.json",
+                                        ["base", "prev/summary.json"])])
+def test_warm_start_flag(tmp_path, monkeypatch, flag, expected):
+  seen = {}
+
+  def fake_search(config, workdir, dataset=None, command=""):
+    seen["warm_start"] = list(config.search.warm_start)
+    raise SystemExit(0)
+
+  monkeypatch.setattr(search_main, "search", fake_search)
+  with pytest.raises(SystemExit):
+    search_main.main(["--config",
+                      f"{config_loader.CONFIG_DIR}/search.py:synthetic_small",
+                      "--workdir", str(tmp_path), "--warm-start", flag])
+  assert seen["warm_start"] == expected

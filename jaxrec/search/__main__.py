@@ -2,7 +2,7 @@
 
   python -m jaxrec.search --config configs/search.py:lastfm --budget-trials 12 \
       [--budget-seconds 1500] [--strategy random|evolution|halving] \
-      [--seed 0] --workdir DIR
+      [--seed 0] [--warm-start base|none|SUMMARY.json,...] --workdir DIR
 
 Writes DIR/results.csv (one row per training: trial, rung, epochs,
 architecture, validation metric, seconds), DIR/results.md, DIR/summary.json
@@ -92,6 +92,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                       default=None)
   parser.add_argument("--seed", type=int, default=None,
                       help="search sampling seed (config.search.seed)")
+  parser.add_argument("--warm-start", default=None,
+                      help="architectures trained first, comma-separated: "
+                      "'base' (the config's own point) and/or a previous "
+                      "search's summary.json; 'none' for none "
+                      "(config.search.warm_start)")
   return parser.parse_args(argv)
 
 
@@ -121,6 +126,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
       config.search.strategy = args.strategy
     if args.seed is not None:
       config.search.seed = args.seed
+    if args.warm_start is not None:
+      config.search.warm_start = [
+          e for e in args.warm_start.split(",") if e and e != "none"]
   command = "python -m jaxrec.search " + " ".join(
       shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
   summary = search(config, args.workdir, command=command)
