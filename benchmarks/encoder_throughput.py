@@ -464,7 +464,9 @@ def render(result: dict) -> str:
       "spreads that over all; but PyTorch's OpenMP threads slow down more than "
       "XLA's when they compete for the cores, so ratios measured under load favour "
       "jaxrec; on an idle machine expect them lower, closest to the rounds with "
-      "the lowest load. Texts per CPU-second are less sensitive to load:",
+      "the lowest load. Texts per CPU-second count the process's CPU time; "
+      "PyTorch's OpenMP threads spin while they wait for a core, so under load "
+      "its CPU time grows too:",
       "",
       "| Dataset | Batch | Load before | Load after | "
       + " | ".join(f"{side} texts per CPU-second" for side in sides)
