@@ -127,16 +127,18 @@ def test_search_passes_the_configured_warm_start(tmp_path, tiny, monkeypatch):
   class Stop(Exception):
     pass
 
-  def fake_halving(runner, rng, min_epochs, eta, max_epochs, initial=()):
-    seen["initial"] = initial
+  def fake_halving(runner, rng, min_epochs, eta, max_epochs, initial=(),
+                   promote_initial=False):
+    seen["initial"], seen["promote"] = initial, promote_initial
     raise Stop
 
   monkeypatch.setattr(strategies, "successive_halving", fake_halving)
   config = _config()
   config.search.warm_start = ["base"]
+  config.search.promote_warm_start = True
   with pytest.raises(Stop):
     search_main.search(config, str(tmp_path), dataset=tiny)
-  assert seen["initial"] == [LIGHTGCN]
+  assert seen == {"initial": [LIGHTGCN], "promote": True}
 
 
 @pytest.mark.parametrize("flag, expected", [
@@ -155,3 +157,29 @@ def test_warm_start_flag(tmp_path, monkeypatch, flag, expected):
                       f"{config_loader.CONFIG_DIR}/search.py:synthetic_small",
                       "--workdir", str(tmp_path), "--warm-start", flag])
   assert seen["warm_start"] == expected
+
+
+def test_promote_initial_carries_the_warm_start_to_the_top_rung(tmp_path,
+                                                                tiny):
+  slow = dict(LIGHTGCN, num_layers=4, learning_rate=5e-4)  # low fake score
+
+  def go(sub, promote):
+    runner = _runner(tmp_path / sub, tiny, trials=9)
+    strategies.successive_halving(runner, np.random.default_rng(0), 1, 3.0,
+                                  9, [slow], promote_initial=promote)
+    return runner
+  cut, kept = go("cut", False), go("kept", True)
+  # Its fake score puts the warm start outside rung 0's top 3 of 9 ...
+  rung0 = sorted(cut.trials, key=lambda t: (-t.valid, t.index))
+  assert 0 not in {t.index for t in rung0[:3]}
+  assert {r["rung"] for r in cut.records if r["trial"] == 0} == {0}
+  # ... promoted anyway: each rung holds the top 1/eta and it.
+  rungs = {}
+  for r in kept.records:
+    rungs.setdefault(r["rung"], set()).add(r["trial"])
+  assert rungs[1] == {t.index for t in rung0[:3]} | {0}
+  rung1 = sorted((r for r in kept.records if r["rung"] == 1),
+                 key=lambda r: (-r["valid_recall@20"], r["trial"]))
+  assert rungs[2] == {r["trial"] for r in rung1[:2]} | {0}  # ceil(4 / 3)
+  assert kept.trials[0].epochs == 9
+  assert kept.best().rung == 2

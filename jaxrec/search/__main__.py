@@ -66,8 +66,9 @@ def search(config: ml_collections.ConfigDict, workdir: str, dataset=None,
                                      initial)
     final_epochs = s.epochs
   elif s.strategy == "halving":
-    strategies.successive_halving(runner, rng, s.min_epochs, s.eta,
-                                  s.max_epochs, initial)
+    strategies.successive_halving(
+        runner, rng, s.min_epochs, s.eta, s.max_epochs, initial,
+        promote_initial=s.get("promote_warm_start", False))
     final_epochs = None
   else:
     raise ValueError(f"config.search.strategy must be one of "

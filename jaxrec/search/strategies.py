@@ -232,15 +232,21 @@ def rung_epochs(min_epochs: int, eta: float, max_epochs: int,
 
 def successive_halving(runner: runner_lib.Runner, rng: np.random.Generator,
                        min_epochs: int, eta: float, max_epochs: int,
-                       initial: Sequence[dict] = ()) -> runner_lib.Runner:
+                       initial: Sequence[dict] = (),
+                       promote_initial: bool = False) -> runner_lib.Runner:
   """Successive halving (Jamieson & Talwalkar, 2016) over random samples.
 
   Rung 0 trains `budget_trials` distinct architectures (the `initial`
   warm-start ones first, then random ones) for
   `min_epochs`; each later rung keeps the top 1/eta by validation metric and
   trains the survivors on (from their checkpoints) to eta times the epochs,
-  until one survivor or `max_epochs`. The seconds budget stops the search
-  between trainings; the best trial is then taken from the highest rung.
+  until one survivor or `max_epochs`. With `promote_initial`, the warm-start
+  trials also go on to every rung, after the top 1/eta: low-fidelity scores
+  rank slow starters such as LightGCN at lr 1e-3 below where they end
+  (docs/results/search_fidelity.md), so a known design is compared with the
+  searched ones at the top rung's epochs instead of being cut at rung 0.
+  The seconds budget stops the search between trainings; the best trial is
+  then taken from the highest rung.
 
   Args:
     runner: trains the trials (budget_trials = rung-0 architectures).
@@ -249,10 +255,12 @@ def successive_halving(runner: runner_lib.Runner, rng: np.random.Generator,
     eta: reduction factor (> 1).
     max_epochs: cap on any trial's epochs.
     initial: warm-start architectures, trained first.
+    promote_initial: promote the warm-start trials at every rung.
 
   Returns:
     The runner.
   """
+  first = len(runner.trials)
   budgets = rung_epochs(min_epochs, eta, max_epochs,
                         runner.base_config.eval_every)
   archs = _candidates(runner.space, rng, set(), initial)
@@ -262,10 +270,16 @@ def successive_halving(runner: runner_lib.Runner, rng: np.random.Generator,
       break
     runner.run(arch, budgets[0])
   rung_trials = list(runner.trials)
+  # The warm-start trials are the first ones this call trained.
+  protected = ({t.index for t in rung_trials[first:first + len(initial)]}
+               if promote_initial else set())
   for rung, epochs in enumerate(budgets[1:], start=1):
     if len(rung_trials) <= 1:
       break
     survivors = halving_survivors(rung_trials, 1.0 / eta)
+    survivors += [t for t in rung_trials
+                  if t.index in protected
+                  and t.index not in {s.index for s in survivors}]
     logging.info("halving rung %d: %d of %d survive -> %d epochs", rung,
                  len(survivors), len(rung_trials), epochs)
     rung_trials = []
