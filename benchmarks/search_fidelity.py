@@ -95,14 +95,16 @@ def top_by(score: Sequence[float], keep: int,
   return sorted(among, key=lambda i: (-score[i], i))[:keep]
 
 
-def halving_table(scores: np.ndarray, eta: float, top: int = 3
-                  ) -> dict:
+def halving_table(scores: np.ndarray, eta: float, top: int = 3,
+                  protected: Sequence[int] = ()) -> dict:
   """What a cut to the top 1/eta at each rung keeps of the final top `top`.
 
   Args:
     scores: [num_candidates, num_rungs] rung scores (last = final).
     eta: halving factor; a cut keeps ceil(n / eta) of n.
     top: size of the final top set.
+    protected: candidates the chain carries to every rung besides the top
+      1/eta (`successive_halving(promote_initial=True)`).
 
   Returns:
     {'final_top': indices of the final top, 'per_rung': [{'rung', 'keep',
@@ -124,8 +126,9 @@ def halving_table(scores: np.ndarray, eta: float, top: int = 3
   for r in range(num_rungs - 1):
     if len(alive) <= 1:
       break
-    alive = top_by(scores[:, r], max(1, math.ceil(len(alive) / eta - 1e-9)),
-                   alive)
+    kept = top_by(scores[:, r], max(1, math.ceil(len(alive) / eta - 1e-9)),
+                  alive)
+    alive = kept + [i for i in protected if i in alive and i not in kept]
     chain.append({"rung": r, "survivors": alive})
   pick = top_by(scores[:, -1], 1, alive)[0]
   return {"final_top": final_top, "per_rung": per_rung, "chain": chain,
@@ -188,6 +191,9 @@ def analyse(results: dict) -> dict:
           "rung0_ranks": rung0_ranks.tolist(),
           "tau": tau_table(scores) if len(cands) >= 3 else [],
           "halving": halving_table(scores, results["eta"]),
+          "halving_warm": halving_table(
+              scores, results["eta"],
+              protected=[i for i, x in enumerate(archs) if x == LIGHTGCN]),
           "profile": prof,
           "cost": cost_by(archs, [c["s_per_epoch"] for c in cands])}
 
@@ -379,7 +385,14 @@ def render(results: dict) -> str:
               f" Successive halving over this sample (eta "
               f"{results['eta']:g}) keeps {chain}, and picks "
               f"#{cands[pick]['index']}, final rank "
-              f"{a['final_ranks'][pick]:g} of {n}.", ""]
+              f"{a['final_ranks'][pick]:g} of {n}."]
+    hw = a["halving_warm"]
+    if hw["chain"] != h["chain"]:
+      lines += ["", "With LightGCN's point carried to every rung "
+                "(`config.search.promote_warm_start`), it picks "
+                f"#{cands[hw['pick']]['index']}, final rank "
+                f"{a['final_ranks'][hw['pick']]:g} of {n}."]
+    lines += [""]
   # Profile.
   rows = [[p["dimension"], p["value"], p["n"], f"{p['median_rank']:g}",
            f"{p['median_rank_rung0']:g}",

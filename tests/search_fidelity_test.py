@@ -112,3 +112,12 @@ def test_render_from_a_toy_results_file():
   assert ("LightGCN's point (lr 1e-3) ranks 4 of 4 after 10 epochs and 1 of "
           "4 after 90") in page
   assert "test split is never evaluated" in page
+
+
+def test_halving_with_a_protected_candidate():
+  scores = np.array([[0.1, 0.9], [0.5, 0.2], [0.4, 0.3], [0.3, 0.1],
+                     [0.2, 0.4]])
+  h = sf.halving_table(scores, eta=3.0, protected=[0])
+  # Rung 0 keeps the top ceil(5 / 3) = 2, [1, 2], plus the protected 0.
+  assert h["chain"] == [{"rung": 0, "survivors": [1, 2, 0]}]
+  assert h["pick"] == 0
