@@ -187,7 +187,10 @@ def analyse(results: dict) -> dict:
   prof0 = profile(archs, rung0_ranks, dims)
   for row, row0 in zip(prof, prof0):
     row["median_rank_rung0"] = row0["median_rank"]
+  # Epoch of each curve's maximum (the earliest on ties).
+  best_epochs = [max(c, key=lambda e, c=c: (c[e], -e)) for c in curves]
   return {"scores": scores.tolist(), "final_ranks": ranks.tolist(),
+          "best_epochs": best_epochs,
           "rung0_ranks": rung0_ranks.tolist(),
           "tau": tau_table(scores) if len(cands) >= 3 else [],
           "halving": halving_table(scores, results["eta"]),
@@ -452,6 +455,18 @@ def conclusions(results: dict, a: dict) -> list[str]:
                + "; ".join(f"{p['value']:g}: {p['median_rank_rung0']:g} -> "
                            f"{p['median_rank']:g} (n {p['n']})"
                            for p in lr_rows) + ".")
+  rising = sum(e == rungs[-1] for e in a["best_epochs"])
+  out.append(f"* {rising} of {n} candidates score best at epoch "
+             f"{rungs[-1]}, the last one evaluated: the final score is "
+             "itself a fixed-budget score, not a converged one.")
+  total = sum(c["seconds"] for c in cands)
+  by_agg = {}
+  for c in cands:
+    agg = c["arch"]["aggregation"]
+    by_agg[agg] = by_agg.get(agg, 0.0) + c["seconds"]
+  out.append("* Share of the training seconds: " + ", ".join(
+      f"{k} {100 * v / total:.0f}%" for k, v in
+      sorted(by_agg.items(), key=lambda kv: -kv[1])) + ".")
   cost = sorted(a["cost"], key=lambda c: c["median_s_per_epoch"])
   if len(cost) > 1:
     out.append(f"* Cost: {cost[-1]['aggregation']} candidates take "

@@ -49,6 +49,12 @@ def get_config(arg=None):
       min_epochs=min_epochs,  # halving rung 0
       max_epochs=max_epochs,  # halving cap
       eta=3.0,              # halving: keep the top 1/eta per rung
+      # Trained before the random samples: 'base' = config.model's point
+      # (LightGCN), a previous search's summary.json, or dimension dicts.
+      warm_start=["base"],
+      # Halving carries the warm start to every rung: 10-epoch scores rank
+      # slow starters like LightGCN at lr 1e-3 low (search_fidelity.md).
+      promote_warm_start=True,
       # Restrictions of the declared space ({} = all of DEFAULT_SPACE).
       space={},
   )

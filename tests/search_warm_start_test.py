@@ -86,7 +86,13 @@ def test_bad_entries_name_the_field(entry, match):
 def test_restricted_space_rejects_a_point_outside_it():
   space = space_lib.Space.from_overrides({"embed_dim": [32]})
   with pytest.raises(ConfigError, match=r"embed_dim=64 is not one of"):
-    strategies.warm_start_architectures(space, _config(), ["base"])
+    strategies.warm_start_architectures(space, _config(),
+                                        [{"aggregation": "gat"}])
+  # The config's own point is only left out: the space excludes it.
+  assert strategies.warm_start_architectures(space, _config(), ["base"]) == []
+  assert strategies.warm_start_architectures(
+      space, _config(), ["base", {"embed_dim": 32}]) == [
+          dict(LIGHTGCN, embed_dim=32)]
 
 
 @pytest.mark.parametrize("name", strategies.STRATEGIES)

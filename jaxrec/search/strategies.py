@@ -58,9 +58,10 @@ def warm_start_architectures(space: space_lib.Space,
   Args:
     space: the searched space; every architecture must lie in it.
     config: the search config (its model / optimizer give 'base').
-    entries: each 'base' (the config's own point), a path to a previous
-      search's summary.json (its best architecture), or a dict of dimension
-      values (unset dimensions from 'base').
+    entries: each 'base' (the config's own point; left out, with a log
+      line, when a restricted space does not contain it), a path to a
+      previous search's summary.json (its best architecture), or a dict of
+      dimension values (unset dimensions from 'base').
 
   Returns:
     The distinct architectures, in order.
@@ -76,6 +77,12 @@ def warm_start_architectures(space: space_lib.Space,
       entry = entry.to_dict()
     if entry == "base":
       arch = dict(base)
+      try:
+        space.validate(arch)
+      except ValueError as e:
+        logging.info("%s: the config's own point is outside the searched "
+                     "space (%s); not trained first", where, e)
+        continue
     elif isinstance(entry, str) and entry.endswith(".json"):
       try:
         with open(entry, encoding="utf-8") as f:
