@@ -359,6 +359,13 @@ def render(results: dict) -> str:
            f"is the best validation {metric} up to its epoch (as the "
            f"search's trials report it); the final score is the best up to "
            f"epoch {rungs[-1]}. The test split is never evaluated.", ""]
+  search_rungs = _search_rungs(results["dataset"])
+  if search_rungs[-1] > rungs[-1]:
+    lines += [f"The search's own halving rungs on {results['dataset']} are "
+              f"{' / '.join(map(str, search_rungs))} epochs; this "
+              f"measurement stops at {rungs[-1]} (the CPU time for "
+              f"{search_rungs[-1]} epochs per candidate would have allowed "
+              "only a few candidates).", ""]
   # Candidates.
   rows = []
   for c, s, r in zip(cands, a["scores"], a["final_ranks"]):
@@ -423,6 +430,16 @@ def render(results: dict) -> str:
             "Recall@20 / NDCG@20) is not run here, and neither are "
             "candidates per hour of a changed search.", ""]
   return "\n".join(lines)
+
+
+def _search_rungs(dataset: str) -> list[int]:
+  """The halving rungs `configs/search.py:<dataset>` trains."""
+  from jaxrec import config_utils  # pylint: disable=g-import-not-at-top
+  from jaxrec.search import strategies  # pylint: disable=g-import-not-at-top
+  s = config_utils.load_config_file(
+      os.path.join(common.REPO, "configs", "search.py"), dataset)
+  return strategies.rung_epochs(s.search.min_epochs, s.search.eta,
+                                s.search.max_epochs, s.eval_every)
 
 
 def conclusions(results: dict, a: dict) -> list[str]:
