@@ -1,6 +1,6 @@
 """Language-model text on real data: text models vs ID-only backbones and baselines.
 
-  python benchmarks/real_text.py --datasets ml_latest_small,hetrec_lastfm \
+  python -m benchmarks.real_text --datasets ml_latest_small,hetrec_lastfm \
       --seeds 0,1,2,3,4 --workdir workdirs/real_text \
       --json benchmarks/results/real_text.json --out docs/results/real_text.md
 
@@ -42,16 +42,11 @@ import argparse
 import copy
 import json
 import os
-import shlex
-import sys
 import time
 import warnings
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 from jaxrec import coldstart_eval
 from jaxrec import config_utils
 from jaxrec import files
@@ -61,6 +56,7 @@ from jaxrec import text as text_lib
 from jaxrec import train
 from jaxrec.data import coldstart
 from jaxrec.data.preprocess import DataWarning
+from benchmarks import common
 from benchmarks import real_text_report
 
 # name -> (registered model, config argument suffix: the backbone for RLMRec).
@@ -404,7 +400,7 @@ def followup(name: str, dataset: str, choice: dict, args, log) -> dict:
 
 def command_line() -> str:
   """This invocation as a shell command (stages record what produced them)."""
-  return "python benchmarks/real_text.py " + shlex.join(sys.argv[1:])
+  return common.command("real_text")
 
 
 def cold_start(dataset: str, selected: dict, seeds: list, args, log) -> dict:

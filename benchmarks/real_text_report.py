@@ -1,6 +1,6 @@
 """Markdown page of `benchmarks/real_text.py`, rendered from its JSON.
 
-  python benchmarks/real_text_report.py --json benchmarks/results/real_text.json \
+  python -m benchmarks.real_text_report --json benchmarks/results/real_text.json \
       --out docs/results/real_text.md
 """
 
@@ -11,9 +11,10 @@ import json
 import os
 import platform
 import sys
-import tempfile
 
 import numpy as np
+
+from benchmarks import common
 
 LABELS = {
     "mostpop": "MostPop", "itemknn": "ItemKNN", "ease": "EASE", "mf": "MF",
@@ -25,7 +26,7 @@ LABELS = {
     "fusion": "Attention fusion",
 }
 DATASETS = ("ml_latest_small", "hetrec_lastfm")
-COMMAND = ("python benchmarks/real_text.py --datasets {datasets} --seeds {seeds} "
+COMMAND = ("python -m benchmarks.real_text --datasets {datasets} --seeds {seeds} "
            "--max_epochs {max_epochs} --workdir {workdir} --json {json} "
            "--out {out} --cold {cold}")
 
@@ -171,7 +172,7 @@ def dataset_section(name: str, out: dict) -> list[str]:
     lines += _table(["variant", "valid Recall@20", "vs selected",
                      "best / run epochs", "stopped by the rule"], rows)
     if fu.get("command"):
-      lines += ["", f"Command: `{fu['command']}`"]
+      lines += ["", f"Command: `{common.as_module_command(fu['command'])}`"]
   cold = out.get("_cold")
   if cold:
     lines += ["", "Cold items (20% of the items held out of training; warm "
@@ -180,7 +181,8 @@ def dataset_section(name: str, out: dict) -> list[str]:
              _ms([m["ndcg@20"] for m in v])] for k, v in cold.items()]
     lines += _table(["ranking", "cold Recall@20", "cold NDCG@20"], rows)
     if out.get("_cold_command"):
-      lines += ["", f"Command: `{out['_cold_command']}`"]
+      lines += ["", f"Command: "
+                f"`{common.as_module_command(out['_cold_command'])}`"]
   return lines + [""]
 
 
@@ -224,12 +226,7 @@ def render(results: dict) -> str:
 
 def write(results: dict, path: str) -> None:
   """Renders the page to `path` atomically."""
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
-                             suffix=".tmp")
-  with os.fdopen(fd, "w") as f:
-    f.write(render(results))
-  os.replace(tmp, path)
+  common.write_page(path, render(results))
 
 
 def main(argv=None) -> None:

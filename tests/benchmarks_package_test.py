@@ -17,13 +17,8 @@ BENCH = os.path.join(REPO, "benchmarks")
 # them. A script leaves this list once it runs as `python -m benchmarks.<name>`.
 NOT_YET_MODULES = frozenset({
     "encoder_throughput",
-    "finetune_layers",
     "lm_throughput",
-    "multiprocess",
-    "real_text",
-    "real_text_report",
     "text_finetune",
-    "warm_start",
 })
 
 
