@@ -303,9 +303,26 @@ def measure(args) -> dict:
              "budget_seconds": args.budget_seconds,
              "dimensions": [c.name for c in space.choices],
              "space": {c.name: list(c.values) for c in space.choices},
-             "candidates": [], "load": []}
-  start = time.perf_counter()
+             "candidates": [], "load": [], "elapsed_s": 0.0}
+  done = {}
+  if args.resume and os.path.exists(args.json):
+    import json  # pylint: disable=g-import-not-at-top
+    with open(args.json, encoding="utf-8") as f:
+      old = json.load(f)
+    same = ("dataset", "seed", "rungs", "eval_epochs", "metric")
+    if any(old[k] != results[k] for k in same):
+      raise ValueError(f"--resume: {args.json} holds another protocol "
+                       f"({ {k: old[k] for k in same} })")
+    done = {c["index"]: (c, load) for c, load in zip(old["candidates"],
+                                                       old["load"])}
+    results["command"] = old["command"] + "\n" + results["command"]
+    results["elapsed_s"] = old["elapsed_s"]
+  start = time.perf_counter() - results["elapsed_s"]
   for i, arch in enumerate(archs):
+    if i in done and done[i][0]["arch"] == arch:  # trained by an earlier run
+      results["candidates"].append(done[i][0])
+      results["load"].append(done[i][1])
+      continue
     if args.budget_seconds and time.perf_counter() - start > args.budget_seconds:
       break
     config = space.to_config(arch, base)
@@ -342,13 +359,14 @@ def render(results: dict) -> str:
            "architectures like long ones?", "",
            "Written by `benchmarks/search_fidelity.py` from "
            f"`benchmarks/results/{NAME}.json`.", "",
-           "```", common.as_module_command(results["command"]), "```", "",
+           "```"] + [common.as_module_command(c) for c in
+                     results["command"].split("\n")] + ["```", "",
            results["hardware"] + f" (load average after each candidate "
            f"{min(results['load'])}-{max(results['load'])}).", "",
            results["dataset_summary"], "",
            f"Candidates: {n} trained of {results['sampled']} sampled "
            f"(seed {results['seed']}, no training starts after "
-           f"{results['budget_seconds']:g} s; "
+           f"{results['budget_seconds']:g} s of measurement; "
            f"{results['elapsed_s']:.0f} s in all). The first two are fixed: "
            "LightGCN's point and an NGCF-like point; the rest are uniform "
            "samples of the search's space (`configs/search.py:"
@@ -518,7 +536,11 @@ def parse_args(argv=None):
   p.add_argument("--eta", type=float, default=3.0)
   p.add_argument("--eval-every", type=int, default=10)
   p.add_argument("--budget-seconds", type=float, default=0.0,
-                 help="no new candidate starts after this (0: none)")
+                 help="no new candidate starts after this many seconds of "
+                 "measurement, --resume runs included (0: none)")
+  p.add_argument("--resume", action="store_true",
+                 help="keep the candidates --json already holds (same "
+                 "protocol) and train the rest of the sample")
   common.add_result_args(p, NAME)
   args = p.parse_args(argv)
   import sys  # pylint: disable=g-import-not-at-top
