@@ -386,13 +386,17 @@ def render(results: dict) -> str:
               "only a few candidates).", ""]
   # Candidates.
   rows = []
-  for c, s, r in zip(cands, a["scores"], a["final_ranks"]):
+  for c, s, r, load in zip(cands, a["scores"], a["final_ranks"],
+                           results["load"]):
     rows.append([c["index"], arch_label(c["arch"])] +
                 [_fmt(x, 4) for x in s] + [f"{r:g}", _fmt(c["s_per_epoch"], 2),
-                                           f"{c['seconds']:.0f}"])
-  lines += ["## Candidates", ""] + common.markdown_table(
+                                           f"{c['seconds']:.0f}", load])
+  lines += ["## Candidates", "",
+            "Seconds are wall-clock on the shared machine; 'load' is the "
+            "1-minute load average when the candidate finished.",
+            ""] + common.markdown_table(
       ["#", "architecture"] + [f"valid {metric} @{e}" for e in rungs] +
-      ["final rank", "s / epoch", "s total"], rows) + [""]
+      ["final rank", "s / epoch", "s total", "load"], rows) + [""]
   # Tau.
   lines += ["## Rank correlation with the final score", ""]
   if a["tau"]:
@@ -490,6 +494,16 @@ def conclusions(results: dict, a: dict) -> list[str]:
                + "; ".join(f"{p['value']:g}: {p['median_rank_rung0']:g} -> "
                            f"{p['median_rank']:g} (n {p['n']})"
                            for p in lr_rows) + ".")
+  by_dim = {}
+  for p in a["profile"]:
+    by_dim.setdefault(p["dimension"], []).append(p)
+  out.append("* Design-space profile, best and worst median final rank per "
+             "dimension: " + "; ".join(
+                 f"{d} {min(ps, key=lambda p: p['median_rank'])['value']} "
+                 f"({min(p['median_rank'] for p in ps):g}) vs "
+                 f"{max(ps, key=lambda p: p['median_rank'])['value']} "
+                 f"({max(p['median_rank'] for p in ps):g})"
+                 for d, ps in by_dim.items()) + ".")
   rising = sum(e == rungs[-1] for e in a["best_epochs"])
   out.append(f"* {rising} of {n} candidates score best at epoch "
              f"{rungs[-1]}, the last one evaluated: the final score is "
