@@ -482,6 +482,10 @@ def conclusions(results: dict, a: dict) -> list[str]:
                f"{p0['kept_of_top']} of the final top 3. Halving over this "
                f"sample picks the candidate of final rank "
                f"{a['final_ranks'][h['pick']]:g}.")
+  best = int(np.argmin(a["final_ranks"]))
+  out.append(f"* The final best, #{cands[best]['index']} "
+             f"({arch_label(cands[best]['arch'])}), ranks "
+             f"{a['rung0_ranks'][best]:g} of {n} after {rungs[0]} epochs.")
   lgcn = [i for i, c in enumerate(cands) if c["arch"] == LIGHTGCN]
   if lgcn:
     i = lgcn[0]
