@@ -44,6 +44,7 @@ import scipy.sparse as sp
 from jaxrec import train
 from jaxrec import files
 from jaxrec import workdir as workdir_lib
+from jaxrec.errors import ConfigError
 from jaxrec.data.dataset import DataError, Dataset
 from jaxrec import input_pipeline
 from jaxrec import models
@@ -132,9 +133,16 @@ class TrainedModel:
     Raises:
       FileNotFoundError: not a trained workdir, or no checkpoint yet.
       DataError: a workdir file is unreadable or inconsistent (named).
+      ConfigError: a rating-prediction run.
     """
     workdir = os.path.abspath(workdir)
     config = workdir_lib.load_config(workdir)
+    if config.task != "ranking":
+      # A rating model's score is its predicted rating, which the dot product
+      # of its embeddings does not give (biases, GC-MC's decoder).
+      raise ConfigError(
+          f"{workdir}: config.task={config.task!r}; top-K recommendation, "
+          "export and serving take ranking runs only (config.task='ranking')")
     dataset = workdir_lib.load_dataset_snapshot(workdir)
     if config.graph.text_features and dataset.item_embeddings is None:
       dataset = _reload_text_features(workdir, config, dataset)
@@ -421,7 +429,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         sys.stdout.write(frame.to_csv(index=False))
   except (DataError, FileNotFoundError, ValueError, RuntimeError) as err:
     print(f"error: {err}", file=sys.stderr)
-    return 2
+    return 1
   return 0
 
 

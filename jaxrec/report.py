@@ -435,7 +435,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                       args.markdown)
   except (FileNotFoundError, ValueError, RuntimeError) as err:
     print(f"error: {err}", file=sys.stderr)
-    return 2
+    return 1
   for path in out.values():
     print(path)
   return 0

@@ -21,3 +21,13 @@ def load_benchmark(name: str):
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
+
+
+def ranking_models() -> list:
+  """Registered models whose configs/test.py config is a ranking task.
+
+  Rating-prediction models (config.task='rating') are not served as top-K
+  lists: `recommend` / `export` refuse their runs (tests/rating_test.py).
+  """
+  from jaxrec.models import MODELS  # pylint: disable=import-outside-toplevel
+  return [name for name in sorted(MODELS) if load("test.py", name).task == "ranking"]

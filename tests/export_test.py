@@ -19,7 +19,6 @@ from jaxrec import input_pipeline
 from jaxrec import recommend
 from jaxrec import train
 from jaxrec.data.synthetic import make_synthetic
-from jaxrec.models import MODELS
 from tests import config_loader
 from tests import recommend_models_test
 
@@ -221,7 +220,7 @@ def test_metadata_is_json_with_checksums(lightgcn_run, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", config_loader.ranking_models())
 def test_every_model_exports_its_ranking(name, tmp_path, monkeypatch):
   """Each registered model (default config) exports the lists it serves."""
   monkeypatch.setattr(input_pipeline, "_encode_texts",

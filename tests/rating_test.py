@@ -333,6 +333,12 @@ def test_train_and_evaluate_writes_rmse_and_mae(small, tmp_path):
   np.testing.assert_allclose(
       json.load(open(tmp_path / "global_mean.py" / "results.json"))["test"]
       ["mae"], np.mean(np.abs(small.test.ratings - want)), rtol=1e-5)
+  # Top-K serving takes ranking runs only: one line, exit status 1.
+  from jaxrec import recommend  # pylint: disable=import-outside-toplevel
+  with pytest.raises(ConfigError, match="config.task='rating'"):
+    recommend.TrainedModel.load(str(tmp_path / "biased_mf.py"))
+  assert recommend.main(["--workdir", str(tmp_path / "biased_mf.py"),
+                         "--all_users", "--k", "5"]) == 1
 
 
 def test_validation_selects_the_lowest_rmse(small, tmp_path):

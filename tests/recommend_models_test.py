@@ -22,7 +22,6 @@ from jaxrec import recommend
 from jaxrec import train
 from jaxrec import workdir as workdir_lib
 from jaxrec.data.synthetic import make_synthetic
-from jaxrec.models import MODELS
 from tests import config_loader
 
 TEXT_DIM, K = 8, 5
@@ -67,7 +66,7 @@ def _check_top_k(frame: pd.DataFrame, ds, k: int) -> None:
     assert np.isfinite(scores).all() and (np.diff(scores) <= 0).all()
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", config_loader.ranking_models())
 def test_every_model_recommends_from_its_workdir(name, dataset, tmp_path,
                                                  monkeypatch):
   config = config_loader.load("test.py", name)

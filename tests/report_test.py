@@ -84,7 +84,7 @@ def test_missing_checkpoint_skips_embedding_plot_with_a_note(runs, tmp_path):
   assert "Degree distribution" in paths
   text = open(paths["report"]).read()
   assert "## Notes" in text and "checkpoints not found" in text
-  assert report.main(["--workdir", str(tmp_path / "nowhere")]) == 2
+  assert report.main(["--workdir", str(tmp_path / "nowhere")]) == 1
 
 
 def test_beyond_accuracy_metrics_in_results_match_numpy(runs):
