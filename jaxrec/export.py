@@ -229,7 +229,9 @@ def bundle_from_trained(trained: recommend.TrainedModel) -> bundle_lib.Bundle:
 
   Raises:
     ExportError: the model does not score by a dot product.
+    ConfigError: a rating-prediction run.
   """
+  trained.check_ranking()
   check_dot_product(trained)
   item_fold, fold, text_ego = fold_in_terms(trained)
   seen = trained.seen_csr()

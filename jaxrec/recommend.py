@@ -133,16 +133,9 @@ class TrainedModel:
     Raises:
       FileNotFoundError: not a trained workdir, or no checkpoint yet.
       DataError: a workdir file is unreadable or inconsistent (named).
-      ConfigError: a rating-prediction run.
     """
     workdir = os.path.abspath(workdir)
     config = workdir_lib.load_config(workdir)
-    if config.task != "ranking":
-      # A rating model's score is its predicted rating, which the dot product
-      # of its embeddings does not give (biases, GC-MC's decoder).
-      raise ConfigError(
-          f"{workdir}: config.task={config.task!r}; top-K recommendation, "
-          "export and serving take ranking runs only (config.task='ranking')")
     dataset = workdir_lib.load_dataset_snapshot(workdir)
     if config.graph.text_features and dataset.item_embeddings is None:
       dataset = _reload_text_features(workdir, config, dataset)
@@ -238,6 +231,21 @@ class TrainedModel:
         self.params, self.user_emb, self.item_emb,
         jnp.asarray(user_index, jnp.int32)))
 
+  def check_ranking(self) -> None:
+    """Refuses a rating-prediction run for top-K lists, export and serving.
+
+    A rating model's score is its predicted rating, which the dot product of
+    its embeddings does not give (biases, GC-MC's decoder).
+
+    Raises:
+      ConfigError: config.task is not 'ranking'.
+    """
+    if self.config.task != "ranking":
+      raise ConfigError(
+          f"{self.workdir}: config.task={self.config.task!r}; top-K "
+          "recommendation, export and serving take ranking runs only "
+          "(config.task='ranking')")
+
   def top_k(self, user_index: np.ndarray, k: int = 20,
             exclude_seen: bool = True, batch_bytes: int = 1 << 28
             ) -> tuple[np.ndarray, np.ndarray]:
@@ -254,6 +262,7 @@ class TrainedModel:
       lower item id first); slots beyond a user's candidates hold item -1 and
       score -inf.
     """
+    self.check_ranking()
     num_items = self.dataset.num_items
     k = int(min(k, num_items))
     if k < 1:

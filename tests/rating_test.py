@@ -335,8 +335,9 @@ def test_train_and_evaluate_writes_rmse_and_mae(small, tmp_path):
       ["mae"], np.mean(np.abs(small.test.ratings - want)), rtol=1e-5)
   # Top-K serving takes ranking runs only: one line, exit status 1.
   from jaxrec import recommend  # pylint: disable=import-outside-toplevel
+  trained = recommend.TrainedModel.load(str(tmp_path / "biased_mf.py"))
   with pytest.raises(ConfigError, match="config.task='rating'"):
-    recommend.TrainedModel.load(str(tmp_path / "biased_mf.py"))
+    trained.recommend(k=5)
   assert recommend.main(["--workdir", str(tmp_path / "biased_mf.py"),
                          "--all_users", "--k", "5"]) == 1
 

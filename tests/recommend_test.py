@@ -199,7 +199,7 @@ def test_cli_batch_to_csv_and_export(run, tmp_path):
 
 def test_cli_unknown_user_is_a_clear_error(run):
   out = _cli("--workdir", run["workdir"], "--user", "42")
-  assert out.returncode == 2
+  assert out.returncode == 1
   assert "error: unknown user id '42'" in out.stderr
   assert out.stdout == ""
   with open(os.path.join(run["workdir"], "results.json")) as f:
