@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.metadata
 import os
 import platform
 import re
@@ -209,3 +210,34 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]],
                        f"header {len(header)}")
     lines.append("| " + " | ".join(str(c) for c in row) + " |")
   return lines
+
+
+def cpu_model() -> str:
+  """The CPU model line of /proc/cpuinfo (else `platform.processor()`)."""
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("model name"):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
+def package_versions(names: Sequence[str]) -> dict:
+  """Python's and the installed distributions' versions (absent ones left out).
+
+  Args:
+    names: distribution names ('_' is read as '-').
+
+  Returns:
+    {'python': ..., name: version, ...}.
+  """
+  out = {"python": platform.python_version()}
+  for name in names:
+    try:
+      out[name] = importlib.metadata.version(name.replace("_", "-"))
+    except importlib.metadata.PackageNotFoundError:
+      pass
+  return out
+

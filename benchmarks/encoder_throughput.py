@@ -45,10 +45,8 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.metadata
 import json
 import os
-import platform
 import shlex
 import sys
 import time
@@ -63,6 +61,7 @@ import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, _REPO)
 
+from benchmarks import common  # pylint: disable=g-import-not-at-top,wrong-import-position
 from jaxrec import files  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 DEFAULT_OUT = os.path.join("benchmarks", "results", "encoder_throughput.json")
@@ -170,28 +169,6 @@ def padding_ratios(texts: Sequence[str], lens: np.ndarray, bs: int, max_length: 
            for i in range(0, len(order), bs))
   return {"jaxrec": round(float(bs * padded.sum()) / real, 3),
           BASELINE: round(st / real, 3)}
-
-
-def cpu_model() -> str:
-  """The CPU model line of /proc/cpuinfo (else `platform.processor()`)."""
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or platform.machine()
-
-
-def versions() -> dict:
-  out = {"python": platform.python_version()}
-  for name in _VERSIONED:
-    try:
-      out[name] = importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-      pass
-  return out
 
 
 class CompileTimer:
@@ -542,9 +519,9 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
       "command": cmd,
       "date": datetime.date.today().isoformat(),
       "json_path": args.out,
-      "hardware": {"cpu": cpu_model(), "logical_cpus": os.cpu_count(),
+      "hardware": {"cpu": common.cpu_model(), "logical_cpus": os.cpu_count(),
                    "jax_backend": jax.default_backend()},
-      "versions": versions(),
+      "versions": common.package_versions(_VERSIONED),
       "settings": {"max_length": args.max_length, "rounds": args.rounds, "n": args.n,
                    "seed": args.seed, "dtypes": dtypes, "threads": args.threads,
                    "baseline": args.baseline, "buckets": args.buckets,

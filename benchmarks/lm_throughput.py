@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.metadata
 import json
 import os
 import platform
@@ -48,34 +47,13 @@ _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, _REPO)
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
+from benchmarks import common
 from jaxrec import files
 
 DEFAULT_OUT = os.path.join("benchmarks", "results", "lm_throughput.json")
 DEFAULT_DOC = os.path.join("docs", "results", "lm_throughput.md")
 _VERSIONED = ("jax", "jaxlib", "flax", "gguf", "tokenizers",
               "llama_cpp_python")
-
-
-def cpu_model() -> str:
-  """The CPU model line of /proc/cpuinfo (else `platform.processor()`)."""
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or platform.machine()
-
-
-def versions() -> dict:
-  out = {"python": platform.python_version()}
-  for name in _VERSIONED:
-    try:
-      out[name] = importlib.metadata.version(name.replace("_", "-"))
-    except importlib.metadata.PackageNotFoundError:
-      pass
-  return out
 
 
 def jaxrec_side(model, prompts: list, new_tokens: int):
@@ -311,8 +289,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
       "date": datetime.datetime.now(datetime.timezone.utc).strftime(
           "%Y-%m-%d %H:%M UTC"),
       "hardware": {"cpus": os.cpu_count(), "machine": platform.machine(),
-                   "cpu": cpu_model()},
-      "versions": versions(), "dataset": args.dataset,
+                   "cpu": common.cpu_model()},
+      "versions": common.package_versions(_VERSIONED), "dataset": args.dataset,
       "model": os.path.basename(path), "new_tokens": args.new_tokens,
       "rounds": args.rounds, "llama_cpp": llm is not None,
       "llama_cpp_note": note, "profile_tokens": args.profile_tokens,
