@@ -3,7 +3,6 @@
 Fake training (a hash of the architecture), no JAX work.
 """
 
-import hashlib
 import json
 
 import numpy as np
@@ -12,10 +11,10 @@ import pytest
 from jaxrec.data.synthetic import make_synthetic
 from jaxrec.errors import ConfigError
 from jaxrec.search import __main__ as search_main
-from jaxrec.search import runner as runner_lib
 from jaxrec.search import space as space_lib
 from jaxrec.search import strategies
 from tests import config_loader
+from tests.search_test import FakeRunner  # scores by a hash; trains nothing
 
 LIGHTGCN = dict(message="identity", aggregation="lightgcn", num_layers=3,
                 combine="mean", interaction="dot", embed_dim=64,
@@ -26,19 +25,6 @@ LIGHTGCN = dict(message="identity", aggregation="lightgcn", num_layers=3,
 def tiny():
   return make_synthetic(num_users=40, num_items=50, num_interactions=500,
                         seed=0)
-
-
-class FakeRunner(runner_lib.Runner):
-  """Scores an architecture by a hash of it (+ epochs); trains nothing."""
-
-  def _train(self, trial, epochs):
-    h = hashlib.sha256(space_lib.arch_key(trial.arch).encode()).digest()
-    trial.epochs = epochs
-    trial.valid = h[0] / 255.0 + 0.001 * epochs
-    trial.valid_metrics = {"recall@20": trial.valid}
-    trial.best_epoch = trial.epochs_run = epochs
-    self._record(trial, 0.0)
-    return trial
 
 
 def _config():
