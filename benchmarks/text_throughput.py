@@ -33,7 +33,7 @@ def main(argv=None) -> None:
   args = parser.parse_args(argv)
   argv = ["--datasets", "synthetic", "--n", str(args.n), "--batch_sizes", args.batch_sizes,
           "--max_length", str(args.max_length), "--dtype", args.dtype,
-          "--rounds", str(args.rounds), "--baseline", "none", "--out", "", "--doc", ""]
+          "--rounds", str(args.rounds), "--baseline", "none", "--json", "", "--out", ""]
   for flag, value in (("--model", args.model), ("--buckets", args.buckets)):
     if value is not None:
       argv += [flag, value]

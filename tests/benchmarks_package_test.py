@@ -16,8 +16,6 @@ BENCH = os.path.join(REPO, "benchmarks")
 # and still use their own import set-up, so neither check below applies to
 # them. A script leaves this list once it runs as `python -m benchmarks.<name>`.
 NOT_YET_MODULES = frozenset({
-    "encoder_throughput",
-    "lm_throughput",
     "text_finetune",
 })
 
@@ -106,3 +104,17 @@ def test_a_page_recorded_with_the_script_path_renders_the_module_command():
       "command": "python benchmarks/ann_search.py --sizes 100", "machine": "m",
       "date": "2026-01-01", "batch": 8, "synthetic": []})
   assert "Command: `python -m benchmarks.ann_search --sizes 100`" in page
+
+
+@pytest.mark.parametrize("name", ["encoder_throughput", "lm_throughput"])
+def test_render_rewrites_the_committed_page_from_the_saved_json(
+    name, tmp_path, monkeypatch):
+  """`--render` gives docs/results/<name>.md from benchmarks/results/<name>.json."""
+  module = importlib.import_module(f"benchmarks.{name}")
+  monkeypatch.chdir(REPO)  # the page names the JSON by its relative path
+  json_path = os.path.join("benchmarks", "results", f"{name}.json")
+  out = tmp_path / f"{name}.md"
+  module.main(["--render", "--json", json_path, "--out", str(out)])
+  with open(os.path.join("docs", "results", f"{name}.md"),
+            encoding="utf-8") as f:
+    assert out.read_text(encoding="utf-8") == f.read()
