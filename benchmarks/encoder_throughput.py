@@ -29,7 +29,12 @@ recorded, and the per-round ratios show the spread.
 
 Needs the optional extra: `pip install -e '.[bench]'` (sentence-transformers
 and torch; install a CPU build of torch). `--baseline none` measures jaxrec
-alone (as `benchmarks/text_throughput.py` does).
+alone (no extra needed); with `--datasets synthetic` it needs no data either,
+e.g. the encoder's own throughput on generated descriptions, printed only:
+
+  python -m benchmarks.encoder_throughput --datasets synthetic --n 2000
+      --batch_sizes 32,128 --dtypes float32 --rounds 1 --baseline none
+      --json '' --out ''
 
 Writes the measurements to --json (benchmarks/results/encoder_throughput.json,
 after every block, so a stopped run keeps what it measured) and renders
