@@ -118,3 +118,33 @@ def test_render_rewrites_the_committed_page_from_the_saved_json(
   with open(os.path.join("docs", "results", f"{name}.md"),
             encoding="utf-8") as f:
     assert out.read_text(encoding="utf-8") == f.read()
+
+
+def test_encoder_throughput_page_of_jaxrec_alone():
+  """--baseline none (jaxrec alone, e.g. on synthetic texts) renders a page
+  without the sentence-transformers columns."""
+  encoder_throughput = importlib.import_module("benchmarks.encoder_throughput")
+  side = {"median_texts_per_s": 15.6, "compile_s": 2.4, "padded_lengths": [128],
+          "cold_end_to_end_s": 4.4, "median_texts_per_cpu_s": 31.25,
+          "buckets": [16, 32, 128], "fine_buckets": [],
+          "fine_min_saved_tokens": 4096, "chunk_tokens": 512}
+  page = encoder_throughput.render({
+      "command": "python -m benchmarks.encoder_throughput --datasets synthetic "
+                 "--baseline none", "date": "2026-01-01", "json_path": "r.json",
+      "hardware": {"cpu": "cpu", "logical_cpus": 2, "jax_backend": "cpu"},
+      "versions": {"jax": "0"},
+      "settings": {"baseline": "none", "dtypes": ["float32"], "max_length": 128,
+                   "rounds": 1, "threads": 2, "model_dir": "m"},
+      "datasets": {"synthetic": {
+          "source": "s", "catalogue": 8, "n": 8,
+          "tokens": {"mean": 24.8, "median": 21.5, "p90": 38.5, "max": 42,
+                     "truncated_frac": 0.0}}},
+      "blocks": [{"dataset": "synthetic", "batch_size": 8, "jaxrec": side,
+                  "padded_per_real_token": {"jaxrec": 5.17,
+                                            "sentence-transformers": 1.7},
+                  "loadavg_before": 4.4, "loadavg_after": 4.6}]})
+  assert page.startswith("# Encoder throughput: jaxrec\n")
+  assert ("| synthetic | 8 | jaxrec | 15.6 | 2.4 (1 shapes) | 4.4 |"
+          in page.splitlines())
+  assert "sentence-transformers texts/s" not in page
+  assert "pip install" not in page
