@@ -116,6 +116,12 @@ def _table(header, rows) -> list[str]:
 def dataset_section(name: str, out: dict) -> list[str]:
   """Tables of one dataset: main results, paired gains, cold start."""
   lines = [f"## {name}", ""]
+  if out.get("_command"):
+    lines += [f"Command: `{common.as_module_command(out['_command'])}`", ""]
+  if out.get("_learning_rate"):
+    lines += [f"Adam learning rate of every gradient-trained model: "
+              f"{out['_learning_rate']:g} (the configs' own rates on the "
+              "other dataset).", ""]
   missing = [label for key, label in LABELS.items() if key not in out]
   if missing:
     lines += [f"Not run on this dataset: {', '.join(missing)}.", ""]
@@ -171,7 +177,7 @@ def dataset_section(name: str, out: dict) -> list[str]:
              for v in fu["variants"]]
     lines += _table(["variant", "valid Recall@20", "vs selected",
                      "best / run epochs", "stopped by the rule"], rows)
-    if fu.get("command"):
+    if fu.get("command") and fu["command"] != out.get("_command"):
       lines += ["", f"Command: `{common.as_module_command(fu['command'])}`"]
   cold = out.get("_cold")
   if cold:
@@ -180,7 +186,8 @@ def dataset_section(name: str, out: dict) -> list[str]:
     rows = [[LABELS.get(k, k), _ms([m["recall@20"] for m in v]),
              _ms([m["ndcg@20"] for m in v])] for k, v in cold.items()]
     lines += _table(["ranking", "cold Recall@20", "cold NDCG@20"], rows)
-    if out.get("_cold_command"):
+    if out.get("_cold_command") and out["_cold_command"] != out.get(
+        "_command"):
       lines += ["", f"Command: "
                 f"`{common.as_module_command(out['_cold_command'])}`"]
   return lines + [""]
@@ -201,9 +208,10 @@ def render(results: dict) -> str:
       "test split; each model then trains to convergence on each seed "
       "(early stopping on validation Recall@20) and the test split is read "
       "once for the selected epoch.", "",
-      "```", COMMAND.format(**p) + (f" --models {p['models']}"
-                                     if p.get("models") else "")
-      + (" --followup 1" if p.get("followup") else ""), "```", "",
+      "```", COMMAND.format(**dict(p, datasets=",".join(DATASETS)))
+      + " --followup 1", "```", "",
+      "Each dataset's section names the command (model subset, stages) "
+      "that produced it.", "",
       f"Hardware: {results['machine']}. Seeds: {p['seeds']}. Early "
       f"stopping: evaluation every {p['eval_every']} epochs, patience "
       f"{p['patience']} evaluations, at least {p['min_epochs']} epochs and "
