@@ -45,7 +45,10 @@ def test_paired_runs_pairs_by_seed(report):
 
 def test_page_lists_missing_datasets_models_and_baseline_comparisons(report):
   out = {"ease": _runs({0: 0.30, 1: 0.31}),
-         "lightgcn": _runs({0: 0.28, 1: 0.27})}
+         "lightgcn": _runs({0: 0.28, 1: 0.27}),
+         "_command": "python -m benchmarks.real_text --datasets "
+                     "ml_latest_small --cold 0 --models ease,lightgcn",
+         "_learning_rate": 0.01}
   results = {"protocol": {"datasets": "ml_latest_small", "seeds": "0,1",
                           "max_epochs": 10, "workdir": "w", "json": "j",
                           "out": "o", "cold": 0, "eval_every": 1,
@@ -57,4 +60,8 @@ def test_page_lists_missing_datasets_models_and_baseline_comparisons(report):
   assert "Not run yet: hetrec_lastfm" in page
   assert "Not run on this dataset: " in page and "AlphaRec" in page
   assert "| EASE - LightGCN | +0.0300 " in page
-  assert "--cold 0 --models ease,lightgcn" in page
+  # The section names the command and learning rate that produced it.
+  section = page.split("## ml_latest_small")[1]
+  assert "Command: `python -m benchmarks.real_text --datasets " \
+         "ml_latest_small --cold 0 --models ease,lightgcn`" in section
+  assert "Adam learning rate of every gradient-trained model: 0.01" in section
