@@ -357,6 +357,10 @@ def main(argv=None) -> None:
             m: real_text_report.paired_runs(out, name, base, m)
             for m in ("recall@20", "ndcg@20")}
     save()
+    if args.lr_check and dataset in LEARNING_RATE and "lightgcn" in selected:
+      out["_lr_check"] = learning_rate_check(dataset, selected["lightgcn"],
+                                             args, log)
+      save()
     if args.followup:
       for name in names:
         if name in FOLLOWUP:
@@ -411,6 +415,44 @@ def followup(name: str, dataset: str, choice: dict, args, log) -> dict:
           "variants": variants, "command": command_line()}
 
 
+def learning_rate_check(dataset: str, choice: dict, args, log) -> dict:
+  """LightGCN's selected point on seed 0 at the config's own learning rate.
+
+  Where `LEARNING_RATE` raises a dataset's rate, this trains the selected
+  LightGCN point at the configs' rate to convergence (same early-stopping
+  rule) and compares seed-0 VALIDATION Recall@20; the test split is not
+  read.
+
+  Args:
+    dataset: a key of `LEARNING_RATE`.
+    choice: `tune`'s selection for 'lightgcn'.
+    args: the benchmark's arguments.
+    log: progress printer.
+
+  Returns:
+    {'learning_rate', 'valid', 'best_epoch', 'epochs_run', 'stopped_early',
+    'protocol_learning_rate', 'protocol_valid'}.
+  """
+  config = model_config("lightgcn", dataset, 0, choice["point"], args)
+  own = config_utils.load_config_file(
+      os.path.join(CONFIGS, "lightgcn.py"), dataset).optimizer.learning_rate
+  config.optimizer.learning_rate = own
+  workdir = os.path.join(args.workdir, dataset, "lightgcn",
+                         f"grid{choice['index']}_lr{own:g}_seed0")
+  res = run(config, workdir, eval_test=False)
+  out = {"learning_rate": own, "valid": res["valid"]["recall@20"],
+         "best_epoch": res["best_epoch"], "epochs_run": res["epochs_run"],
+         "stopped_early": res.get("stopped_early"),
+         "protocol_learning_rate": LEARNING_RATE[dataset],
+         "protocol_valid": choice["valid_scores"][choice["index"]],
+         "command": command_line()}
+  log(f"{dataset} lightgcn at learning rate {own:g}: valid R@20 "
+      f"{out['valid']:.4f} (best epoch {out['best_epoch']}/"
+      f"{out['epochs_run']}) vs {out['protocol_valid']:.4f} at "
+      f"{out['protocol_learning_rate']:g}")
+  return out
+
+
 def command_line() -> str:
   """This invocation as a shell command (stages record what produced them)."""
   return common.command("real_text")
@@ -459,6 +501,9 @@ def parse_args(argv=None):
                  help="seeds of the cold-start stage ('' = --seeds)")
   p.add_argument("--cold_models", default="",
                  help="text models of the cold-start stage ('' = all run)")
+  p.add_argument("--lr_check", type=int, default=0,
+                 help="1: LightGCN on seed 0 at the configs' learning rate "
+                      "where LEARNING_RATE changes it (validation only)")
   p.add_argument("--followup", type=int, default=0,
                  help="1: validate the FOLLOWUP variants on seed 0")
   return p.parse_args(argv)

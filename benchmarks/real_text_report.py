@@ -122,6 +122,16 @@ def dataset_section(name: str, out: dict) -> list[str]:
     lines += [f"Adam learning rate of every gradient-trained model: "
               f"{out['_learning_rate']:g} (the configs' own rates on the "
               "other dataset).", ""]
+  check = out.get("_lr_check")
+  if check:
+    lines += [f"Learning-rate check (seed-0 VALIDATION Recall@20, the test "
+              f"split is not read): LightGCN's selected point reaches "
+              f"{check['valid']:.4f} at learning rate "
+              f"{check['learning_rate']:g} (best epoch {check['best_epoch']} "
+              f"of {check['epochs_run']}, "
+              f"{'stopped by the rule' if check.get('stopped_early') else 'cap'}"
+              f") against {check['protocol_valid']:.4f} at "
+              f"{check['protocol_learning_rate']:g}.", ""]
   missing = [label for key, label in LABELS.items() if key not in out]
   if missing:
     lines += [f"Not run on this dataset: {', '.join(missing)}.", ""]
