@@ -4,8 +4,10 @@ A LightGCN trains two epochs on tiny synthetic data and is exported; the
 server runs on a free port with a fast reload poll. The tests check every
 endpoint against the library (`jaxrec.recommend`, `jaxrec.bundle`), the
 404 / 422 answers, fold-in, a hot reload under concurrent requests (no
-failed request, every response equal to the answer of the version it names)
-and random malformed requests (hypothesis), which must all get a 4xx.
+failed request, every response equal to the answer of the version it names),
+in one process and with --workers 2 (each worker swaps, both end on the new
+version), and random malformed requests (hypothesis), which must all get a
+4xx.
 """
 
 import concurrent.futures
@@ -13,6 +15,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -311,6 +314,76 @@ def test_hot_reload_under_concurrent_requests(run, tmp_path):
       assert body["items"] == want.tolist()
       np.testing.assert_allclose(body["scores"], scores[want], rtol=1e-5)
     assert srv.client.get("/health").json()["version"] == meta["version"]
+  finally:
+    srv.close()
+
+
+def _fresh_client(url):
+  # No keep-alive: every request is a new connection, which the kernel hands
+  # to whichever worker accepts first, so requests reach every worker.
+  return httpx.Client(base_url=url, timeout=30,
+                      limits=httpx.Limits(max_keepalive_connections=0))
+
+
+def _worker_versions(url, want, version=None, timeout=60.0) -> dict:
+  """Polls /health until `want` worker pids answered (with `version`)."""
+  found = {}
+  deadline = time.monotonic() + timeout
+  with _fresh_client(url) as client:
+    while len([v for v in found.values()
+               if version is None or v == version]) < want:
+      assert time.monotonic() < deadline, (
+          f"{want} workers did not answer with version {version}: {found}")
+      health = client.get("/health").json()
+      found[health["worker"]] = health["version"]
+      time.sleep(0.02)
+  return found
+
+
+def test_every_worker_reloads_under_concurrent_requests(run, tmp_path):
+  """--workers 2: each worker swaps on its own; no request fails or mixes."""
+  workdir, _, trained = run
+  live = str(tmp_path / "live")
+  export.export(workdir, live, "float32", evaluate=False)
+  srv = Server(["--bundle", live, "--workers", "2", "--max_batch", "8"],
+               tmp_path / "log")
+  try:
+    old = bundle_lib.read(live)
+    answers = {old.version: old}
+    before = _worker_versions(srv.url, 2, timeout=240)  # 2nd may be starting
+    assert set(before.values()) == {old.version}
+    stop = threading.Event()
+
+    def ask(n):
+      out_ = []
+      with _fresh_client(srv.url) as client:
+        while not stop.is_set():
+          got = client.get("/recommend", params={"user": n % 30, "k": 5})
+          out_.append((n % 30, got.status_code, got.json()))
+      return out_
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+      futures = [pool.submit(ask, n) for n in range(4)]
+      time.sleep(0.5)
+      meta = export.export(workdir, live, "int8", evaluate=False)
+      answers[meta["version"]] = bundle_lib.read(live)
+      try:
+        after = _worker_versions(srv.url, 2, meta["version"])
+      finally:
+        time.sleep(0.3)  # a few requests more on the new version
+        stop.set()
+      responses = [r for f in futures for r in f.result()]
+    assert set(before) <= set(after) and len(after) == 2
+    assert all(status == 200 for _, status, _ in responses)
+    assert {body["version"] for _, _, body in responses} == set(answers)
+    seen = trained.seen_csr()
+    for user, _, body in responses:  # each list is its version's answer
+      version = answers[body["version"]]
+      scores = version.item_vectors @ version.user_vectors[user]
+      scores[seen[user].indices] = -np.inf
+      want = np.argsort(-scores, kind="stable")[:5]
+      assert body["items"] == want.tolist()
+      np.testing.assert_allclose(body["scores"], scores[want], rtol=1e-5)
   finally:
     srv.close()
 

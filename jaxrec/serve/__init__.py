@@ -3,6 +3,7 @@
   python -m jaxrec.serve --bundle DIR | --workdir W [--host --port --workers]
 
 `engine` scores (jitted batched top-K, micro-batching) and `app` is the
-FastAPI application (endpoints, errors, hot reload). FastAPI and uvicorn are
+FastAPI application (endpoints, errors, hot reload; with --workers N every
+worker process loads and reloads on its own). FastAPI and uvicorn are
 the optional `serve` extra: pip install -e ".[serve]".
 """

@@ -26,8 +26,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
   parser.add_argument("--port", type=int, default=8000)
   parser.add_argument("--workers", type=int, default=1,
                       help="server processes, each with its own model copy "
-                           "and reloader (during a reload, workers may answer "
-                           "from different versions for up to one poll)")
+                           "and hot reload (after a change, workers may "
+                           "answer from different versions until each has "
+                           "polled and loaded it)")
   parser.add_argument("--max_k", type=int, default=1000,
                       help="largest k a request may ask for")
   parser.add_argument("--max_batch", type=int, default=64,
@@ -94,6 +95,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     app = app_lib.create_app(lambda: source, options, model)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
   else:
+    # The parent only checked the source: every worker loads its own copy
+    # and runs its own reload thread (the app's lifespan, `app_from_env`).
+    del model
     os.environ[app_lib.ENV_CONFIG] = json.dumps(
         {"workdir": args.workdir, "bundle": args.bundle,
          "options": options.model_dump()})

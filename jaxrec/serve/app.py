@@ -23,6 +23,13 @@ Hot reload: a thread polls the source (a bundle's metadata.json, or a
 workdir's checkpoints and results.json); a changed source is loaded and
 compiled in the background, then swapped in with one reference assignment.
 Requests hold the version they started with, so none fails or mixes two.
+
+With `--workers N` (uvicorn worker processes, built by `app_from_env`) the
+application's lifespan runs in every worker, so each has its own model copy,
+micro-batcher and reload thread, and swaps on its own as above. Workers poll
+independently: after a change, they may answer from different versions
+until each has polled and loaded it (one `reload_interval_s` plus the load);
+`GET /health` names the answering process (`worker`, its pid).
 """
 
 from __future__ import annotations
@@ -190,7 +197,8 @@ class Service:
     if model.version != self.model.version:
       self.model = model  # one reference assignment: the swap
       self.reloads += 1
-      logging.warning("serving version %s", model.version)
+      logging.warning("process %d serving version %s", os.getpid(),
+                      model.version)
     return True
 
   def _watch(self) -> None:
@@ -322,9 +330,10 @@ def create_app(source_factory: Callable[[], Any],
 
   @app.get("/health")
   async def health():
+    """Version, answering process (pid), reload and batching counters."""
     service = holder["service"]
     return _json({"status": "ok", "version": service.model.version,
-                  "reloads": service.reloads,
+                  "worker": os.getpid(), "reloads": service.reloads,
                   "batches": service.batcher.batches,
                   "jobs": service.batcher.jobs})
 
@@ -428,7 +437,14 @@ ENV_CONFIG = "JAXREC_SERVE_CONFIG"
 
 
 def app_from_env() -> fastapi.FastAPI:
-  """Application factory for uvicorn workers (settings in `ENV_CONFIG`)."""
+  """Application factory for uvicorn workers (settings in `ENV_CONFIG`).
+
+  Called once in every worker process; the model is loaded, and the reload
+  thread started, by the application's lifespan in that worker.
+
+  Returns:
+    The FastAPI application of this worker.
+  """
   config = json.loads(os.environ[ENV_CONFIG])
   source = source_for(config.get("workdir"), config.get("bundle"))
   return create_app(lambda: source, Options(**config["options"]))
