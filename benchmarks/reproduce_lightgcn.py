@@ -359,11 +359,8 @@ def markdown(rows: list[dict], skipped: list[str], args) -> str:
       "selected on validation Recall@20. 'refit' rows retrain on train + "
       "valid (the paper's whole train set) for the validation-selected "
       "number of epochs and test the final parameters once.", "",
-      "| model | dataset | epochs run / target | best epoch | s/epoch | "
-      "valid R@20 | test R@20 | test N@20 | published R@20 | published N@20 "
-      "| lr | batch | L2 |",
-      "|---" * 13 + "|",
   ]
+  cells = []
   for r in rows:
     pub = PUBLISHED.get((r["model"], r["dataset"]))
     pub_r, pub_n = (f"{pub[0]:.4f}", f"{pub[1]:.4f}") if pub else ("-", "-")
@@ -372,12 +369,15 @@ def markdown(rows: list[dict], skipped: list[str], args) -> str:
       label += " refit on train+valid"
     valid = r.get("valid_recall@20")
     valid = "-" if valid is None else f"{valid:.4f}"
-    lines.append(
-        f"| {label} | {r['dataset']} | "
-        f"{r['epochs_run']} / {r['target_epochs']} | {r['best_epoch']} | "
-        f"{r['seconds_per_epoch']:.1f} | {valid} | "
-        f"{r['test_recall@20']:.4f} | {r['test_ndcg@20']:.4f} | {pub_r} | "
-        f"{pub_n} | {r['lr']:g} | {r['batch_size']} | {r['l2_reg']:g} |")
+    cells.append([
+        label, r["dataset"], f"{r['epochs_run']} / {r['target_epochs']}",
+        r["best_epoch"], f"{r['seconds_per_epoch']:.1f}", valid,
+        f"{r['test_recall@20']:.4f}", f"{r['test_ndcg@20']:.4f}", pub_r, pub_n,
+        f"{r['lr']:g}", r["batch_size"], f"{r['l2_reg']:g}"])
+  lines += common.markdown_table(
+      ["model", "dataset", "epochs run / target", "best epoch", "s/epoch",
+       "valid R@20", "test R@20", "test N@20", "published R@20",
+       "published N@20", "lr", "batch", "L2"], cells)
   if skipped:
     lines += ["", "Skipped (data not found under --data_root): "
               + ", ".join(skipped) + "."]

@@ -159,22 +159,22 @@ def render(rows: list[dict], meta: dict) -> str:
     rs = [r for r in rows if r["dataset"] == dataset]
     if not rs:
       continue
-    out += [f"## {dataset} ({rs[0]['summary']})", "",
-            "| model | " + " | ".join(c.replace("recall", "R").replace(
-                "ndcg", "N") for c in cols) +
-            " | published R@20 / N@20 | best epoch | s/epoch |",
-            "|---|" + "---|" * (len(cols) + 3)]
+    cells = []
     for model in meta["models"]:
       mr = [r for r in rs if r["model"] == model]
       if not mr:
         continue
       pub = PUBLISHED.get((dataset, model))
-      out.append(
-          f"| {_label(model)} | " +
-          " | ".join(_ms([r["test"][c] for r in mr]) for c in cols) +
-          f" | {'%.4f / %.4f' % pub if pub else 'n/a'} | "
-          f"{np.mean([r['best_epoch'] for r in mr]):.0f} | "
-          f"{np.mean([r['seconds_per_epoch'] for r in mr]):.2f} |")
+      cells.append(
+          [_label(model)] + [_ms([r["test"][c] for r in mr]) for c in cols]
+          + ["%.4f / %.4f" % pub if pub else "n/a",
+             f"{np.mean([r['best_epoch'] for r in mr]):.0f}",
+             f"{np.mean([r['seconds_per_epoch'] for r in mr]):.2f}"])
+    out += [f"## {dataset} ({rs[0]['summary']})", ""]
+    out += common.markdown_table(
+        ["model"] + [c.replace("recall", "R").replace("ndcg", "N")
+                     for c in cols]
+        + ["published R@20 / N@20", "best epoch", "s/epoch"], cells)
     out.append("")
   out.append(f"Wall time {meta['wall_s'] / 60:.1f} min.")
   return "\n".join(out) + "\n"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from benchmarks import common
+
 # The measured workload: LightGCN width, layers, default batch, ranking K.
 DIM, LAYERS, BATCH, K = 64, 3, 2048, 20
 
@@ -95,13 +97,8 @@ def report(results: list[dict], machine: dict, command: str,
       f"({machine['matmul_n']}^2, jitted): {peak / 1e9:.1f} GFLOP/s "
       f"(load {machine['flops_load']}).", "",
       "## Training", "",
-      "| data | users | items | train inter. | directed edges E | kernel | batch | steps/epoch "
-      "| s/step | s/epoch | sampling s | load (train) | fwd propagation "
-      "edges*layers/s | training fwd edges*layers/s | layer bytes, no reuse "
-      "(GB) | roofline s/layer, no reuse | floor s/layer, each row once | "
-      "measured fwd s/layer | achieved (no-reuse roofline) | peak RSS GB |",
-      "|---" * 20 + "|",
   ]
+  cells = []
   for r in results:
     per_layer = r["propagate_seconds"] / LAYERS
     t_min = _layer_bytes(r) / bw
@@ -111,17 +108,24 @@ def report(results: list[dict], machine: dict, command: str,
         f" (extrapolated from {r['timed_steps']} steps)" if r["extrapolated"]
         else f" (median of {r['epoch_repeats']})"
         if r.get("epoch_repeats", 1) > 1 else "")
-    lines.append(
-        f"| {r['size']} | {r['users']:,} | {r['items']:,} | {r['train']:,} | "
-        f"{r['edges']:,} | {r.get('kernel', 'bcsr_symmetric')} | "
-        f"{r.get('batch', BATCH)} | {r['steps_per_epoch']} | "
-        f"{r['step_seconds']:.3f} | "
-        f"{epoch} | {r['sample_seconds']:.2f} | {r['load_before_train']}-"
-        f"{r['load_after_train']} | {r['edges'] * LAYERS / r['propagate_seconds']:.3g} | "
-        f"{r['edges'] * LAYERS / r['step_seconds']:.3g} | "
-        f"{gb(_layer_bytes(r))} | "
-        f"{t_min:.4f} | {floor} | {per_layer:.4f} | "
-        f"{100 * t_min / per_layer:.0f}% | {gb(r['peak_rss'])} |")
+    cells.append([
+        r["size"], f"{r['users']:,}", f"{r['items']:,}", f"{r['train']:,}",
+        f"{r['edges']:,}", r.get("kernel", "bcsr_symmetric"),
+        r.get("batch", BATCH), r["steps_per_epoch"],
+        f"{r['step_seconds']:.3f}", epoch, f"{r['sample_seconds']:.2f}",
+        f"{r['load_before_train']}-{r['load_after_train']}",
+        f"{r['edges'] * LAYERS / r['propagate_seconds']:.3g}",
+        f"{r['edges'] * LAYERS / r['step_seconds']:.3g}",
+        gb(_layer_bytes(r)), f"{t_min:.4f}", floor, f"{per_layer:.4f}",
+        f"{100 * t_min / per_layer:.0f}%", gb(r["peak_rss"])])
+  lines += common.markdown_table(
+      ["data", "users", "items", "train inter.", "directed edges E", "kernel",
+       "batch", "steps/epoch", "s/step", "s/epoch", "sampling s",
+       "load (train)", "fwd propagation edges*layers/s",
+       "training fwd edges*layers/s", "layer bytes, no reuse (GB)",
+       "roofline s/layer, no reuse", "floor s/layer, each row once",
+       "measured fwd s/layer", "achieved (no-reuse roofline)", "peak RSS GB"],
+      cells)
   syn = [r for r in results if r["size"] != "gowalla"]
   exp_epoch = fit_exponent([r["edges"] for r in syn], [r["epoch_seconds"] for r in syn])
   exp_step = fit_exponent([r["edges"] for r in syn], [r["step_seconds"] for r in syn])
@@ -153,25 +157,25 @@ def report(results: list[dict], machine: dict, command: str,
 
       "## Full-ranking evaluation (all users with a test item, K=20, train + "
       "valid masked, 1 GiB budget)", "",
-      "| data | users evaluated | items | user batch | first call s (compile) "
-      "| compiled s | load | FLOPs 2*U*I*d | roofline s (peak FLOP/s) | achieved |",
-      "|---" * 10 + "|",
   ]
+  cells = []
   for r in results:
     flops = 2 * r["eval_users"] * r["items"] * DIM
     t_min = flops / peak
-    lines.append(
-        f"| {r['size']} | {r['eval_users']:,} | {r['items']:,} | "
-        f"{r['eval_batch']} | {r['eval_first_seconds']:.2f} | "
-        f"{r['eval_seconds']:.2f} | {r['load_before_eval']}-"
-        f"{r['load_after_eval']} | {flops:.3g} | {t_min:.3f} | "
-        f"{100 * t_min / r['eval_seconds']:.1f}% |")
-  lines += ["", "## Peak RSS (separate process per size)", "",
-            "| data | after data GB | after training GB | peak GB |",
-            "|---|---|---|---|"]
-  for r in results:
-    lines.append(f"| {r['size']} | {gb(r['rss_after_data'])} | "
-                 f"{gb(r['rss_after_train'])} | {gb(r['peak_rss'])} |")
+    cells.append([
+        r["size"], f"{r['eval_users']:,}", f"{r['items']:,}", r["eval_batch"],
+        f"{r['eval_first_seconds']:.2f}", f"{r['eval_seconds']:.2f}",
+        f"{r['load_before_eval']}-{r['load_after_eval']}", f"{flops:.3g}",
+        f"{t_min:.3f}", f"{100 * t_min / r['eval_seconds']:.1f}%"])
+  lines += common.markdown_table(
+      ["data", "users evaluated", "items", "user batch",
+       "first call s (compile)", "compiled s", "load", "FLOPs 2*U*I*d",
+       "roofline s (peak FLOP/s)", "achieved"], cells)
+  lines += ["", "## Peak RSS (separate process per size)", ""]
+  lines += common.markdown_table(
+      ["data", "after data GB", "after training GB", "peak GB"],
+      [[r["size"], gb(r["rss_after_data"]), gb(r["rss_after_train"]),
+        gb(r["peak_rss"])] for r in results])
   largest = max(syn, key=lambda r: r["edges"], default=None)
   if largest is not None:
     ok = largest["peak_rss"] < rss_limit * 1e9

@@ -222,31 +222,31 @@ def render(rows: list[dict], args, meta: dict) -> str:
               if args.text_dim else "Full 384-d text embeddings."),
          "", f"Seeds: {args.seeds} (new data, split and init per seed). "
          f"Random ranking of the cold-test items: Recall@20 ~ "
-         f"{meta['random_cold_recall']:.4f}.", "",
-         "| model | valid R@20 | warm R@20 | warm N@20 | cold R@20 | "
-         "cold N@20 | best epoch | s/epoch |",
-         "|---|---|---|---|---|---|---|---|"]
-  for m in names:
-    rs = by[m]
-    cells = [_ms([r.get("valid_recall", np.nan) for r in rs])]
-    cells += [_ms([r[k] for r in rs]) for k in keys]
-    out.append(f"| {LABELS[m]} | " + " | ".join(cells) +
-               f" | {np.mean([r['best_epoch'] for r in rs]):.0f} | "
-               f"{np.mean([r['s_per_epoch'] for r in rs]):.2f} |")
+         f"{meta['random_cold_recall']:.4f}.", ""]
+  out += common.markdown_table(
+      ["model", "valid R@20", "warm R@20", "warm N@20", "cold R@20",
+       "cold N@20", "best epoch", "s/epoch"],
+      [[LABELS[m], _ms([r.get("valid_recall", np.nan) for r in by[m]])]
+       + [_ms([r[k] for r in by[m]]) for k in keys]
+       + [f"{np.mean([r['best_epoch'] for r in by[m]]):.0f}",
+          f"{np.mean([r['s_per_epoch'] for r in by[m]]):.2f}"]
+       for m in names])
   if "lightgcn" in by:
     out += ["", "Paired gain over LightGCN (same seed; mean ± std of the "
-            "per-seed differences):", "",
-            "| model | Δ warm R@20 | Δ warm N@20 | Δ cold R@20 | Δ cold N@20 |",
-            "|---|---|---|---|---|"]
+            "per-seed differences):", ""]
     base = {r["seed"]: r for r in by["lightgcn"]}
+    cells = []
     for m in names:
       if m == "lightgcn":
         continue
       diffs = [[r[k] - base[r["seed"]][k] for r in by[m] if r["seed"] in base]
                for k in keys]
-      out.append(f"| {LABELS[m]} | " + " | ".join(
+      cells.append([LABELS[m]] + [
           f"{np.mean(d):+.4f} ± {np.std(d, ddof=1) if len(d) > 1 else 0:.4f}"
-          for d in diffs) + " |")
+          for d in diffs])
+    out += common.markdown_table(
+        ["model", "Δ warm R@20", "Δ warm N@20", "Δ cold R@20", "Δ cold N@20"],
+        cells)
   out += ["", f"Wall time {meta['wall_s'] / 60:.1f} min (text encoding "
           f"{meta['encode_s']:.0f} s of it) on a "
           f"{meta.get('machine', '2-core CPU, shared')}"
