@@ -48,6 +48,7 @@ def _worker_main(argv) -> None:
   import jax.numpy as jnp
   from jax.experimental import multihost_utils
   import numpy as np
+  from benchmarks import common
   from jaxrec import input_pipeline
   from jaxrec import sharding
   from jaxrec import train
@@ -132,8 +133,7 @@ def _worker_main(argv) -> None:
         "first_call_seconds": compile_seconds,
         "mesh": sharding.describe(exp.mesh),
     }
-    with open(opts.bench_out, "w") as f:
-      json.dump(result, f)
+    common.write_json(opts.bench_out, result)
 
 
 def worker() -> None:
