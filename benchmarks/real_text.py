@@ -120,6 +120,7 @@ FOLLOWUP = {
 # The page reports LightGCN at 1e-3 trained to convergence on seed 0 as the
 # check that the larger rate does not understate the backbone.
 LEARNING_RATE = {"hetrec_lastfm": 1e-2}
+CLOSED_FORM = ("mostpop", "itemknn", "ease")
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "configs")
 
@@ -145,8 +146,9 @@ def model_config(name: str, dataset: str, seed: int, point: dict, args):
   config = config_utils.load_config_file(
       os.path.join(CONFIGS, f"{model}.py"), arg)
   config.seed = seed
-  config.optimizer.learning_rate = LEARNING_RATE.get(
-      dataset, config.optimizer.learning_rate)
+  if name not in CLOSED_FORM:
+    config.optimizer.learning_rate = LEARNING_RATE.get(
+        dataset, config.optimizer.learning_rate)
   config.num_epochs = args.max_epochs
   config.eval_every = args.eval_every
   config.patience = args.patience
