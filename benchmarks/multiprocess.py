@@ -62,27 +62,27 @@ def _worker_main(argv) -> None:
   devices = jax.device_count()
   rows = input_pipeline.epoch_batches(config, exp.dataset, 0,
                                       exp.positive_keys)
-  batch = int(rows["mask"].shape[1])
+  # Stacked batches are a pytree whose every leaf is [S, B, ...].
+  num_steps, batch = (int(n) for n in jax.tree.leaves(rows)[0].shape[:2])
   # The no-collective variant: one device's share, B / (all devices).
   local_batch = -(-batch // devices)
   steps, calls = opts.bench_steps, opts.bench_calls
-  num_steps = int(rows["mask"].shape[0])
 
   def window(c):
     lo = (c * steps) % max(1, num_steps - steps + 1)
-    return {k: v[lo:lo + steps] for k, v in rows.items()}
+    return jax.tree.map(lambda v: v[lo:lo + steps], rows)
 
   def local_rows(chunk):
     """This process's first device's rows of a chunk (padded as shard_batch)."""
-    out = {}
-    for k, v in chunk.items():
+    first = index * (devices // procs)  # this process's first device
+
+    def local(v):  # [steps, B, ...] -> [steps, local_batch, ...]
       pad = local_batch * devices - batch
       if pad:
         v = np.concatenate([v, np.zeros((v.shape[0], pad) + v.shape[2:],
                                         v.dtype)], axis=1)
-      first = index * (devices // procs)  # this process's first device
-      out[k] = v[:, first * local_batch:(first + 1) * local_batch]
-    return out
+      return v[:, first * local_batch:(first + 1) * local_batch]
+    return jax.tree.map(local, chunk)
 
   device = jax.local_devices()[0]
   # A copy (np.array): the data-parallel step donates exp.state's buffers.

@@ -231,13 +231,14 @@ def measure(size: str, max_epoch_steps: int, timed_steps: int,
   start = time.perf_counter()
   rows = epoch_rows(0)
   res["sample_seconds"] = time.perf_counter() - start
-  num_steps = int(rows["users"].shape[0])
+  # Stacked batches are a pytree whose every leaf is [S, B, ...].
+  num_steps = int(jax.tree.leaves(rows)[0].shape[0])
   res["steps_per_epoch"] = num_steps
   res["load_before_train"] = _load()
   if num_steps <= max_epoch_steps:  # the full epoch, as train_and_evaluate
     for s in sorted({min(STEPS_PER_CALL, num_steps), num_steps % STEPS_PER_CALL} - {0}):
       start = time.perf_counter()  # compile every chunk shape first
-      state, m = step_fn(state, graph, {k: v[:s] for k, v in rows.items()}, rng)
+      state, m = step_fn(state, graph, jax.tree.map(lambda v: v[:s], rows), rng)
       jax.block_until_ready(m)
       res.setdefault("compile_seconds", []).append(time.perf_counter() - start)
     # Whole epochs, repeated until min_epoch_seconds have been timed: one
@@ -249,7 +250,7 @@ def measure(size: str, max_epoch_steps: int, timed_steps: int,
       rows, losses = epoch_rows(1 + len(epoch_times)), []
       sampled = time.perf_counter()
       for lo in range(0, num_steps, STEPS_PER_CALL):
-        chunk = {k: v[lo:lo + STEPS_PER_CALL] for k, v in rows.items()}
+        chunk = jax.tree.map(lambda v: v[lo:lo + STEPS_PER_CALL], rows)
         state, m = step_fn(state, graph, chunk, rng)
         losses.append(m["loss"])
       jax.block_until_ready(losses)

@@ -181,6 +181,7 @@ class Runner:
 
   def run_epoch(self) -> float:
     """Trains one epoch (the loop of `train_and_evaluate`); its seconds."""
+    import jax  # pylint: disable=g-import-not-at-top
     import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
     exp, config = self.exp, self.config
     spc = max(1, config.get("steps_per_call", 16))
@@ -189,9 +190,10 @@ class Runner:
                                exp.positive_keys)
     host = time.perf_counter() - start
     state, losses = exp.state, []
-    self.steps = int(rows["users"].shape[0])
+    # Stacked batches are a pytree whose every leaf is [S, B, ...].
+    self.steps = int(jax.tree.leaves(rows)[0].shape[0])
     for lo in range(0, self.steps, spc):
-      chunk = {k: v[lo:lo + spc] for k, v in rows.items()}
+      chunk = jax.tree.map(lambda v, lo=lo: v[lo:lo + spc], rows)
       state, metrics = exp.step_fn(state, exp.graph, chunk, exp.train_rng)
       losses.append(metrics["loss"])
     loss = float(jnp.mean(jnp.concatenate(losses)))
