@@ -15,9 +15,7 @@ BENCH = os.path.join(REPO, "benchmarks")
 # Scripts outside this test's scope: they are maintained (and run) separately
 # and still use their own import set-up, so neither check below applies to
 # them. A script leaves this list once it runs as `python -m benchmarks.<name>`.
-NOT_YET_MODULES = frozenset({
-    "text_finetune",
-})
+NOT_YET_MODULES = frozenset()
 
 
 def _scripts() -> list[str]:
