@@ -124,6 +124,9 @@ class FinetunedText(nn.Module):
 
   def loss(self, graph: jraph.GraphsTuple, batch: dict):
     """The text model's loss with the batch's texts re-encoded."""
+    if self.is_initializing():  # setup made the encoder's parameters; `init`
+      # runs eagerly, and encoding a full batch of texts op by op takes minutes
+      return self.model.loss(graph, batch)
     return self.model.loss(self._with_batch_texts(graph, batch), batch)
 
   def embed(self, graph: jraph.GraphsTuple):
@@ -217,9 +220,9 @@ def check_config(config: Any, dataset: Any = None) -> None:
   if config.graph.user_text != "mean":
     raise ConfigError("config.text.finetune_layers > 0 supports config.graph.user_text="
                       f"'mean' only, got {config.graph.user_text!r}")
-  if config.get("init_text") or config.get("init_from"):
+  if config.get("init_text"):  # its ID tables are not under 'model/'
     raise ConfigError("config.text.finetune_layers > 0 cannot be combined with "
-                      "config.init_text / config.init_from")
+                      "config.init_text")
   if not 2 <= config.text.max_length <= 512:
     raise ConfigError(f"config.text.max_length={config.text.max_length}, expected 2..512")
   if config.text.dtype not in ("float32", "bfloat16"):

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 from safetensors import numpy as safetensors_numpy
 
+from jaxrec import text as text_lib
 from jaxrec import text_finetune
 from jaxrec import train
+from jaxrec import warm_start
 from jaxrec.config_utils import with_defaults
 from jaxrec.data.synthetic import make_synthetic
 from jaxrec.errors import ConfigError
@@ -113,3 +115,27 @@ def test_config_errors(tiny, encoder_dir, tmp_path):
     config = _config(tmp_path, encoder_dir)
     config.graph.user_text = "history"
     text_finetune.check_config(config)
+
+
+def test_init_does_not_encode_and_warm_starts_from_a_frozen_run(
+    tiny, encoder_dir, tmp_path, monkeypatch):
+  # A frozen-encoder run, then a fine-tuning run started from its parameters.
+  source = str(tmp_path / "frozen")
+  train.train_and_evaluate(_config(tmp_path, encoder_dir, epochs=1, finetune_layers=0),
+                           source, tiny)
+  best = warm_start.source_params(source)  # {'path': array}
+  config = _config(tmp_path, encoder_dir)
+  config.init_from = source
+  config.init_map = ",".join(f"{p}:model/{p}" for p in best)
+
+  def no_encoding(*args, **kwargs):
+    raise AssertionError("init encoded texts (flax init runs eagerly: minutes "
+                         "on a real batch)")
+  monkeypatch.setattr(text_finetune, "encode", no_encoding)
+  exp = train.setup_experiment(config, tiny)
+  monkeypatch.undo()
+  model = warm_start.flatten(exp.state.params["model"])
+  assert sorted(model) == sorted(best)
+  assert all(np.array_equal(model[p], best[p]) for p in best)
+  pretrained = text_lib.TextEncoder(encoder_dir).params
+  assert all(_leaves_equal(exp.state.params["encoder"], pretrained))
