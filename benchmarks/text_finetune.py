@@ -5,46 +5,44 @@
 
 Protocol (declared here, before any run), per seed s:
 * start: the converged frozen-encoder AlphaRec run of seed s (`--source`,
-  docs/results/real_text.md: temperature 0.15, early stopping on validation
-  Recall@20), its config and its per-user 80/10/10 split;
+  docs/results/real_text.md: temperature 0.15, batch 4096, early stopping
+  on validation Recall@20), its config and its per-user 80/10/10 split;
 * three arms continue from its validation-selected parameters
-  (`config.init_from`) with the same batches (the continuation's epoch-0
-  sampler, `--batch_size` rows, the run's other settings unchanged): the
-  encoder frozen (precomputed text features, as trained), or its top 1 / top
-  2 layers trained jointly (`config.text.finetune_layers`, Adam at
-  `config.text.learning_rate`, jaxrec/text_finetune.py);
-* each arm trains `--steps` steps through the trainer's own step function
-  (`train.setup_experiment`) and is evaluated on validation every
-  `--eval_steps` steps (the fine-tuned arms' text cache re-encoded with the
-  current encoder first); the test split is read once, at the
-  validation-selected point (Recall@20), the same rule for every arm;
-* paired differences (fine-tuned - frozen, same seed and split): mean and
-  95% t interval over seeds;
+  (`config.init_from`): the encoder frozen (the precomputed text features
+  it trained on), or its top 1 / top 2 layers trained jointly with AlphaRec
+  (`config.text.finetune_layers`, Adam at `config.text.learning_rate`,
+  jaxrec/text_finetune.py); the run's other settings unchanged except the
+  batch (`--batch_size`: the fine-tuned step at 4096 rows re-encodes 12,288
+  texts, whose activations exceed this machine's memory; `--try_batch`
+  records that step's outcome);
+* every arm trains the same `--steps` batches (the start of the
+  continuation's epoch-0 sampler) with the trainer's step function
+  (`train.setup_experiment`), one step of each arm in turn in one process;
+  then the fine-tuned arms' text cache is re-encoded with their final
+  encoder, and validation and test are read once. A fixed budget, the same
+  for every arm, no early stopping;
+* paired differences (fine-tuned - frozen, same seed, split and batches):
+  mean and 95% t interval over seeds;
 * the fine-tuned arms' frozen encoder layers are compared with the
-  pretrained weights after training (bit-identical expected) and the trained
-  layers' largest change is recorded.
-Timing (seed 0's config, one process): after one compiling step per arm,
-`--timing_rounds` rounds each time one train step of every arm in turn
-(interleaved), then the text-cache refresh; seconds per epoch = steps per
-epoch x the median step + the median refresh. The source runs' batch of
-4096 is tried once for the top-1 arm (`--try_batch`) and its outcome
-recorded (the re-encoded batch texts' activations may not fit in memory).
+  pretrained weights after training (bit-identical expected), and the
+  trained layers' largest change is recorded.
+Timing: the arms' interleaved step times (each process's compiling first
+step left out) and the cache refresh; seconds per epoch = steps per epoch x
+the median step + the median refresh.
 
-Resumable: each run writes `<workdir>/seed<s>/layers<n>/results.json` (the
-timing `<workdir>/timing/results.json`) and is read back when present; the
-JSON and the page are rewritten after every run.
+Resumable: each seed's runs write `<workdir>/seed<s>/layers<n>/results.json`
+and are read back when all are present; the JSON and the page are rewritten
+after every seed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import time
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -88,10 +86,6 @@ def arm_config(args, seed: int, layers: int,
   return config
 
 
-def _copy(tree):
-  return jax.tree.map(jnp.copy, tree)
-
-
 def encoder_check(pretrained, trained, layers: int) -> dict:
   """Frozen encoder leaves bit-identical? Largest change of the trained ones."""
   mask = jax.tree.leaves(text_finetune.trainable_mask(pretrained, layers))
@@ -108,62 +102,65 @@ def encoder_check(pretrained, trained, layers: int) -> dict:
   }
 
 
-def run_arm(args, seed: int, layers: int) -> dict:
-  """Continues seed `seed`'s source run with `layers` encoder layers trained."""
-  config = arm_config(args, seed, layers)
-  t_setup = time.perf_counter()
-  exp = train.setup_experiment(config)
-  setup_s = time.perf_counter() - t_setup
-  state, graph, evaluator, cache = (exp.state, exp.graph, exp.evaluator,
-                                    exp.text_cache)
-  exp.state = None  # the step donates the state
-  pretrained = (jax.tree.map(np.array, state.params["encoder"]) if cache
-                else None)
-  if cache is not None:
-    graph = evaluator.graph = cache.refresh(state.params, graph)
-  start_valid = evaluator(state.params, "valid")
-  rows = input_pipeline.epoch_batches(config, exp.dataset, 0,
-                                      exp.positive_keys)
+def run_seed(args, seed: int) -> dict:
+  """Continues seed `seed`'s source run in every arm, the arms interleaved.
+
+  One step of every arm in turn (the same batch), so the step times of the
+  arms are measured side by side; the first step of each arm compiles and
+  is left out of the timing. Then each arm's text cache is re-encoded with
+  its final encoder (timed), and validation and test are read once.
+
+  Returns:
+    {str(layers): result dict} for every arm.
+  """
+  configs = {n: arm_config(args, seed, n) for n in args.layers}
+  exps, setup_s = {}, {}
+  for n, config in configs.items():
+    t0 = time.perf_counter()
+    exps[n] = train.setup_experiment(config)
+    setup_s[n] = time.perf_counter() - t0
+  states = {n: e.state for n, e in exps.items()}
+  for e in exps.values():
+    e.state = None  # the step donates the state
+  pretrained = {n: jax.tree.map(np.array, states[n].params["encoder"])
+                for n, e in exps.items() if e.text_cache is not None}
+  e0 = exps[args.layers[0]]
+  rows = input_pipeline.epoch_batches(configs[args.layers[0]], e0.dataset, 0,
+                                      e0.positive_keys)
   steps_per_epoch = int(jax.tree.leaves(rows)[0].shape[0])
-  history, best = [], (-math.inf, 0, None)
-  train_s = refresh_s = 0.0
-  for lo in range(0, args.steps, args.eval_steps):
-    chunk = jax.tree.map(lambda v, lo=lo: v[lo:lo + args.eval_steps], rows)
-    t0 = time.perf_counter()
-    state, metrics = exp.step_fn(state, graph, chunk, exp.train_rng)
-    jax.block_until_ready(state)
-    train_s += time.perf_counter() - t0
-    t0 = time.perf_counter()
-    if cache is not None:  # the other rows follow the encoder
-      graph = evaluator.graph = cache.refresh(state.params, graph)
-    refresh_s += time.perf_counter() - t0
-    valid = evaluator(state.params, "valid")
-    step = lo + args.eval_steps
-    history.append({"step": step,
-                    "loss": float(np.mean(np.asarray(metrics["loss"]))),
-                    **{f"valid/{m}": valid[m] for m in METRICS}})
-    if valid[SELECT] > best[0]:
-      best = (valid[SELECT], step, _copy(state.params))
-    log(f"seed {seed} layers {layers}: step {step}/{args.steps} valid "
-        f"{SELECT} {valid[SELECT]:.4f} (train {train_s:.0f} s)")
-  _, best_step, best_params = best
-  if cache is not None:  # the texts as the selected encoder encodes them
-    graph = evaluator.graph = cache.refresh(best_params, graph)
-  valid = evaluator(best_params, "valid")
-  test = evaluator(best_params, "test")
-  out = {"seed": seed, "layers": layers, "best_step": best_step,
-         "steps": args.steps, "steps_per_epoch": steps_per_epoch,
-         "valid": {m: valid[m] for m in METRICS},
-         "test": {m: test[m] for m in METRICS},
-         "start_valid": {m: start_valid[m] for m in METRICS},
-         "history": history, "setup_seconds": setup_s,
-         "train_seconds": train_s, "refresh_seconds": refresh_s,
-         "load_average": os.getloadavg()[0]}
-  if cache is not None:
-    out["encoder"] = encoder_check(pretrained, best_params["encoder"], layers)
-    final = encoder_check(pretrained, state.params["encoder"], layers)
-    out["encoder"]["frozen_bit_identical_last_step"] = final[
-        "frozen_bit_identical"]
+  step_s = {n: [] for n in exps}
+  losses = {n: [] for n in exps}
+  for i in range(args.steps):
+    batch = jax.tree.map(lambda v, i=i: v[i:i + 1], rows)  # [1, B]
+    for n, e in exps.items():
+      t0 = time.perf_counter()
+      states[n], metrics = e.step_fn(states[n], e.graph, batch, e.train_rng)
+      jax.block_until_ready(states[n])
+      step_s[n].append(time.perf_counter() - t0)
+      losses[n].append(float(np.asarray(metrics["loss"])[0]))
+    log(f"seed {seed} step {i + 1}/{args.steps}: " + ", ".join(
+        f"layers {n} {step_s[n][-1]:.1f} s" for n in exps))
+  out = {}
+  for n, e in exps.items():
+    graph, refresh_s = e.graph, 0.0
+    if e.text_cache is not None:  # the other rows follow the final encoder
+      t0 = time.perf_counter()
+      graph = e.evaluator.graph = e.text_cache.refresh(states[n].params, graph)
+      refresh_s = time.perf_counter() - t0
+    valid = e.evaluator(states[n].params, "valid")
+    test = e.evaluator(states[n].params, "test")
+    res = {"seed": seed, "layers": n, "steps": args.steps,
+           "batch_size": args.batch_size, "steps_per_epoch": steps_per_epoch,
+           "valid": {m: valid[m] for m in METRICS},
+           "test": {m: test[m] for m in METRICS}, "losses": losses[n],
+           "setup_seconds": setup_s[n], "step_seconds": step_s[n],
+           "refresh_seconds": refresh_s, "load_average": os.getloadavg()[0]}
+    if n in pretrained:
+      res["encoder"] = encoder_check(pretrained[n],
+                                     states[n].params["encoder"], n)
+    out[str(n)] = res
+    log(f"seed {seed} layers {n}: refresh {refresh_s:.0f} s, valid "
+        f"{SELECT} {valid[SELECT]:.4f}")
   return out
 
 
@@ -187,55 +184,6 @@ def try_batch(args) -> dict:
           "outcome": outcome, "seconds": time.perf_counter() - t0}
 
 
-def timing(args) -> dict:
-  """Seconds per step / refresh / epoch of every arm, interleaved."""
-  arms = {n: train.setup_experiment(arm_config(args, 0, n))
-          for n in args.layers}
-  states = {n: e.state for n, e in arms.items()}
-  graphs = {n: e.graph for n, e in arms.items()}
-  for e in arms.values():
-    e.state = None
-  e0 = arms[args.layers[0]]
-  rows = input_pipeline.epoch_batches(arm_config(args, 0, args.layers[0]),
-                                      e0.dataset, 0, e0.positive_keys)
-  steps_per_epoch = int(jax.tree.leaves(rows)[0].shape[0])
-  one = lambda i: jax.tree.map(lambda v: v[i:i + 1], rows)
-  compile_s, step_s, refresh_s = {}, {n: [] for n in arms}, {n: [] for n in arms}
-  for n, e in arms.items():  # compile
-    t0 = time.perf_counter()
-    states[n], _ = e.step_fn(states[n], graphs[n], one(0), e.train_rng)
-    jax.block_until_ready(states[n])
-    if e.text_cache is not None:
-      graphs[n] = e.text_cache.refresh(states[n].params, graphs[n])
-    compile_s[n] = time.perf_counter() - t0
-    log(f"timing: layers {n} compiled ({compile_s[n]:.0f} s)")
-  for r in range(args.timing_rounds):
-    for n, e in arms.items():
-      t0 = time.perf_counter()
-      states[n], _ = e.step_fn(states[n], graphs[n], one(1 + r), e.train_rng)
-      jax.block_until_ready(states[n])
-      step_s[n].append(time.perf_counter() - t0)
-      if e.text_cache is not None:
-        t0 = time.perf_counter()
-        graphs[n] = e.text_cache.refresh(states[n].params, graphs[n])
-        refresh_s[n].append(time.perf_counter() - t0)
-    log(f"timing round {r + 1}/{args.timing_rounds}: " + ", ".join(
-        f"layers {n} step {step_s[n][-1]:.2f} s" for n in arms))
-  out = {"batch_size": args.batch_size, "steps_per_epoch": steps_per_epoch,
-         "rounds": args.timing_rounds, "compile_seconds": compile_s,
-         "step_seconds": step_s, "refresh_seconds": refresh_s,
-         "load_average": os.getloadavg()[0], "arms": {}}
-  for n in arms:
-    step = float(np.median(step_s[n]))
-    refresh = float(np.median(refresh_s[n])) if refresh_s[n] else 0.0
-    out["arms"][str(n)] = {"step_s": step, "refresh_s": refresh,
-                           "epoch_s": steps_per_epoch * step + refresh}
-  base = out["arms"][str(args.layers[0])]["epoch_s"]
-  for n in arms:
-    out["arms"][str(n)]["ratio"] = out["arms"][str(n)]["epoch_s"] / base
-  return out
-
-
 def cached(path: str, fn, *fn_args) -> dict:
   """The JSON at `path`, else `fn(*fn_args)` written there."""
   if os.path.exists(path):
@@ -252,105 +200,128 @@ def _fmt_ms(values) -> str:
 
 
 def summarise(results: dict) -> None:
-  """Adds the paired differences over the seeds every arm finished."""
+  """Adds the timing and the paired differences over the finished seeds."""
   runs, layers = results["runs"], results["protocol"]["layers"]
   seeds = sorted((s for s in runs
                   if all(str(n) in runs[s] for n in layers)), key=int)
   results["complete_seeds"] = seeds
+  if not seeds:
+    return
   base = str(layers[0])
   results["paired"] = {
       str(n): {m: real_text_report.paired(
           [runs[s][str(n)]["test"][m] for s in seeds],
           [runs[s][base]["test"][m] for s in seeds]) for m in METRICS}
-      for n in layers[1:]} if seeds else {}
+      for n in layers[1:]}
+  steps_per_epoch = runs[seeds[0]][base]["steps_per_epoch"]
+  timing = {"steps_per_epoch": steps_per_epoch, "arms": {}}
+  for n in layers:
+    rs = [runs[s][str(n)] for s in seeds]
+    # Each process's first step of an arm compiles: left out.
+    steps = [t for r in rs for t in r["step_seconds"][1:]]
+    step = float(np.median(steps))
+    refresh = float(np.median([r["refresh_seconds"] for r in rs]))
+    timing["arms"][str(n)] = {"step_s": step, "refresh_s": refresh,
+                              "timed_steps": len(steps),
+                              "epoch_s": steps_per_epoch * step + refresh}
+  for a in timing["arms"].values():
+    a["ratio"] = a["epoch_s"] / timing["arms"][base]["epoch_s"]
+  results["timing"] = timing
 
 
 def arm_label(n) -> str:
-  return "frozen encoder" if int(n) == 0 else f"top {n} layer{'s' * (int(n) > 1)} fine-tuned"
+  return ("frozen encoder" if int(n) == 0 else
+          f"top {n} layer{'s' * (int(n) > 1)} fine-tuned")
+
+
+def _ratio(r: float) -> str:
+  return f"{r:,.0f}x" if r >= 10 else f"{r:.2f}x"
 
 
 def render(results: dict) -> str:
   """The Markdown page of the JSON results."""
   p = results["protocol"]
+  runs, seeds = results["runs"], results.get("complete_seeds", [])
   lines = [
       "# Frozen vs fine-tuned text encoder (AlphaRec, ml-latest-small)", "",
       "AlphaRec reads MiniLM sentence embeddings of the item texts. Three "
       "arms continue each seed's converged frozen-encoder run "
-      "([real_text.md](real_text.md), temperature 0.15) from its "
+      "([real_text.md](real_text.md), temperature 0.15, batch 4096) from its "
       "validation-selected parameters (`config.init_from`): the encoder "
-      "frozen, or its top 1 / top 2 layers trained jointly with AlphaRec "
-      "(`config.text.finetune_layers`, [../text.md](../text.md): each step "
-      "re-encodes the batch's texts, the other rows come from a cache "
-      "re-encoded before every evaluation). Same batches for every arm "
-      f"({p['batch_size']} rows, the continuation's first epoch), "
-      f"{p['steps']} train steps, validation Recall@20 every "
-      f"{p['eval_steps']} steps; the test split is read once, at the "
-      "validation-selected point. Encoder: float32 matmuls "
-      f"(`text.dtype={p['dtype']}`), Adam at `text.learning_rate` 1e-4, "
-      "texts at most 64 tokens.", "",
+      "frozen (the precomputed features), or its top 1 / top 2 layers "
+      "trained jointly with AlphaRec (`config.text.finetune_layers`, "
+      "[../text.md](../text.md): each step re-encodes the batch's user, "
+      "positive and negative texts; the other rows come from a cache "
+      "re-encoded before the evaluation). Every arm trains the same "
+      f"{p['steps']} batches of {p['batch_size']} rows (the start of the "
+      "continuation's first epoch) with the trainer's step function, the "
+      "arms one step each in turn in one process; then validation and test "
+      "are read once. A fixed budget, the same for every arm: no early "
+      "stopping. Encoder: float32 matmuls, Adam at `text.learning_rate` "
+      "1e-4, texts cut at 64 tokens (15 of 6,298 items are longer).", "",
       "```", results["command"], "```", "", results["hardware"] + ".", ""]
-  t = results.get("timing")
-  if t:
-    lines += [f"## Seconds per epoch (batch {t['batch_size']}, "
-              f"{t['steps_per_epoch']} steps per epoch)", "",
-              f"One process, the arms timed in turn ({t['rounds']} rounds of "
-              "one train step each, after a compiling step); an epoch = steps "
-              "per epoch x the median step + the median text-cache refresh "
-              f"(load average {t['load_average']:.1f} at the end).", ""]
-    rows = [[arm_label(n), f"{a['step_s']:.3g}", f"{a['refresh_s']:.3g}",
-             f"{a['epoch_s']:.4g}", f"{a['ratio']:.0f}x" if a["ratio"] >= 10
-             else f"{a['ratio']:.2f}x"] for n, a in t["arms"].items()]
-    lines += common.markdown_table(
-        ["arm", "s / step", "s / refresh", "s / epoch", "vs frozen"], rows,
-        ["---", "---:", "---:", "---:", "---:"]) + [""]
   tb = results.get("try_batch")
   if tb:
     lines += [f"At the source runs' batch of {tb['batch_size']} rows "
-              f"({tb['texts_per_step']} texts re-encoded per step: users, "
-              "positives, negatives) one top-1 step: "
-              f"`{tb['outcome']}`.", ""]
-  runs = results["runs"]
-  seeds = results.get("complete_seeds", [])
+              f"({tb['texts_per_step']:,} texts re-encoded per step: users, "
+              "positives, negatives) one top-1 fine-tuning step gives "
+              f"`{tb['outcome']}`; hence batches of {p['batch_size']}.", ""]
+  t = results.get("timing")
+  if t:
+    lines += [f"## Seconds per epoch (batch {p['batch_size']}, "
+              f"{t['steps_per_epoch']} steps per epoch)", "",
+              "Median train step over the arms' interleaved steps (the "
+              "compiling first step of each process left out), and the "
+              "median re-encoding of the whole text cache (6,298 item "
+              "texts, its compilation included); an epoch = steps per epoch "
+              "x step + one refresh.", ""]
+    rows = [[arm_label(n), f"{a['step_s']:.3g}", str(a["timed_steps"]),
+             f"{a['refresh_s']:.3g}", f"{a['epoch_s']:,.4g}",
+             _ratio(a["ratio"])] for n, a in t["arms"].items()]
+    lines += common.markdown_table(
+        ["arm", "s / step", "steps timed", "s / refresh", "s / epoch",
+         "vs frozen"], rows, ["---"] + ["---:"] * 5) + [""]
   if seeds:
-    lines += [f"## Recall@20 / NDCG@20 (test, {len(seeds)} seeds: "
+    src = results.get("source", {})
+    lines += [f"## Recall@20 / NDCG@20 after {p['steps']} steps (test, "
+              f"{len(seeds)} seed{'s' * (len(seeds) > 1)}: "
               f"{', '.join(seeds)})", ""]
     rows = []
+    if all(s in src for s in seeds):
+      rows.append(["start (the source runs)",
+                   _fmt_ms([src[s]["test"]["recall@20"] for s in seeds]),
+                   _fmt_ms([src[s]["test"]["ndcg@20"] for s in seeds]),
+                   _fmt_ms([src[s]["valid"]["recall@20"] for s in seeds])])
     for n in p["layers"]:
       rs = [runs[s][str(n)] for s in seeds]
       rows.append([arm_label(n),
                    _fmt_ms([r["test"]["recall@20"] for r in rs]),
                    _fmt_ms([r["test"]["ndcg@20"] for r in rs]),
-                   _fmt_ms([r["start_valid"]["recall@20"] for r in rs]),
-                   _fmt_ms([r["valid"]["recall@20"] for r in rs]),
-                   f"{np.median([r['best_step'] for r in rs]):g}",
-                   f"{np.median([r['train_seconds'] for r in rs]):.4g}"])
+                   _fmt_ms([r["valid"]["recall@20"] for r in rs])])
     lines += common.markdown_table(
-        ["arm", "test Recall@20", "test NDCG@20", "valid R@20 at start",
-         "valid R@20 selected", "selected step (median)",
-         f"train s for {p['steps']} steps (median)"], rows,
-        ["---"] + ["---:"] * 6) + [""]
-    lines += ["Paired difference, fine-tuned - frozen (same seed and split; "
-              "mean and 95% t interval over seeds):", ""]
+        ["arm", "test Recall@20", "test NDCG@20", "valid Recall@20"], rows,
+        ["---"] + ["---:"] * 3) + [""]
+    lines += ["Paired difference, fine-tuned - frozen (same seed, split and "
+              "batches; mean and 95% t interval over seeds, none with one "
+              "seed):", ""]
     rows = [[arm_label(n), real_text_report._interval(g["recall@20"]),  # pylint: disable=protected-access
              real_text_report._interval(g["ndcg@20"])]  # pylint: disable=protected-access
             for n, g in results["paired"].items()]
-    lines += common.markdown_table(["arm", "Recall@20", "NDCG@20"], rows) + [""]
+    lines += common.markdown_table(["arm", "Recall@20", "NDCG@20"], rows)
+    lines += [""]
     checks = [(s, n, runs[s][str(n)]["encoder"]) for s in seeds
               for n in p["layers"] if int(n) > 0]
-    ok = all(c["frozen_bit_identical"] and c["frozen_bit_identical_last_step"]
-             for _, _, c in checks)
-    lines += [
-        "Frozen encoder layers after training, compared with the pretrained "
-        "weights (selected and last parameters): "
-        + ("bit-identical in every fine-tuned run" if ok else
-           "NOT bit-identical in " + ", ".join(
-               f"seed {s} layers {n}" for s, n, c in checks
-               if not (c["frozen_bit_identical"]
-                       and c["frozen_bit_identical_last_step"])))
+    bad = [f"seed {s} top {n}" for s, n, c in checks
+           if not c["frozen_bit_identical"]]
+    lines += [] if not checks else [
+        "Frozen encoder layers after training vs the pretrained weights: "
+        + ("bit-identical in every fine-tuned run" if not bad else
+           "NOT bit-identical in " + ", ".join(bad))
         + "; trained encoder parameters "
-        + ", ".join(sorted({f"{c['trained_params']:,} (top {n})"
-                            for _, n, c in checks}))
-        + ", largest change of a trained weight "
+        + ", ".join(f"{c['trained_params']:,} of "
+                    f"{c['trained_params'] + c['frozen_params']:,} (top {n})"
+                    for _, n, c in checks[:len(p['layers']) - 1])
+        + "; largest change of a trained weight "
         + f"{max(c['trained_max_abs_change'] for _, _, c in checks):.2g}.",
         ""]
     lines += ["Per seed (test Recall@20): " + "; ".join(
@@ -360,6 +331,12 @@ def render(results: dict) -> str:
   return "\n".join(lines)
 
 
+def _source_results(args, seed: int) -> dict:
+  with open(os.path.join(source_dir(args, seed), "results.json")) as f:
+    res = json.load(f)
+  return {k: {m: res[k][m] for m in METRICS} for k in ("valid", "test")}
+
+
 def main(argv=None) -> dict:
   args = parse_args(argv)
   if args.render:
@@ -367,14 +344,14 @@ def main(argv=None) -> dict:
       results = json.load(f)
     common.write_page(args.out, render(results))
     return results
-  if args.steps % args.eval_steps:
-    raise SystemExit("--steps must be a multiple of --eval_steps")
   args.layers = [int(n) for n in args.layers.split(",")]
+  if args.layers[0] != 0:
+    raise SystemExit("--layers: the first arm must be 0 (the frozen encoder)")
   protocol = {k: v for k, v in vars(args).items()
               if k not in ("json", "out", "render")}
   results = {"protocol": protocol,
              "command": common.command("text_finetune", argv),
-             "hardware": common.hardware_line(), "runs": {}}
+             "hardware": common.hardware_line(), "runs": {}, "source": {}}
 
   def save():
     summarise(results)
@@ -382,25 +359,32 @@ def main(argv=None) -> dict:
     common.write_json(args.json, results)
     common.write_page(args.out, render(results))
 
-  log("timing (interleaved)")
-  results["timing"] = cached(os.path.join(args.workdir, "timing",
-                                          "results.json"), timing, args)
-  save()
+  for seed in [int(s) for s in args.seeds.split(",")]:
+    paths = {n: os.path.join(args.workdir, f"seed{seed}", f"layers{n}",
+                             "results.json") for n in args.layers}
+    if all(os.path.exists(path) for path in paths.values()):
+      runs = {}
+      for n, path in paths.items():
+        with open(path) as f:
+          runs[str(n)] = json.load(f)
+      log(f"seed {seed}: read back")
+    else:
+      log(f"seed {seed}: start")
+      runs = run_seed(args, seed)
+      for n, path in paths.items():
+        common.write_json(path, runs[str(n)])
+    results["runs"][str(seed)] = runs
+    results["source"][str(seed)] = _source_results(args, seed)
+    log(f"seed {seed}: test recall@20 " + ", ".join(
+        f"layers {n} {runs[str(n)]['test']['recall@20']:.4f}"
+        for n in args.layers))
+    save()
   if args.try_batch:
     log(f"one step at batch {args.try_batch}")
     results["try_batch"] = cached(os.path.join(
         args.workdir, f"batch{args.try_batch}", "results.json"), try_batch,
                                   args)
     save()
-  for seed in [int(s) for s in args.seeds.split(",")]:
-    for n in args.layers:
-      log(f"seed {seed} layers {n}: start")
-      res = cached(os.path.join(args.workdir, f"seed{seed}", f"layers{n}",
-                                "results.json"), run_arm, args, seed, n)
-      results["runs"].setdefault(str(seed), {})[str(n)] = res
-      log(f"seed {seed} layers {n}: test recall@20 "
-          f"{res['test']['recall@20']:.4f} (selected step {res['best_step']})")
-      save()
   return results
 
 
@@ -414,10 +398,10 @@ def parse_args(argv=None):
                  "grid1_seed{seed}")
   p.add_argument("--batch_size", type=int, default=512)
   p.add_argument("--steps", type=int, default=4)
-  p.add_argument("--eval_steps", type=int, default=2)
   p.add_argument("--dtype", default="float32")
-  p.add_argument("--timing_rounds", type=int, default=2)
-  p.add_argument("--try_batch", type=int, default=4096)
+  p.add_argument("--try_batch", type=int, default=4096,
+                 help="one top-1 step at this batch size, after the runs "
+                 "(0: skip)")
   p.add_argument("--workdir", default="workdirs/text_finetune")
   common.add_result_args(p, "text_finetune")
   return p.parse_args(argv)
