@@ -31,6 +31,7 @@ import time
 import jax
 import jax.numpy as jnp
 
+from jaxrec import batches
 from jaxrec import config_utils
 from jaxrec import input_pipeline
 from jaxrec import train
@@ -78,11 +79,12 @@ def run(config, every: int, total_steps: int, out_path: str = "") -> list:
   out = open(out_path, "w") if out_path else None  # pylint: disable=consider-using-with
   try:
     while step < total_steps:
-      rows = input_pipeline.epoch_batches(config, dataset, epoch, keys)
-      num_steps = rows["users"].shape[0]
+      rows = input_pipeline.epoch_batches(config, dataset, epoch, keys,
+                                          model.batch_fields)
+      num_steps = batches.num_steps(rows)
       for lo in range(0, num_steps, every):
         take = min(every, total_steps - step)
-        chunk = {k: v[lo:lo + take] for k, v in rows.items()}
+        chunk = batches.take_steps(rows, lo, lo + take)
         state, metrics = step_fn(state, graph, chunk, train_rng)
         step += take
         valid = evaluator(state.params, "valid")

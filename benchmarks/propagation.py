@@ -38,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import common
+from jaxrec import batches
 from jaxrec import config_utils
 from jaxrec import input_pipeline
 from jaxrec import models
@@ -92,7 +93,7 @@ def train_step_programs(graph, dataset, methods, steps: int, dim: int,
   config = config_utils.base_config("gowalla")
   rows = input_pipeline.stack_batches(sampler.epoch_triples(
       dataset.train, dataset.num_users, dataset.num_items, 0, 0), 2048)
-  rows = {k: v[:steps] for k, v in rows.items()}
+  rows = batches.take_steps(rows, 0, steps)
   out = {}
   for m in methods:
     model = models.get_model("lightgcn", dataset.num_users, dataset.num_items,

@@ -121,11 +121,12 @@ def lightgcn_trainer(config, dataset, graph, batch: int):
   return model, state, step_fn
 
 
-def step_windows(rows: dict, steps: int):
+def step_windows(rows, steps: int):
   """Windows of `steps` consecutive steps of an epoch's stacked rows.
 
   Args:
-    rows: stacked batches, each value [num_steps, ...].
+    rows: stacked batches (a `jaxrec.batches.Batch`, or any pytree), every
+      leaf [num_steps, ...].
     steps: steps per window; clamped to the epoch's num_steps.
 
   Returns:
@@ -134,7 +135,8 @@ def step_windows(rows: dict, steps: int):
     (one shape, one compilation), wrapping when c * steps runs past the
     epoch.
   """
-  num_steps = int(next(iter(rows.values())).shape[0])
+  import jax  # pylint: disable=g-import-not-at-top
+  num_steps = int(jax.tree.leaves(rows)[0].shape[0])
   if num_steps < 1:
     raise ValueError("step_windows: the epoch has no steps")
   steps = max(1, min(steps, num_steps))
@@ -142,7 +144,7 @@ def step_windows(rows: dict, steps: int):
 
   def window(c):
     lo = (c * steps) % span
-    return {k: v[lo:lo + steps] for k, v in rows.items()}
+    return jax.tree.map(lambda v: v[lo:lo + steps], rows)
 
   return steps, window
 

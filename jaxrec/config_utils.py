@@ -187,7 +187,8 @@ def base_config(dataset: str = "synthetic") -> ml_collections.ConfigDict:
   config.progress = True
   # TensorBoard event files (tensorboardX) in workdir/tensorboard.
   config.tensorboard = False
-  # A callable `loss_fn(params, batch, rng, *, model) -> (loss, metrics)`
+  # A callable `loss_fn(params, graph, batch, rng, *, model) -> (loss,
+  # metrics)`
   # trained instead of the model's own `loss` (None: the model's;
   # `train.train_step`).
   config.loss_fn = None

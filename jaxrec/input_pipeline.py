@@ -3,8 +3,8 @@
 Everything the trainer feeds to the jitted step is built here as a pure
 function of (config, dataset, epoch): the padded (and, on large graphs,
 column-tiled) training graph, and one epoch of sampled (user, positive,
-negative) triples stacked into fixed-shape batches. `jaxrec.train`
-re-exports these names.
+negative) triples stacked into fixed-shape batches (`batches.Batch`; the
+rating task's `batches.RatingBatch`).
 """
 
 from __future__ import annotations
@@ -12,13 +12,17 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from typing import NamedTuple, Optional
+from typing import Optional, Sequence
 
 import jax
 import jraph
 import ml_collections
 import numpy as np
 
+from jaxrec import batches
+from jaxrec.batches import AnyBatch
+from jaxrec.batches import Batch
+from jaxrec.batches import RatingBatch
 from jaxrec.data import sampler
 from jaxrec.data.dataset import DataError
 from jaxrec.data.dataset import Dataset
@@ -252,13 +256,13 @@ def _mean_item_embedding(dataset: Dataset,
   return np.asarray(csr @ item_emb) / counts[:, None]
 
 
-def stack_batches(triples: dict, batch_size: int) -> dict:
-  """Pads an epoch of triples to whole batches and stacks them. # [S, B]"""
-  n = len(triples["users"])
+def _stack(arrays: dict, batch_size: int) -> dict:
+  """Equally long arrays padded to whole batches and stacked, plus 'mask'."""
+  n = len(next(iter(arrays.values())))
   steps = max(1, math.ceil(n / batch_size))
   total = steps * batch_size
   out = {}
-  for key, value in triples.items():
+  for key, value in arrays.items():
     pad = np.zeros((total - n,) + value.shape[1:], value.dtype)
     padded = np.concatenate([value, pad])
     out[key] = padded.reshape((steps, batch_size) + value.shape[1:])
@@ -268,20 +272,22 @@ def stack_batches(triples: dict, batch_size: int) -> dict:
   return out
 
 
-class RatingBatch(NamedTuple):
-  """One batch of the rating task (`rating_batches` stacks them [S, B]).
+def stack_batches(triples: dict, batch_size: int) -> Batch:
+  """An epoch of sampled triples padded to whole batches and stacked.
 
-  Padding rows (mask 0) repeat (user 0, item 0, rating 0): every loss
-  averages over real rows only.
+  Args:
+    triples: `sampler.epoch_triples` (users, pos_items, neg_items).
+    batch_size: rows per batch B.
+
+  Returns:
+    A `Batch` whose fields are [S, B] ([S, B, k] negatives); the padding
+    rows of the last batch have mask 0. `epoch` is None.
   """
-  users: np.ndarray  # int32 [B]
-  items: np.ndarray  # int32 [B]
-  ratings: np.ndarray  # float32 [B]
-  mask: np.ndarray  # float32 [B]
+  return Batch(**_stack(triples, batch_size))
 
 
 def rating_batches(config: ml_collections.ConfigDict, dataset: Dataset,
-                   epoch: int) -> dict:
+                   epoch: int) -> RatingBatch:
   """One epoch of the train split's (user, item, rating) rows. # [S, B]
 
   Every train rating once per epoch, in an order shuffled by (config.seed,
@@ -294,7 +300,7 @@ def rating_batches(config: ml_collections.ConfigDict, dataset: Dataset,
     epoch: epoch index.
 
   Returns:
-    The `RatingBatch` fields as a dict of stacked arrays [S, B].
+    A `RatingBatch` of stacked arrays [S, B].
 
   Raises:
     DataError: the train split has no ratings.
@@ -305,17 +311,17 @@ def rating_batches(config: ml_collections.ConfigDict, dataset: Dataset,
                     "but the train split has none (field 'ratings'; e.g. "
                     "ml_latest_small with dataset.kwargs.min_rating = 0)")
   order = sampler.epoch_rng(config.seed, epoch).permutation(len(train))
-  rows = stack_batches({"users": train.users[order],
-                        "items": train.items[order],
-                        "ratings": np.asarray(train.ratings[order],
-                                              np.float32)},
-                       config.batch_size)
-  return RatingBatch(**rows)._asdict()
+  return RatingBatch(**_stack({"users": train.users[order],
+                               "items": train.items[order],
+                               "ratings": np.asarray(train.ratings[order],
+                                                     np.float32)},
+                              config.batch_size))
 
 
 def epoch_batches(config: ml_collections.ConfigDict, dataset: Dataset,
-                  epoch: int, keys: Optional[np.ndarray] = None) -> dict:
-  """One epoch of training triples as stacked batches. # [S, B]
+                  epoch: int, keys: Optional[np.ndarray] = None,
+                  fields: Sequence[str] = ()) -> AnyBatch:
+  """One epoch of training batches, stacked. # [S, B]
 
   The sampler as the config sets it (seed, num_negatives, sampling) and
   `config.batch_size`; a pure function of (config, train split, epoch).
@@ -325,13 +331,20 @@ def epoch_batches(config: ml_collections.ConfigDict, dataset: Dataset,
     dataset: the dataset whose train split is sampled.
     epoch: epoch index.
     keys: optional `sampler.positive_keys(dataset.train, num_items)`.
+    fields: the optional `Batch` fields the model reads (its
+      `batch_fields`, e.g. ('epoch',) for SGL with view_period='epoch');
+      the others stay None.
 
   Returns:
-    `stack_batches` of the epoch's `sampler.epoch_triples`, plus 'epoch'
-    (the epoch index in every slot, int32 [S, B]) for models whose
-    augmented views are drawn once per epoch (`model.view_period='epoch'`).
-    For `config.task = 'rating'`, `rating_batches` instead.
+    For the ranking task, `stack_batches` of the epoch's
+    `sampler.epoch_triples` with the requested optional fields filled
+    ('epoch': the epoch index in every slot, int32 [S, B]); for
+    `config.task = 'rating'`, `rating_batches`.
+
+  Raises:
+    ValueError: an unknown field name.
   """
+  fields = batches.check_fields(fields)
   if config.task == "rating":
     return rating_batches(config, dataset, epoch)
   triples = sampler.epoch_triples(
@@ -339,8 +352,9 @@ def epoch_batches(config: ml_collections.ConfigDict, dataset: Dataset,
       epoch=epoch, num_negatives=config.num_negatives, keys=keys,
       sampling=config.sampling)
   rows = stack_batches(triples, config.batch_size)
-  if config.model.get("view_period", "step") == "epoch":
-    rows["epoch"] = np.full(rows["mask"].shape, epoch, np.int32)  # [S, B]
+  if "epoch" in fields:
+    rows = rows._replace(
+        epoch=np.full(rows.mask.shape, epoch, np.int32))  # [S, B]
   return rows
 
 

@@ -12,6 +12,8 @@ from typing import Optional, Sequence
 import jax
 import jax.numpy as jnp
 
+from jaxrec.batches import Batch
+
 
 def _masked_mean(values: jnp.ndarray, mask: Optional[jnp.ndarray]) -> jnp.ndarray:
   if mask is None:
@@ -297,7 +299,7 @@ def first_occurrence_mask(ids: jnp.ndarray,
 CONTRAST_NEGATIVES = ("batch", "all")
 
 
-def batch_contrast(view1: jnp.ndarray, view2: jnp.ndarray, batch: dict,
+def batch_contrast(view1: jnp.ndarray, view2: jnp.ndarray, batch: Batch,
                    num_users: int, num_items: int,
                    temperature: float, max_rows: int = 0,
                    negatives: str = "batch") -> jnp.ndarray:
@@ -312,7 +314,7 @@ def batch_contrast(view1: jnp.ndarray, view2: jnp.ndarray, batch: dict,
 
   Args:
     view1, view2: node representations of the two views. # [N, d]
-    batch: dict with 'users', 'pos_items', 'mask'. # [B]
+    batch: the `batches.Batch` (its users, pos_items and mask). # [B]
     num_users, num_items: U, I.
     temperature: InfoNCE temperature.
     max_rows: 0 = contrast every batch row; else only the first `max_rows`
@@ -332,7 +334,7 @@ def batch_contrast(view1: jnp.ndarray, view2: jnp.ndarray, batch: dict,
   # Node rows are users, then items, then padding.
   u1, i1 = view1[:num_users], view1[num_users:num_users + num_items]
   u2, i2 = view2[:num_users], view2[num_users:num_users + num_items]
-  users, items, mask = batch["users"], batch["pos_items"], batch["mask"]
+  users, items, mask = batch.users, batch.pos_items, batch.mask
   if max_rows and max_rows < users.shape[0]:  # static shapes: a slice
     users, items, mask = users[:max_rows], items[:max_rows], mask[:max_rows]
   if negatives == "all":

@@ -384,20 +384,29 @@ def place_graph(graph: jraph.GraphsTuple, mesh: Optional[Mesh],
   return _put(graph, graph_shardings(graph, mesh, shard_edges))
 
 
-def shard_batch(rows: dict, mesh: Mesh) -> dict:
+def shard_batch(rows: Any, mesh: Mesh) -> Any:
   """Places stacked rows [S, B, ...] with B split over 'data'.
 
   B is padded with zero rows (mask 0) up to a multiple of the 'data' size.
+
+  Args:
+    rows: stacked batches (a `batches.Batch` or `RatingBatch`, or any pytree
+      whose leaves are [S, B, ...]; None fields stay None).
+    mesh: the device mesh.
+
+  Returns:
+    The same pytree with every leaf placed on `mesh`.
   """
   n = _axis_size(mesh, DATA)
-  batch = int(np.shape(rows["mask"])[1])
+  batch = int(np.shape(jax.tree.leaves(rows)[0])[1])
   pad = -batch % n
   if pad:
-    rows = {k: np.concatenate([np.asarray(v), np.zeros(
-        (np.shape(v)[0], pad) + np.shape(v)[2:], np.asarray(v).dtype)], axis=1)
-            for k, v in rows.items()}
-  shardings = {k: NamedSharding(mesh, P(None, DATA, *([None] * (np.ndim(v) - 2))))
-               for k, v in rows.items()}
+    rows = jax.tree.map(lambda v: np.concatenate([np.asarray(v), np.zeros(
+        (np.shape(v)[0], pad) + np.shape(v)[2:], np.asarray(v).dtype)],
+                                                 axis=1), rows)
+  shardings = jax.tree.map(
+      lambda v: NamedSharding(mesh, P(None, DATA, *([None] * (np.ndim(v) - 2)))),
+      rows)
   return _put(rows, shardings)
 
 

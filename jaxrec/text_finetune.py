@@ -34,6 +34,7 @@ import numpy as np
 import optax
 
 from jaxrec import text as text_lib
+from jaxrec.batches import Batch
 from jaxrec.errors import ConfigError
 from jaxrec.lm import bert
 
@@ -106,23 +107,28 @@ class FinetunedText(nn.Module):
           rng, jnp.zeros((1, 2), jnp.int32), jnp.ones((1, 2), jnp.int32))["params"]
     self.encoder = self.param("encoder", init)
 
+  @property
+  def batch_fields(self) -> tuple[str, ...]:
+    """The text model's (`Recommender.batch_fields`)."""
+    return self.model.batch_fields
+
   def _encoder_params(self):
     # No gradient reaches (or is computed through) the frozen layers.
     return text_lib.stop_gradient_outside(self.encoder,
                                           trainable_mask(self.encoder, self.layers))
 
-  def _with_batch_texts(self, graph: jraph.GraphsTuple, batch: dict) -> jraph.GraphsTuple:
+  def _with_batch_texts(self, graph: jraph.GraphsTuple, batch: Batch) -> jraph.GraphsTuple:
     nodes = graph.nodes
-    ids = jnp.concatenate([batch["users"].reshape(-1),
-                           self.num_users + batch["pos_items"].reshape(-1),
-                           self.num_users + batch["neg_items"].reshape(-1)])  # [M]
+    ids = jnp.concatenate([batch.users.reshape(-1),
+                           self.num_users + batch.pos_items.reshape(-1),
+                           self.num_users + batch.neg_items.reshape(-1)])  # [M]
     tok, mask, has = nodes["text_ids"][ids], nodes["text_mask"][ids], nodes["text_has"][ids]
     emb = encode(self.encoder_config, self.dtype, self._encoder_params(), tok, mask)  # [M, d]
     cached = nodes["text"]  # [N, d]
     fresh = jnp.where(has[:, None], emb, cached[ids])  # [M, d]
     return graph._replace(nodes=dict(nodes, text=cached.at[ids].set(fresh)))
 
-  def loss(self, graph: jraph.GraphsTuple, batch: dict):
+  def loss(self, graph: jraph.GraphsTuple, batch: Batch):
     """The text model's loss with the batch's texts re-encoded."""
     if self.is_initializing():  # setup made the encoder's parameters; `init`
       # runs eagerly, and encoding a full batch of texts op by op takes minutes

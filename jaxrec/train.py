@@ -29,7 +29,7 @@ import logging
 import math
 import os
 import time
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import flax
 import jax
@@ -40,6 +40,7 @@ import numpy as np
 from flax.training import train_state
 import tqdm
 
+from jaxrec import batches
 from jaxrec import checkpoint as checkpoint_lib
 from jaxrec import config_utils
 from jaxrec import files
@@ -49,6 +50,9 @@ from jaxrec import run_logging
 from jaxrec import sharding as sharding_lib
 from jaxrec import warm_start
 from jaxrec import workdir as workdir_lib
+from jaxrec.batches import AnyBatch
+from jaxrec.batches import Batch
+from jaxrec.batches import RatingBatch
 from jaxrec.data import sampler
 from jaxrec.data.dataset import DataError
 from jaxrec.data.dataset import Dataset
@@ -90,35 +94,38 @@ class TrainHooks(NamedTuple):
 # Pure functions.
 
 
-def model_loss(params, batch: dict, rng: jax.Array, *, model) -> tuple:
+def model_loss(params, graph: jraph.GraphsTuple, batch: AnyBatch,
+               rng: jax.Array, *, model) -> tuple:
   """Default loss: the model's own `loss` method (BPR + L2 for most models).
 
   Args:
     params: model parameters.
-    batch: dict with 'graph' (GraphsTuple) and int32 'users', 'pos_items',
-      'neg_items', float32 'mask'. # [B]
+    graph: the training graph.
+    batch: one `batches.Batch` (`batches.RatingBatch` for the rating
+      task). # [B]
     rng: PRNG key for stochastic models (edge dropout, noise).
     model: the Flax module.
 
   Returns:
     (scalar loss, dict of scalar metrics).
   """
-  graph = batch["graph"]
-  rows = {k: v for k, v in batch.items() if k != "graph"}
-  return model.apply({"params": params}, graph, rows, method="loss",
+  return model.apply({"params": params}, graph, batch, method="loss",
                      rngs={"dropout": rng})
 
 
-def train_step(state: TrainState, batch: dict, rng: jax.Array, *, model,
+def train_step(state: TrainState, graph: jraph.GraphsTuple, batch: AnyBatch,
+               rng: jax.Array, *, model,
                loss_fn: LossFn = model_loss) -> tuple[TrainState, dict]:
   """One optimiser step on one batch. Pure; jit it with donate_argnums=0.
 
   Args:
     state: current train state.
-    batch: see `model_loss`.
+    graph: the training graph.
+    batch: one batch, see `model_loss`.
     rng: base PRNG key; folded with the step so resumed runs draw the same.
     model: the Flax module.
-    loss_fn: `loss_fn(params, batch, rng, *, model) -> (loss, metrics)`.
+    loss_fn: `loss_fn(params, graph, batch, rng, *, model) -> (loss,
+      metrics)`.
 
   Returns:
     (new state, metrics of this step).
@@ -126,27 +133,26 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *, model,
   step_rng = jax.random.fold_in(rng, state.step)
   grad_fn = jax.value_and_grad(
       functools.partial(loss_fn, model=model), has_aux=True)
-  (_, metrics), grads = grad_fn(state.params, batch, step_rng)
+  (_, metrics), grads = grad_fn(state.params, graph, batch, step_rng)
   return state.apply_gradients(grads=grads), metrics
 
 
-def train_steps(state: TrainState, graph: jraph.GraphsTuple, rows: dict,
+def train_steps(state: TrainState, graph: jraph.GraphsTuple, rows: AnyBatch,
                 rng: jax.Array, *, model, loss_fn: LossFn = model_loss):
   """`train_step` scanned over a leading axis of stacked batches.
 
   Args:
     state: current train state.
     graph: the training graph (shared by all steps).
-    rows: dict of stacked batch arrays, each [S, B] (or [S, B, k]).
+    rows: stacked batches, every field [S, B] (or [S, B, k]).
     rng: base PRNG key.
     model, loss_fn: as in `train_step`.
 
   Returns:
     (new state, metrics stacked over the S steps).
   """
-  def body(carry, row):
-    batch = dict(row, graph=graph)
-    return train_step(carry, batch, rng, model=model, loss_fn=loss_fn)
+  def body(carry, batch):
+    return train_step(carry, graph, batch, rng, model=model, loss_fn=loss_fn)
   return jax.lax.scan(body, state, rows)
 
 
@@ -172,28 +178,45 @@ def make_score_fn(model) -> Callable:
 # Set-up helpers.
 
 
-def dummy_batch(batch_size: int, num_negatives: int = 1) -> dict:
+def dummy_batch(batch_size: int, num_negatives: int = 1, *,
+                ratings: bool = False, fields: Sequence[str] = ()) -> AnyBatch:
   """An all-zero batch with the train batches' shapes (for `model.init`).
 
-  Includes the optional 'epoch' row (`input_pipeline.epoch_batches`) so
-  models that draw per-epoch augmentations can be initialised too.
+  Args:
+    batch_size: rows B.
+    num_negatives: negatives per row k ([B] for 1, else [B, k]).
+    ratings: a `RatingBatch` (the rating task) instead of a `Batch`.
+    fields: the optional `Batch` fields to fill (the model's
+      `batch_fields`, see `input_pipeline.epoch_batches`).
+
+  Returns:
+    The batch, mask all ones.
   """
+  mask = np.ones(batch_size, np.float32)
+  if ratings:
+    return RatingBatch(users=np.zeros(batch_size, np.int32),
+                       items=np.zeros(batch_size, np.int32),
+                       ratings=np.zeros(batch_size, np.float32), mask=mask)
   neg_shape = (batch_size,) if num_negatives == 1 else (batch_size, num_negatives)
-  # 'items' / 'ratings': the rows of the rating task
-  # (input_pipeline.RatingBatch), so rating models initialise the same way.
-  return {"users": np.zeros(batch_size, np.int32),
-          "pos_items": np.zeros(batch_size, np.int32),
-          "neg_items": np.zeros(neg_shape, np.int32),
-          "items": np.zeros(batch_size, np.int32),
-          "ratings": np.zeros(batch_size, np.float32),
-          "mask": np.ones(batch_size, np.float32),
-          "epoch": np.zeros(batch_size, np.int32)}
+  epoch = (np.zeros(batch_size, np.int32)
+           if "epoch" in batches.check_fields(fields) else None)
+  return Batch(users=np.zeros(batch_size, np.int32),
+               pos_items=np.zeros(batch_size, np.int32),
+               neg_items=np.zeros(neg_shape, np.int32), mask=mask,
+               epoch=epoch)
 
 
 def init_params(model, graph: jraph.GraphsTuple, batch_size: int,
                 rng: jax.Array, num_negatives: int = 1):
-  """Initialises all model parameters by tracing the `loss` method."""
-  batch = dummy_batch(batch_size, num_negatives)
+  """Initialises all model parameters by tracing the `loss` method.
+
+  The traced batch is the one the model trains on: a `RatingBatch` for
+  rating models (`predicts_ratings`), else a `Batch` with the optional
+  fields the model declares (`batch_fields`).
+  """
+  batch = dummy_batch(batch_size, num_negatives,
+                      ratings=getattr(model, "predicts_ratings", False),
+                      fields=model.batch_fields)
   return model.init({"params": rng, "dropout": rng}, graph, batch,
                     method="loss")["params"]
 
@@ -692,11 +715,10 @@ def _train_in_workdir(config: ml_collections.ConfigDict, workdir: str,
     if stopped:
       break
     start = time.perf_counter()
-    rows = epoch_batches(config, dataset, epoch, keys)
+    rows = epoch_batches(config, dataset, epoch, keys, model.batch_fields)
     state, losses = bundle["state"], []
-    num_steps = rows["users"].shape[0]
-    for lo in range(0, num_steps, steps_per_call):
-      chunk = {k: v[lo:lo + steps_per_call] for k, v in rows.items()}
+    for lo in range(0, batches.num_steps(rows), steps_per_call):
+      chunk = batches.take_steps(rows, lo, lo + steps_per_call)
       state, step_metrics = step_fn(state, graph, chunk, train_rng)
       losses.append(step_metrics["loss"])
       if hooks.after_steps is not None:

@@ -17,6 +17,7 @@ from jaxrec.data import coldstart
 from jaxrec.data.synthetic import make_synthetic
 from jaxrec.graphs import pad_graph
 from jaxrec.models import MODELS
+from jaxrec.models.base import Propagated
 from jaxrec import input_pipeline
 from jaxrec import models
 from jaxrec import optimizers
@@ -56,7 +57,7 @@ def _setup(config, dataset, batch_size=16):
   rows = input_pipeline.stack_batches(sampler.epoch_triples(
       dataset.train, dataset.num_users, dataset.num_items, 0, 0,
       num_negatives=num_neg), batch_size)
-  batch = {k: jnp.asarray(v[0]) for k, v in rows.items()}
+  batch = jax.tree.map(lambda v: jnp.asarray(v[0]), rows)
   return graph, model, params, batch
 
 
@@ -85,7 +86,7 @@ def test_text_configs_run_a_step_with_embeddings(filename, tiny):
   state = train.TrainState.create(apply_fn=model.apply, params=params,
                                   tx=optimizers.make_optimizer(config))
   state, metrics = jax.jit(lambda s, b: train.train_step(
-      s, b, jax.random.key(0), model=model))(state, dict(batch, graph=graph))
+      s, graph, b, jax.random.key(0), model=model))(state, batch)
   assert jnp.isfinite(metrics["loss"])
   user_emb, item_emb = train.embed(state.params, graph, model=model)
   chex.assert_shape(user_emb, (tiny.num_users, None))
@@ -144,25 +145,24 @@ def test_con_loss_matches_numpy_reference(tiny):
                                            kd_temperature=0.3))
   graph, model, params, batch = _setup(config, tiny)
   # Duplicated ids and a padding row: duplicates must not be negatives.
-  batch = dict(batch)
-  batch["users"] = batch["users"].at[1].set(batch["users"][0])
-  batch["pos_items"] = batch["pos_items"].at[2].set(batch["pos_items"][0])
-  batch["mask"] = batch["mask"].at[-1].set(0.0)
+  batch = batch._replace(users=batch.users.at[1].set(batch.users[0]),
+                         pos_items=batch.pos_items.at[2].set(batch.pos_items[0]),
+                         mask=batch.mask.at[-1].set(0.0))
   kd = model.apply({"params": params}, graph, batch, method="con_loss")
 
   def parts(m, g):
     out = m.net.propagate_all(g, train=True)
     text = g.nodes["text"]
     ut, it = text[:m.num_users], text[m.num_users:m.num_users + m.num_items]
-    return (out["user"], out["item"], m.con_mlp(ut), m.con_mlp(it))
+    return (out.user, out.item, m.con_mlp(ut), m.con_mlp(it))
   user, item, user_map, item_map = (np.asarray(x) for x in model.apply(
       {"params": params}, graph, method=parts))
-  mask = np.asarray(batch["mask"])
+  mask = np.asarray(batch.mask)
   expected = 0.0
   for collab, mapped, key in ((user, user_map, "users"),
                               (item, item_map, "pos_items"),
                               (item, item_map, "neg_items")):
-    ids = np.asarray(batch[key])
+    ids = np.asarray(getattr(batch, key))
     expected += _np_info_nce(collab[ids], mapped[ids], 0.3,
                              _first_occurrence(ids, mask))
   np.testing.assert_allclose(float(kd), expected, rtol=1e-4)
@@ -203,12 +203,12 @@ def test_alpharec_loss_matches_sampled_softmax_reference(tiny):
   loss, _ = _loss(model, params, graph, batch)
   user, item = (np.asarray(x) for x in model.apply(
       {"params": params}, graph, method="embed"))
-  u = user[np.asarray(batch["users"])]
-  pos = np.sum(u * item[np.asarray(batch["pos_items"])], -1) / 0.15
-  neg = np.einsum("bd,bkd->bk", u, item[np.asarray(batch["neg_items"])]) / 0.15
+  u = user[np.asarray(batch.users)]
+  pos = np.sum(u * item[np.asarray(batch.pos_items)], -1) / 0.15
+  neg = np.einsum("bd,bkd->bk", u, item[np.asarray(batch.neg_items)]) / 0.15
   logits = np.concatenate([pos[:, None], neg], 1)
   per_row = np.log(np.exp(logits).sum(1)) - pos
-  mask = np.asarray(batch["mask"])
+  mask = np.asarray(batch.mask)
   np.testing.assert_allclose(float(loss), (per_row * mask).sum() / mask.sum(),
                              rtol=1e-5)
 
@@ -345,18 +345,18 @@ def test_alpharec_shared_negatives_closed_form(tiny):
                                          negative_sharing="batch",
                                          shared_negatives=6))
   graph, model, params, batch = _setup(config, tiny)
-  batch = dict(batch)
   # Row 3's positive is one of the shared negatives (an accidental hit);
   # the last row is padding.
-  batch["pos_items"] = batch["pos_items"].at[3].set(batch["neg_items"][2])
+  batch = batch._replace(
+      pos_items=batch.pos_items.at[3].set(batch.neg_items[2]))
   # Masked rows: their negatives leave the pool (row 4) and their loss rows
   # count nothing (rows 4 and 15).
-  batch["mask"] = batch["mask"].at[-1].set(0.0).at[4].set(0.0)
+  batch = batch._replace(mask=batch.mask.at[-1].set(0.0).at[4].set(0.0))
   loss, metrics = _loss(model, params, graph, batch)
   user, item = (np.asarray(x) for x in model.apply(
       {"params": params}, graph, method="embed"))
-  users, pos_items, negs, mask = (np.asarray(batch[k]) for k in (
-      "users", "pos_items", "neg_items", "mask"))
+  users, pos_items, negs, mask = (np.asarray(x) for x in (
+      batch.users, batch.pos_items, batch.neg_items, batch.mask))
   # num_negatives=1: rows 0..5 give the K = 6 negatives; row 4's is padding.
   shared = [j for j, m in zip(negs[:6], mask[:6]) if m > 0]
   per_row = []
@@ -385,8 +385,8 @@ def test_alpharec_row_negatives_l2_term_matches_gathered_penalty(tiny):
   ego_fn = lambda m, g: m.propagate_all(g)
   out = model.apply({"params": params}, graph, method=ego_fn)
   want = losses.l2_penalty(
-      out["user_ego"][batch["users"]], out["item_ego"][batch["pos_items"]],
-      out["item_ego"][batch["neg_items"]], mask=batch["mask"])
+      out.user_ego[batch.users], out.item_ego[batch.pos_items],
+      out.item_ego[batch.neg_items], mask=batch.mask)
   np.testing.assert_allclose(metrics["reg"], want, rtol=1e-5)
   np.testing.assert_allclose(
       metrics["loss"], metrics["infonce"] + 0.5 * metrics["reg"], rtol=1e-6)
@@ -420,7 +420,7 @@ def test_con_shares_the_backbone_propagation(backbone, tiny):
                                            backbone_kwargs=kwargs,
                                            kd_weight=0.5))
   graph, model, params, batch = _setup(config, tiny)
-  batch = dict(batch, mask=batch["mask"].at[-2:].set(0.0))
+  batch = batch._replace(mask=batch.mask.at[-2:].set(0.0))
 
   def two_pass(m, g, b):
     base, _ = m.net.loss(g, b)
@@ -430,7 +430,7 @@ def test_con_shares_the_backbone_propagation(backbone, tiny):
   loss, metrics = apply("loss")
   np.testing.assert_allclose(loss, apply(two_pass), rtol=1e-6)
   captured = apply(lambda m, g, b: m.backbone_loss(g, b)[2])
-  assert captured is not None and "user" in captured
+  assert isinstance(captured, Propagated)
   # Gradients agree too.
   def value(p, fn):
     out = model.apply({"params": p}, graph, batch, method=fn,
@@ -461,11 +461,10 @@ def test_con_kd_rows_aligns_the_first_rows(tiny):
   config = _text_config("rlmrec_con", dict(backbone="lightgcn",
                                            backbone_kwargs=LGCN))
   graph, model, params, batch = _setup(config, tiny)
-  batch = dict(batch)
-  batch["users"] = batch["users"].at[1].set(batch["users"][0])  # a repeat
+  batch = batch._replace(users=batch.users.at[1].set(batch.users[0]))  # a repeat
   subset = dataclasses.replace(model, kd_rows=6)
   kd = lambda m, b: m.apply({"params": params}, graph, b, method="con_loss")
-  first = {k: v[:6] for k, v in batch.items()}
+  first = jax.tree.map(lambda v: v[:6], batch)
   np.testing.assert_allclose(kd(subset, batch), kd(model, first), rtol=1e-6)
   assert not np.isclose(float(kd(subset, batch)), float(kd(model, batch)))
   # kd_rows >= batch size is every row.

@@ -51,9 +51,9 @@ def _one_step(config, dataset):
       num_negatives=num_neg), 32)
   if config.task == "rating":
     rows = input_pipeline.epoch_batches(config, dataset, 0)
-  batch = dict({k: v[0] for k, v in rows.items()}, graph=graph)
+  batch = jax.tree.map(lambda v: v[0], rows)
   state, metrics = jax.jit(lambda s, b: train.train_step(
-      s, b, jax.random.key(0), model=model))(state, batch)
+      s, graph, b, jax.random.key(0), model=model))(state, batch)
   assert jnp.isfinite(metrics["loss"])
   user_emb, item_emb = train.embed(state.params, graph, model=model)
   assert user_emb.shape[0] == dataset.num_users

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxrec.batches import Batch
 from jaxrec.graphs import subgraph
 from jaxrec.models import MODELS
 from jaxrec.models import designgnn
@@ -101,8 +102,8 @@ def _model(**kw):
 
 
 def _batch():
-  return {"users": jnp.array([0, 3, 6, 1]), "pos_items": jnp.array([1, 2, 8, 0]),
-          "neg_items": jnp.array([4, 5, 0, 7]), "mask": jnp.ones(4)}
+  return Batch(users=jnp.array([0, 3, 6, 1]), pos_items=jnp.array([1, 2, 8, 0]),
+               neg_items=jnp.array([4, 5, 0, 7]), mask=jnp.ones(4))
 
 
 def test_lightgcn_point_equals_lightgcn_model():
@@ -168,10 +169,10 @@ def test_concat_mlp_scores_all_items_like_numpy(chunk_bytes):
   pos, neg = model.apply(
       params, graph, b, method=lambda m, g, bb: m.pair_scores(
           m.propagate_all(g), bb))
-  full = model.apply(params, u, v, b["users"], method="score")
-  chex.assert_trees_all_close(pos, full[jnp.arange(4), b["pos_items"]],
+  full = model.apply(params, u, v, b.users, method="score")
+  chex.assert_trees_all_close(pos, full[jnp.arange(4), b.pos_items],
                               atol=1e-5)
-  chex.assert_trees_all_close(neg, full[jnp.arange(4), b["neg_items"]],
+  chex.assert_trees_all_close(neg, full[jnp.arange(4), b.neg_items],
                               atol=1e-5)
 
 

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrec.batches import Batch
 from jaxrec.data.dataset import Interactions
 from jaxrec.graphs import bipartite_graph
 from jaxrec.graphs import pad_graph
@@ -32,9 +33,9 @@ def dense_adjacency(graph, weights=None) -> np.ndarray:
   return a
 
 
-def tiny_batch() -> dict:
+def tiny_batch() -> Batch:
   """BPR batch on `tiny_graph` ids: repeated users/items, 2 padding rows."""
-  return {"users": jnp.array([0, 3, 3, 5, 1, 0, 2, 2]),
-          "pos_items": jnp.array([1, 1, 4, 8, 2, 0, 6, 6]),
-          "neg_items": jnp.array([2, 0, 5, 3, 7, 6, 1, 1]),
-          "mask": jnp.array([1, 1, 1, 1, 1, 1, 0, 0], jnp.float32)}
+  return Batch(users=jnp.array([0, 3, 3, 5, 1, 0, 2, 2]),
+               pos_items=jnp.array([1, 1, 4, 8, 2, 0, 6, 6]),
+               neg_items=jnp.array([2, 0, 5, 3, 7, 6, 1, 1]),
+               mask=jnp.array([1, 1, 1, 1, 1, 1, 0, 0], jnp.float32))

@@ -23,14 +23,15 @@ PACKAGE = "jaxrec"
 # Bottom to top: (layer, modules). A name covers the module and, for a
 # package, every module under it.
 LAYERS = (
-    # Leaves that import no other jaxrec module: shared exceptions, atomic
-    # file writes, the Orbax checkpoint and run-log writers, huge-page setup, chunked top-k,
-    # hash-based random draws (graph dropout masks and model noise), and the
-    # pure loss functions that every model's `loss` method calls (so they sit
+    # Leaves that import no jaxrec module outside this layer: shared
+    # exceptions, atomic file writes, the Orbax checkpoint and run-log
+    # writers, huge-page setup, chunked top-k, hash-based random draws (graph
+    # dropout masks and model noise), the typed train batches, and the pure
+    # loss functions that every model's `loss` method calls (so they sit
     # below the models, not above them).
     ("base", ("jaxrec", "jaxrec.errors", "jaxrec.files", "jaxrec.checkpoint",
               "jaxrec.run_logging", "jaxrec.hugepages", "jaxrec.topk",
-              "jaxrec.fast_random", "jaxrec.losses")),
+              "jaxrec.fast_random", "jaxrec.batches", "jaxrec.losses")),
     # Datasets, loaders, splits (cold-start ones included), samplers.
     ("data", ("jaxrec.data",)),
     # The bipartite graph, its padding, subgraph masks and normalisations,

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxrec.batches import Batch
 from jaxrec.models.lightgcn import LightGCN
 from jaxrec.models.simgcl import SimGCL
 from tests.graph_fixtures import I
@@ -17,15 +18,15 @@ from tests.graph_fixtures import tiny_graph
 D, LAYERS, L2 = 5, 3, 0.01
 
 
-def _batch(num_negatives: int) -> dict:
-  batch = dict(tiny_batch())
+def _batch(num_negatives: int) -> Batch:
+  batch = tiny_batch()
   if num_negatives > 1:  # [B, k]: the row's negative and shifted copies
-    batch["neg_items"] = jnp.stack(
-        [(batch["neg_items"] + j) % I for j in range(num_negatives)], axis=1)
+    batch = batch._replace(neg_items=jnp.stack(
+        [(batch.neg_items + j) % I for j in range(num_negatives)], axis=1))
   return batch
 
 
-def _reference_loss(params: dict, graph, batch: dict) -> float:
+def _reference_loss(params: dict, graph, batch: Batch) -> float:
   """BPR + L2 * L2(ego) of LightGCN in float64 NumPy, dense adjacency."""
   users = np.asarray(params["user_embedding"], np.float64)
   items = np.asarray(params["item_embedding"], np.float64)
@@ -37,10 +38,10 @@ def _reference_loss(params: dict, graph, batch: dict) -> float:
   for _ in range(LAYERS):
     layers.append(a @ layers[-1])
   final = np.mean(layers, axis=0)
-  u_ids = np.asarray(batch["users"])
-  p_ids = np.asarray(batch["pos_items"])
-  n_ids = np.asarray(batch["neg_items"]).reshape(len(u_ids), -1)
-  mask = np.asarray(batch["mask"], np.float64)
+  u_ids = np.asarray(batch.users)
+  p_ids = np.asarray(batch.pos_items)
+  n_ids = np.asarray(batch.neg_items).reshape(len(u_ids), -1)
+  mask = np.asarray(batch.mask, np.float64)
   u = final[u_ids]
   pos = np.sum(u * final[U + p_ids], axis=-1)
   neg = np.einsum("bd,bkd->bk", u, final[U + n_ids])
@@ -88,15 +89,15 @@ def test_node_table_gathers_equal_user_item_gathers(model_cls, num_negatives):
     def fn(m, g, b):
       out = m.propagate_all(g, train=True)
       if drop_nodes:
-        out = {k: v for k, v in out.items() if k != "nodes"}
+        out = out._replace(nodes=None)
       return m.bpr_terms(out, b)
     bpr, reg = model.apply(p, graph, batch, method=fn)
     return bpr + L2 * reg
 
   out = model.apply(params, graph, method=lambda m, g: m.propagate_all(g))
-  chex.assert_shape(out["nodes"], (graph.nodes["mask"].shape[0], D))
-  chex.assert_trees_all_equal(out["nodes"][:U], out["user"])
-  chex.assert_trees_all_equal(out["nodes"][U:U + I], out["item"])
+  chex.assert_shape(out.nodes, (graph.nodes["mask"].shape[0], D))
+  chex.assert_trees_all_equal(out.nodes[:U], out.user)
+  chex.assert_trees_all_equal(out.nodes[U:U + I], out.item)
   with_nodes = jax.value_and_grad(lambda p: bpr_terms(p, False))(params)
   without = jax.value_and_grad(lambda p: bpr_terms(p, True))(params)
   chex.assert_trees_all_close(with_nodes, without, rtol=1e-6, atol=1e-7)

@@ -11,6 +11,7 @@ import pytest
 
 from jaxrec import config_utils
 from jaxrec import losses
+from jaxrec.batches import RatingBatch
 from jaxrec import train
 from jaxrec.data import splits
 from jaxrec.data.dataset import Dataset, Interactions
@@ -111,19 +112,20 @@ def test_rating_split_proportions_disjoint_and_seeded():
 def test_rating_batches_cover_the_train_split_once(small):
   config = _config("biased_mf.py", batch_size=64)
   rows = rating_batches(config, small, epoch=2)
-  assert set(rows) == {"users", "items", "ratings", "mask"}
+  assert isinstance(rows, RatingBatch)
+  assert set(rows._fields) == {"users", "items", "ratings", "mask"}
   steps = -(-len(small.train) // 64)
-  for key in rows:
-    assert rows[key].shape == (steps, 64)
-  real = rows["mask"].ravel() > 0
+  for value in rows:
+    assert value.shape == (steps, 64)
+  real = rows.mask.ravel() > 0
   assert real.sum() == len(small.train)
-  got = sorted(zip(rows["users"].ravel()[real], rows["items"].ravel()[real],
-                   rows["ratings"].ravel()[real]))
+  got = sorted(zip(rows.users.ravel()[real], rows.items.ravel()[real],
+                   rows.ratings.ravel()[real]))
   want = sorted(zip(small.train.users, small.train.items,
                     small.train.ratings))
   assert got == want
-  np.testing.assert_array_equal(rating_batches(config, small, 2)["items"],
-                                rows["items"])
+  np.testing.assert_array_equal(rating_batches(config, small, 2).items,
+                                rows.items)
 
 
 def test_rating_weighted_edges_match_dense_normalisation():
@@ -255,7 +257,7 @@ def test_rating_head_wraps_a_gnn_backbone(small):
   graph = jax.tree.map(jnp.asarray, input_pipeline.build_graph(config, small))
   params = _init(model, graph)
   assert set(params) == {"net", "user_bias", "item_bias"}
-  batch = {k: v[0] for k, v in rating_batches(config, small, 0).items()}
+  batch = jax.tree.map(lambda v: v[0], rating_batches(config, small, 0))
   loss, _ = jax.jit(lambda p, g, b: model.apply(
       {"params": p}, g, b, method="loss",
       rngs={"dropout": jax.random.key(1)}))(params, graph, batch)

@@ -46,8 +46,8 @@ def _setup(tiny, **model):
   params = dict(params, mask_token=jnp.linspace(-1.0, 1.0, LGCN["embed_dim"]))
   rows = input_pipeline.stack_batches(sampler.epoch_triples(
       tiny.train, tiny.num_users, tiny.num_items, 0, 0, num_negatives=1), 16)
-  batch = {k: jnp.asarray(v[0]) for k, v in rows.items()}
-  batch["mask"] = batch["mask"].at[-2:].set(0)  # two padding rows
+  batch = jax.tree.map(lambda v: jnp.asarray(v[0]), rows)
+  batch = batch._replace(mask=batch.mask.at[-2:].set(0))  # two padding rows
   return graph, net, params, batch
 
 
@@ -106,8 +106,8 @@ def test_masked_backbone_loss_matches_numpy_reference(tiny, dedup):
   np.testing.assert_allclose(final, ref_final, atol=1e-5)
   # BPR on the MASKED pass, L2 on the real ego rows, reconstruction.
   loss, metrics = _apply(net, params, graph, batch, method="loss")
-  u, i, j, m = (np.asarray(batch[k]) for k in ("users", "pos_items",
-                                                 "neg_items", "mask"))
+  u, i, j, m = (np.asarray(x) for x in (batch.users, batch.pos_items,
+                                         batch.neg_items, batch.mask))
   users, items = ref_final[:tiny.num_users], ref_final[tiny.num_users:]
   diff = np.sum(users[u] * (items[i] - items[j]), -1)
   bpr = np.sum(np.logaddexp(0.0, -diff) * m) / m.sum()

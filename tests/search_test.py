@@ -134,9 +134,9 @@ def test_to_config_builds_and_runs_a_train_step_through_the_registry(tiny):
                                   tx=optimizers.make_optimizer(config))
   rows = input_pipeline.stack_batches(sampler.epoch_triples(
       tiny.train, tiny.num_users, tiny.num_items, 0, 0), 32)
-  batch = dict({k: v[0] for k, v in rows.items()}, graph=graph)
+  batch = jax.tree.map(lambda v: v[0], rows)
   new, metrics = jax.jit(lambda s, b: train.train_step(
-      s, b, jax.random.key(0), model=model))(state, batch)
+      s, graph, b, jax.random.key(0), model=model))(state, batch)
   assert jnp.isfinite(metrics["loss"])
   assert int(new.step) == 1
   with pytest.raises(ValueError, match="not one of"):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from jaxrec import losses
+from jaxrec import models
 from jaxrec.graphs import subgraph
 from jaxrec.models.lightgcn import LightGCN
 from jaxrec.models.sgl import SGL
@@ -80,7 +81,7 @@ def test_all_node_negatives_match_numpy_and_train():
   v1, v2 = rng.normal(size=(24, D)), rng.normal(size=(24, D))
   batch, t = tiny_batch(), 0.2
   n = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)
-  rows = np.flatnonzero(np.asarray(batch["mask"]))
+  rows = np.flatnonzero(np.asarray(batch.mask))
 
   def side(a, b, ids):
     a, b = n(a), n(b)
@@ -88,8 +89,8 @@ def test_all_node_negatives_match_numpy_and_train():
                for k in np.asarray(ids)[rows]]
     return np.mean(per_row)
 
-  want = (side(v1[:U], v2[:U], batch["users"]) +
-          side(v1[U:U + I], v2[U:U + I], batch["pos_items"]))
+  want = (side(v1[:U], v2[:U], batch.users) +
+          side(v1[U:U + I], v2[U:U + I], batch.pos_items))
   got = losses.batch_contrast(jnp.asarray(v1), jnp.asarray(v2), batch, U,
                               I, t, negatives="all")
   np.testing.assert_allclose(float(got), want, rtol=1e-5)
@@ -128,12 +129,13 @@ def test_synthetic_override():
 def test_views_drawn_once_per_epoch():
   """view_period='epoch': every step of an epoch contrasts the same views
   (the step's dropout key does not matter), a new epoch draws new ones;
-  'step' draws new views every step; epoch_batches adds the 'epoch' row."""
+  'step' draws new views every step; the model declares the 'epoch' field
+  (batch_fields) and epoch_batches fills it."""
   graph = tiny_graph()
   kw = dict(num_users=U, num_items=I, embed_dim=D, num_layers=2,
             drop_rate=0.5, ssl_weight=1.0)
-  batch = dict(tiny_batch())
-  batch["epoch"] = np.full(batch["users"].shape, 3, np.int32)
+  batch = tiny_batch()
+  batch = batch._replace(epoch=np.full(batch.users.shape, 3, np.int32))
   per_epoch, per_step = SGL(view_period="epoch", **kw), SGL(**kw)
   params = per_epoch.init({"params": jax.random.key(0),
                            "dropout": jax.random.key(1)}, graph, batch,
@@ -142,10 +144,10 @@ def test_views_drawn_once_per_epoch():
       params, graph, b, method="loss", rngs={"dropout": key})[1]["ssl"])
   k1, k2 = jax.random.key(5), jax.random.key(6)
   assert ssl(per_epoch, batch, k1) == ssl(per_epoch, batch, k2)
-  next_epoch = dict(batch, epoch=batch["epoch"] + 1)
+  next_epoch = batch._replace(epoch=batch.epoch + 1)
   assert ssl(per_epoch, next_epoch, k1) != ssl(per_epoch, batch, k1)
   assert ssl(per_step, batch, k1) != ssl(per_step, batch, k2)
-  with pytest.raises(ValueError, match="'epoch' row"):
+  with pytest.raises(ValueError, match="'epoch' field"):
     ssl(per_epoch, tiny_batch(), k1)
   with pytest.raises(ValueError, match="view_period"):
     ssl(SGL(view_period="batch", **kw), batch, k1)
@@ -156,8 +158,15 @@ def test_views_drawn_once_per_epoch():
                                 num_interactions=200, with_texts=False)
   config = config_loader.load("sgl.py", "synthetic")
   config.batch_size = 64
-  assert "epoch" not in input_pipeline.epoch_batches(config, ds, 0)
-  config.model.view_period = "epoch"
-  rows = input_pipeline.epoch_batches(config, ds, 7)
-  chex.assert_shape(rows["epoch"], rows["users"].shape)
-  assert np.all(rows["epoch"] == 7)
+  model = lambda: models.get_model("sgl", ds.num_users, ds.num_items,
+                                   **config.model.to_dict())
+  assert per_step.batch_fields == () and model().batch_fields == ()
+  assert input_pipeline.epoch_batches(config, ds, 0,
+                                      fields=model().batch_fields).epoch is None
+  config.model.view_period = "epoch"  # the user-facing setting
+  assert per_epoch.batch_fields == model().batch_fields == ("epoch",)
+  rows = input_pipeline.epoch_batches(config, ds, 7, fields=model().batch_fields)
+  chex.assert_shape(rows.epoch, rows.users.shape)
+  assert np.all(rows.epoch == 7)
+  with pytest.raises(ValueError, match="unknown batch field"):
+    input_pipeline.epoch_batches(config, ds, 7, fields=("day",))

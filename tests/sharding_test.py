@@ -18,8 +18,10 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
+from jaxrec import batches
 from jaxrec import metrics
 from jaxrec import sharding
+from jaxrec.batches import Batch
 from jaxrec import train
 from jaxrec.data.dataset import Interactions
 from jaxrec.data.synthetic import make_synthetic
@@ -79,7 +81,7 @@ def _train(dataset, model_name: str, tile_nodes=-1, **sharding_cfg):
       functools.partial(train.train_steps, model=model), mesh)
   losses = []
   for c in range(CALLS):
-    chunk = {k: v[c * STEPS:(c + 1) * STEPS] for k, v in rows.items()}
+    chunk = batches.take_steps(rows, c * STEPS, (c + 1) * STEPS)
     state, step_metrics = step_fn(state, graph, chunk, jax.random.key(1))
     losses.append(np.asarray(step_metrics["loss"]))
   return state, np.concatenate(losses), mesh
@@ -153,13 +155,17 @@ def test_batch_not_divisible_by_devices_is_padded(dataset):
   # 64 rows over 'data'=8 divide evenly; 60 rows need 4 mask-0 padding rows.
   config = _config("mf", data_devices=8)
   mesh = sharding.make_mesh(config)
-  rows = {"users": np.ones((2, 60), np.int32),
-          "mask": np.ones((2, 60), np.float32)}
+  ones = np.ones((2, 60), np.int32)
+  rows = Batch(users=ones, pos_items=ones, neg_items=np.ones((2, 60, 3),
+                                                             np.int32),
+               mask=np.ones((2, 60), np.float32))
   placed = sharding.shard_batch(rows, mesh)
-  assert placed["users"].shape == (2, 64)
-  assert placed["users"].sharding.spec == P(None, "data")
-  np.testing.assert_array_equal(np.asarray(placed["mask"])[:, 60:], 0.0)
-  np.testing.assert_array_equal(np.asarray(placed["mask"]).sum(), 120.0)
+  assert isinstance(placed, Batch) and placed.epoch is None
+  assert placed.users.shape == (2, 64)
+  assert placed.users.sharding.spec == P(None, "data")
+  assert placed.neg_items.sharding.spec == P(None, "data", None)
+  np.testing.assert_array_equal(np.asarray(placed.mask)[:, 60:], 0.0)
+  np.testing.assert_array_equal(np.asarray(placed.mask).sum(), 120.0)
 
 
 def test_train_and_evaluate_sharded_equals_one_device(dataset, tmp_path):
@@ -304,8 +310,8 @@ def test_training_program_has_no_quadratic_array():
   params = jax.eval_shape(lambda: model.init(
       {"params": jax.random.key(0), "dropout": jax.random.key(0)}, graph,
       batch, method="loss")["params"])
-  loss = lambda p: train.model_loss(p, dict(batch, graph=graph),
-                                    jax.random.key(0), model=model)[0]
+  loss = lambda p: train.model_loss(p, graph, batch, jax.random.key(0),
+                                    model=model)[0]
   jaxpr = jax.make_jaxpr(jax.grad(loss))(params)
   n = num_users + num_items
 

@@ -46,9 +46,9 @@ def test_batch_contrast_matches_numpy_over_unique_ids():
   batch = tiny_batch()
   got = losses.batch_contrast(jnp.asarray(v1), jnp.asarray(v2), batch,
                               U, I, 0.2)
-  real = np.asarray(batch["mask"]) > 0
-  users = np.unique(np.asarray(batch["users"])[real])
-  items = np.unique(np.asarray(batch["pos_items"])[real]) + U
+  real = np.asarray(batch.mask) > 0
+  users = np.unique(np.asarray(batch.users)[real])
+  items = np.unique(np.asarray(batch.pos_items)[real]) + U
   want = (_np_info_nce(v1[users], v2[users], 0.2) +
           _np_info_nce(v1[items], v2[items], 0.2))
   np.testing.assert_allclose(float(got), want, rtol=1e-5)
@@ -63,8 +63,8 @@ def test_batch_contrast_max_rows_is_first_rows(rows):
   batch = tiny_batch()
   got = losses.batch_contrast(jnp.asarray(v1), jnp.asarray(v2), batch,
                               U, I, 0.2, max_rows=rows)
-  users = np.unique(np.asarray(batch["users"])[:rows])
-  items = np.unique(np.asarray(batch["pos_items"])[:rows]) + U
+  users = np.unique(np.asarray(batch.users)[:rows])
+  items = np.unique(np.asarray(batch.pos_items)[:rows]) + U
   want = (_np_info_nce(v1[users], v2[users], 0.2) +
           _np_info_nce(v1[items], v2[items], 0.2))
   np.testing.assert_allclose(float(got), want, rtol=1e-5)

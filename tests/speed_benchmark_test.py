@@ -139,7 +139,7 @@ def test_measure_extrapolates_with_full_windows_on_a_short_epoch(
   def spy(step_fn, state, graph, chunk, rng, calls):
     def recorded(c):
       rows = chunk(c)
-      shapes.append(rows["users"].shape[0])
+      shapes.append(rows.users.shape[0])
       return rows
     return time_calls(step_fn, state, graph, recorded, rng, calls)
 

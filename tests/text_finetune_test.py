@@ -75,8 +75,9 @@ def test_batch_texts_match_the_cache(tiny, encoder_dir, tmp_path):
   exp = train.setup_experiment(_config(tmp_path, encoder_dir), tiny)
   graph = exp.text_cache.refresh(exp.state.params, exp.graph)
   # With unchanged parameters the re-encoded batch rows equal the cached rows.
-  batch = {k: jnp.asarray(v) for k, v in train.dummy_batch(8).items()}
-  batch.update(users=jnp.arange(8), pos_items=jnp.arange(8) + 3, neg_items=jnp.arange(8) + 11)
+  batch = jax.tree.map(jnp.asarray, train.dummy_batch(8))
+  batch = batch._replace(users=jnp.arange(8), pos_items=jnp.arange(8) + 3,
+                         neg_items=jnp.arange(8) + 11)
   loss = exp.model.apply({"params": exp.state.params}, graph, batch, method="loss")[0]
   inner = exp.model.model.apply({"params": exp.state.params["model"]}, graph, batch,
                                 method="loss")[0]

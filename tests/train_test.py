@@ -43,8 +43,8 @@ def test_train_step_reduces_loss(dataset):
                                   tx=optimizers.make_optimizer(config))
   rows = input_pipeline.stack_batches(sampler.epoch_triples(
       dataset.train, dataset.num_users, dataset.num_items, 0, 0), 64)
-  batch = dict({k: v[0] for k, v in rows.items()}, graph=graph)
-  step = jax.jit(lambda s, b, r: train.train_step(s, b, r, model=model),
+  batch = jax.tree.map(lambda v: v[0], rows)
+  step = jax.jit(lambda s, b, r: train.train_step(s, graph, b, r, model=model),
                  donate_argnums=0)
   losses = []
   for _ in range(20):

@@ -51,6 +51,8 @@ import jax.numpy as jnp
 import jraph
 
 from jaxrec import losses
+from jaxrec.batches import Batch
+from jaxrec.models.base import Propagated
 from jaxrec.models.base import Recommender
 from jaxrec.models.lightgcn import lightgcn_outputs
 from jaxrec.models.textgnn import TextMLP
@@ -99,7 +101,8 @@ class AlphaRec(Recommender):
     self.mlp = TextMLP(self.embed_dim, self.hidden_dim,
                        matmul_dtype=self.matmul_dtype)
 
-  def propagate_all(self, graph: jraph.GraphsTuple, train: bool = False) -> dict:
+  def propagate_all(self, graph: jraph.GraphsTuple,
+                    train: bool = False) -> Propagated:
     del train
     real = graph.nodes["mask"][:, None] > 0
     # MLP rows are independent: zero the [N, d] output's padding rows, not
@@ -111,28 +114,28 @@ class AlphaRec(Recommender):
   def embed(self, graph: jraph.GraphsTuple):
     """L2-normalised (users [U, d], items [I, d])."""
     out = self.propagate_all(graph)
-    return _normalise(out["user"]), _normalise(out["item"])
+    return _normalise(out.user), _normalise(out.item)
 
-  def shared_pool(self, batch: dict) -> tuple[jnp.ndarray, jnp.ndarray]:
+  def shared_pool(self, batch: Batch) -> tuple[jnp.ndarray, jnp.ndarray]:
     """The 'batch' negatives: (item ids [K], 0.0 on padding rows' ones [K]).
 
     K = min(shared_negatives, batch_size x num_negatives): the first K
     sampled negatives in row order (all of them for small batches).
     """
-    neg, mask = batch["neg_items"], batch["mask"]
+    neg, mask = batch.neg_items, batch.mask
     k = min(self.shared_negatives, neg.size)
     row_mask = jnp.broadcast_to(
         mask.reshape(mask.shape + (1,) * (neg.ndim - 1)), neg.shape)
     return neg.reshape(-1)[:k], row_mask.reshape(-1)[:k]  # [K], [K]
 
-  def loss(self, graph: jraph.GraphsTuple, batch: dict):
+  def loss(self, graph: jraph.GraphsTuple, batch: Batch):
     """Sampled-softmax InfoNCE on cosine scores (+ optional L2 on ego rows)."""
     out = self.propagate_all(graph, train=True)
-    mask = batch["mask"]
-    users, pos_items = batch["users"], batch["pos_items"]
+    mask = batch.mask
+    users, pos_items = batch.users, batch.pos_items
     # Rows come from the [N, d] node table (item i is node U + i), so the
     # gradient is one scatter into it, not two tables padded back to N rows.
-    nodes, offset = out["nodes"], self.num_users
+    nodes, offset = out.nodes, self.num_users
     # Cosines / tau: 1/tau scales the [B, d] user rows, not [B, K] scores.
     u = _normalise(nodes[users]) / self.temperature  # [B, d]
     pos = jnp.sum(u * _normalise(nodes[pos_items + offset]), axis=-1)  # [B]
@@ -143,9 +146,9 @@ class AlphaRec(Recommender):
       hit = negatives[None, :] == pos_items[:, None]  # [B, K] accidental hits
       neg_mask = jnp.where(hit, 0.0, pool_mask[None, :])  # [B, K]
     else:
-      negatives = batch["neg_items"]  # [B] or [B, k]
+      negatives = batch.neg_items  # [B] or [B, k]
       if negatives.size > self.num_items:  # normalise the table once
-        neg_emb = _normalise(out["item"])[negatives]
+        neg_emb = _normalise(out.item)[negatives]
       else:
         neg_emb = _normalise(nodes[negatives + offset])  # [B, d] / [B, k, d]
       if neg_emb.ndim == 2:
@@ -158,7 +161,7 @@ class AlphaRec(Recommender):
     loss = nce + self.l2_reg * reg
     return loss, {"loss": loss, "infonce": nce, "reg": jnp.asarray(reg)}
 
-  def l2_term(self, out: dict, batch: dict, negatives: jnp.ndarray,
+  def l2_term(self, out: Propagated, batch: Batch, negatives: jnp.ndarray,
               pool_mask: Optional[jnp.ndarray] = None) -> jnp.ndarray:
     """Mean over real rows of 0.5 ||e^0||^2 of user, positive and negatives.
 
@@ -171,13 +174,13 @@ class AlphaRec(Recommender):
     Returns:
       Scalar; shared negatives count once per batch, not once per row.
     """
-    mask = batch["mask"]
-    rows = [(out["user_ego"], batch["users"]),
-            (out["item_ego"], batch["pos_items"])]
+    mask = batch.mask
+    rows = [(out.user_ego, batch.users),
+            (out.item_ego, batch.pos_items)]
     if pool_mask is None:
-      return losses.l2_penalty_of_rows(rows + [(out["item_ego"], negatives)],
+      return losses.l2_penalty_of_rows(rows + [(out.item_ego, negatives)],
                                        mask=mask)
     reg = losses.l2_penalty_of_rows(rows, mask=mask)
-    sq = jnp.sum(jnp.square(out["item_ego"][negatives]), axis=-1)  # [K]
+    sq = jnp.sum(jnp.square(out.item_ego[negatives]), axis=-1)  # [K]
     return reg + 0.5 * jnp.sum(pool_mask * sq) / jnp.maximum(
         jnp.sum(mask), 1.0)

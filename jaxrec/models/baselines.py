@@ -77,6 +77,8 @@ class ClosedFormRecommender(nn.Module):
   """
   num_users: int
   num_items: int
+  # Nothing is trained by gradients: no optional batch fields.
+  batch_fields = ()
 
   @nn.nowrap
   def param_specs(self) -> dict[str, tuple[tuple[int, ...], jnp.dtype]]:
@@ -110,7 +112,7 @@ class ClosedFormRecommender(nn.Module):
     return jnp.dot(user_emb[users], item_emb.T,
                    precision=jax.lax.Precision.HIGHEST)
 
-  def loss(self, graph: jraph.GraphsTuple, batch: dict):
+  def loss(self, graph: jraph.GraphsTuple, batch):
     """Zero: nothing is trained by gradients. Returns (loss, metrics)."""
     del graph, batch
     loss = jnp.zeros((), jnp.float32)

@@ -39,12 +39,14 @@ import jax
 import jax.numpy as jnp
 import jraph
 
+from jaxrec.batches import Batch
 from jaxrec.graphs import propagate
 from jaxrec.graphs import split_nodes
 from jaxrec.graphs import subgraph
 from jaxrec.graphs.padding import ego_nodes
 from jaxrec.graphs.propagation import general_method
 from jaxrec.models import layers as layers_lib
+from jaxrec.models.base import Propagated
 from jaxrec.models.base import Recommender
 
 AGGREGATIONS = ("lightgcn", "gcn", "sage", "gat", "gin", "none")
@@ -175,7 +177,8 @@ class DesignGNN(Recommender):
                                name="mlp_item")
       self.mlp_out = nn.Dense(1, name="mlp_out")
 
-  def propagate_all(self, graph: jraph.GraphsTuple, train: bool = False) -> dict:
+  def propagate_all(self, graph: jraph.GraphsTuple,
+                    train: bool = False) -> Propagated:
     del train
     users, items = self.ego_embeddings()
     h = ego_nodes(graph, users, items)  # [N, d]
@@ -188,18 +191,18 @@ class DesignGNN(Recommender):
     else:
       final = layers_lib.combine_layers(outs, self.combine)  # [N, d or Ld]
     user, item = split_nodes(final, self.num_users, self.num_items)
-    return {"user": user, "item": item, "user_ego": users, "item_ego": items}
+    return Propagated(user=user, item=item, user_ego=users, item_ego=items)
 
   def _mlp(self, hu: jnp.ndarray, hv: jnp.ndarray) -> jnp.ndarray:
     """MLP score from first-layer halves hu [..., h], hv [..., h]. # [...]"""
     return self.mlp_out(nn.relu(hu + hv))[..., 0]
 
-  def pair_scores(self, out: dict, batch: dict):
+  def pair_scores(self, out: Propagated, batch: Batch):
     if self.interaction == "dot":
       return super().pair_scores(out, batch)
-    hu = self.mlp_user(out["user"][batch["users"]])  # [B, h]
-    pos = self._mlp(hu, self.mlp_item(out["item"][batch["pos_items"]]))  # [B]
-    hneg = self.mlp_item(out["item"][batch["neg_items"]])  # [B, h] / [B, k, h]
+    hu = self.mlp_user(out.user[batch.users])  # [B, h]
+    pos = self._mlp(hu, self.mlp_item(out.item[batch.pos_items]))  # [B]
+    hneg = self.mlp_item(out.item[batch.neg_items])  # [B, h] / [B, k, h]
     if hneg.ndim == 3:
       hu = hu[:, None, :]
     return pos, self._mlp(hu, hneg)

@@ -40,6 +40,7 @@ from jaxrec.graphs import propagate
 from jaxrec.graphs import split_nodes
 from jaxrec.graphs.subgraph import in_degree
 from jaxrec.graphs.subgraph import real_edges
+from jaxrec.models.base import Propagated
 from jaxrec.models.base import Recommender
 from jaxrec.models.textgnn import raw_text
 from jaxrec.models.textgnn import text_dot_general
@@ -157,12 +158,13 @@ class Fusion(Recommender):
     """
     return self.attention(self.tokens(graph, train=False))
 
-  def propagate_all(self, graph: jraph.GraphsTuple, train: bool = False) -> dict:
+  def propagate_all(self, graph: jraph.GraphsTuple,
+                    train: bool = False) -> Propagated:
     tokens = self.tokens(graph, train)
     weights = self.attention(tokens)  # [N, H, 3]
     n, t, d = tokens.tokens.shape
     split = tokens.tokens.reshape(n, t, self.num_heads, d // self.num_heads)
     fused = jnp.einsum("nht,nthc->nhc", weights, split).reshape(n, d)
     user, item = split_nodes(fused, self.num_users, self.num_items)
-    return {"user": user, "item": item, "user_ego": self.user_embedding,
-            "item_ego": self.item_embedding, "nodes": fused}
+    return Propagated(user=user, item=item, user_ego=self.user_embedding,
+                      item_ego=self.item_embedding, nodes=fused)

@@ -16,10 +16,12 @@ from typing import Optional
 import jraph
 
 from jaxrec import losses
+from jaxrec.batches import Batch
 from jaxrec.graphs import split_nodes
 from jaxrec.graphs import subgraph
 from jaxrec.graphs.padding import ego_nodes
 from jaxrec.models import layers as layers_lib
+from jaxrec.models.base import Propagated
 from jaxrec.models.base import Recommender
 
 
@@ -51,7 +53,8 @@ class GAE(Recommender):
                                         name=f"enc_{k}")
                     for k, (d, a) in enumerate(zip(dims, acts))]
 
-  def propagate_all(self, graph: jraph.GraphsTuple, train: bool = False) -> dict:
+  def propagate_all(self, graph: jraph.GraphsTuple,
+                    train: bool = False) -> Propagated:
     del train
     users, items = self.ego_embeddings()
     h = ego_nodes(graph, users, items)  # [N, d]
@@ -59,17 +62,17 @@ class GAE(Recommender):
     for layer in self.encoder:
       h = layer(graph, h, norm)
     user, item = split_nodes(h, self.num_users, self.num_items)  # Z
-    return {"user": user, "item": item, "user_ego": users, "item_ego": items}
+    return Propagated(user=user, item=item, user_ego=users, item_ego=items)
 
-  def loss(self, graph: jraph.GraphsTuple, batch: dict):
+  def loss(self, graph: jraph.GraphsTuple, batch: Batch):
     """BCE(observed edges = 1, sampled non-edges = 0) + l2_reg * L2(ego)."""
     out = self.propagate_all(graph, train=True)
     pos, neg = self.pair_scores(out, batch)  # decoder logits z_u . z_i
-    bce = losses.bce_link_loss(pos, neg, batch["mask"])
-    reg = losses.l2_penalty(out["user_ego"][batch["users"]],
-                            out["item_ego"][batch["pos_items"]],
-                            out["item_ego"][batch["neg_items"]],
-                            mask=batch["mask"])
+    bce = losses.bce_link_loss(pos, neg, batch.mask)
+    reg = losses.l2_penalty(out.user_ego[batch.users],
+                            out.item_ego[batch.pos_items],
+                            out.item_ego[batch.neg_items],
+                            mask=batch.mask)
     loss = bce + self.l2_reg * reg
     return loss, {"loss": loss, "bce": bce, "reg": reg}
 

@@ -16,6 +16,7 @@ import jraph
 from jaxrec.graphs import split_nodes
 from jaxrec.graphs.padding import ego_nodes
 from jaxrec.models import layers as layers_lib
+from jaxrec.models.base import Propagated
 from jaxrec.models.base import Recommender
 
 
@@ -48,7 +49,8 @@ class GAT(Recommender):
         name=f"gat_{k}")
                   for k in range(self.num_layers)]
 
-  def propagate_all(self, graph: jraph.GraphsTuple, train: bool = False) -> dict:
+  def propagate_all(self, graph: jraph.GraphsTuple,
+                    train: bool = False) -> Propagated:
     users, items = self.ego_embeddings()
     ego = ego_nodes(graph, users, items)  # [N, d]
     h, outs = ego, [ego]
@@ -57,7 +59,7 @@ class GAT(Recommender):
       outs.append(h)
     final = layers_lib.combine_layers(outs, self.combine)
     user, item = split_nodes(final, self.num_users, self.num_items)
-    return {"user": user, "item": item, "user_ego": users, "item_ego": items}
+    return Propagated(user=user, item=item, user_ego=users, item_ego=items)
 
   def attention(self, graph: jraph.GraphsTuple, layer: int = 0):
     """(senders, receivers, alpha [E + N, H]) of one layer (inference)."""

@@ -15,6 +15,7 @@ import jraph
 from jaxrec.graphs import pad_rows
 from jaxrec.graphs import propagate
 from jaxrec.graphs import split_nodes
+from jaxrec.models.base import Propagated
 from jaxrec.models.base import Recommender
 
 
@@ -31,7 +32,7 @@ def light_propagate(graph: jraph.GraphsTuple, ego: jnp.ndarray, num_layers: int,
 def lightgcn_outputs(graph: jraph.GraphsTuple, ego: jnp.ndarray,
                      num_layers: int, num_users: int, num_items: int,
                      method: Optional[str] = None,
-                     ego_tables: Optional[tuple] = None) -> dict:
+                     ego_tables: Optional[tuple] = None) -> Propagated:
   """Layer-mean LightGCN propagation of node embeddings `ego` [N, d].
 
   Args:
@@ -46,9 +47,9 @@ def lightgcn_outputs(graph: jraph.GraphsTuple, ego: jnp.ndarray,
       joins the parameters' without a pad to N rows); None = slices of `ego`.
 
   Returns:
-    The `Recommender.propagate_all` dict: user [U, d], item [I, d] (mean of
-    layers 0..K), user_ego [U, d], item_ego [I, d] (layer 0) and nodes
-    [N, d] (the layer mean of every node, which `user` and `item` slice).
+    A `Propagated`: user [U, d], item [I, d] (mean of layers 0..K),
+    user_ego [U, d], item_ego [I, d] (layer 0) and nodes [N, d] (the layer
+    mean of every node, which `user` and `item` slice).
   """
   layers = light_propagate(graph, ego, num_layers, method=method)
   final = jnp.mean(jnp.stack(layers), axis=0)  # [N, d]
@@ -56,8 +57,8 @@ def lightgcn_outputs(graph: jraph.GraphsTuple, ego: jnp.ndarray,
   if ego_tables is None:
     ego_tables = split_nodes(ego, num_users, num_items)
   user_ego, item_ego = ego_tables
-  return {"user": user, "item": item, "user_ego": user_ego,
-          "item_ego": item_ego, "nodes": final}
+  return Propagated(user=user, item=item, user_ego=user_ego,
+                    item_ego=item_ego, nodes=final)
 
 
 class LightGCN(Recommender):
@@ -70,7 +71,8 @@ class LightGCN(Recommender):
   num_layers: int = 3
   propagation: Optional[str] = None
 
-  def propagate_all(self, graph: jraph.GraphsTuple, train: bool = False) -> dict:
+  def propagate_all(self, graph: jraph.GraphsTuple,
+                    train: bool = False) -> Propagated:
     del train
     users, items = self.ego_embeddings()
     ego = pad_rows(graph, jnp.concatenate([users, items]))  # [N, d]

@@ -24,6 +24,7 @@ from jaxrec.graphs import propagate
 from jaxrec.graphs import split_nodes
 from jaxrec.graphs import subgraph
 from jaxrec.graphs.padding import ego_nodes
+from jaxrec.models.base import Propagated
 from jaxrec.models.base import Recommender
 
 
@@ -57,7 +58,8 @@ class NGCF(Recommender):
     self.w2 = [nn.Dense(d, kernel_init=init, name=f"w2_{k}")
                for k, d in enumerate(dims)]
 
-  def propagate_all(self, graph: jraph.GraphsTuple, train: bool = False) -> dict:
+  def propagate_all(self, graph: jraph.GraphsTuple,
+                    train: bool = False) -> Propagated:
     users, items = self.ego_embeddings()
     ego = ego_nodes(graph, users, items)  # [N, d]
     mask = graph.nodes["mask"][:, None]  # [N, 1]
@@ -78,4 +80,4 @@ class NGCF(Recommender):
           jnp.linalg.norm(h, axis=-1, keepdims=True), 1e-12))
     final = jnp.concatenate(outs, axis=-1)  # [N, d + sum(dims)]
     user, item = split_nodes(final, self.num_users, self.num_items)
-    return {"user": user, "item": item, "user_ego": users, "item_ego": items}
+    return Propagated(user=user, item=item, user_ego=users, item_ego=items)

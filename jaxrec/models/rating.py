@@ -2,8 +2,8 @@
 
 Every model here predicts a rating for (user, item) pairs with
 `predict(graph, users, items) -> [B]` and trains on batches of observed
-ratings (`input_pipeline.rating_batches`: dict users, items, ratings, mask,
-each [B]). The training graph of the rating task carries each edge's rating
+ratings (`input_pipeline.rating_batches`: `batches.RatingBatch` users, items,
+ratings, mask, each [B]). The training graph of the rating task carries each edge's rating
 (`bipartite_graph(..., keep_ratings=True)`); the global mean mu of the train
 ratings is read from it (`train_mean`), so it is a statistic of the data, as
 in Koren's baseline, not a parameter.
@@ -45,12 +45,14 @@ import jraph
 import numpy as np
 
 from jaxrec import losses
+from jaxrec.batches import RatingBatch
 from jaxrec.data.dataset import DataError
 from jaxrec.data.dataset import Interactions
 from jaxrec.graphs import pad_rows
 from jaxrec.graphs import split_nodes
 from jaxrec.graphs.bipartite import edge_ratings
 from jaxrec.models.baselines import ClosedFormRecommender
+from jaxrec.models.base import Propagated
 from jaxrec.models.base import Recommender
 
 
@@ -96,10 +98,11 @@ class BiasedMF(Recommender):
     self.user_bias = _bias(self, "user_bias", self.num_users)
     self.item_bias = _bias(self, "item_bias", self.num_items)
 
-  def propagate_all(self, graph: jraph.GraphsTuple, train: bool = False) -> dict:
+  def propagate_all(self, graph: jraph.GraphsTuple,
+                    train: bool = False) -> Propagated:
     del graph, train
     users, items = self.ego_embeddings()
-    return {"user": users, "item": items, "user_ego": users, "item_ego": items}
+    return Propagated(user=users, item=items, user_ego=users, item_ego=items)
 
   def predict(self, graph: jraph.GraphsTuple, users: jnp.ndarray,
               items: jnp.ndarray) -> jnp.ndarray:
@@ -108,12 +111,12 @@ class BiasedMF(Recommender):
     return (train_mean(graph) + self.user_bias[users] + self.item_bias[items]
             + jnp.sum(p * q, axis=-1))
 
-  def loss(self, graph: jraph.GraphsTuple, batch: dict):
+  def loss(self, graph: jraph.GraphsTuple, batch: RatingBatch):
     """MSE + L2 on the batch rows. Returns (loss, metrics)."""
-    users, items = batch["users"], batch["items"]
+    users, items = batch.users, batch.items
     pred = self.predict(graph, users, items)
     loss = losses.mse_loss(
-        pred, batch["ratings"], batch["mask"], self.l2_reg,
+        pred, batch.ratings, batch.mask, self.l2_reg,
         (self.user_embedding[users], self.item_embedding[items],
          self.user_bias[users], self.item_bias[items]))
     return loss, {"loss": loss}
@@ -176,7 +179,8 @@ class GCMC(Recommender):
     return self.min_rating + self.rating_step * jnp.arange(
         self.num_levels, dtype=jnp.float32)
 
-  def propagate_all(self, graph: jraph.GraphsTuple, train: bool = False) -> dict:
+  def propagate_all(self, graph: jraph.GraphsTuple,
+                    train: bool = False) -> Propagated:
     """Encoder: user [U, out], item [I, out] (plus the ego tables)."""
     users, items = self.ego_embeddings()
     ego = pad_rows(graph, jnp.concatenate([users, items]))  # [N, d]
@@ -195,8 +199,9 @@ class GCMC(Recommender):
     hidden = jax.nn.relu(jnp.einsum("lnd,ldh->nh", per_level, weights))
     hidden = self.drop(hidden, deterministic=not train)  # [N, h]
     user_h, item_h = split_nodes(hidden, self.num_users, self.num_items)
-    return {"user": self.user_dense(user_h), "item": self.item_dense(item_h),
-            "user_ego": users, "item_ego": items}
+    return Propagated(user=self.user_dense(user_h),
+                      item=self.item_dense(item_h), user_ego=users,
+                      item_ego=items)
 
   def level_logits(self, user_rep: jnp.ndarray,
                    item_rep: jnp.ndarray) -> jnp.ndarray:
@@ -204,8 +209,8 @@ class GCMC(Recommender):
     q = jnp.einsum("lb,bxy->lxy", self.basis_coef, self.basis)  # [L, o, o]
     return jnp.einsum("bx,lxy,by->bl", user_rep, q, item_rep)
 
-  def _predict(self, out: dict, users, items):
-    logits = self.level_logits(out["user"][users], out["item"][items])
+  def _predict(self, out: Propagated, users, items):
+    logits = self.level_logits(out.user[users], out.item[items])
     expected = jax.nn.softmax(logits) @ self.level_values()  # [B]
     return logits, expected
 
@@ -215,24 +220,24 @@ class GCMC(Recommender):
     return self._predict(self.propagate_all(graph, train=False), users,
                          items)[1]
 
-  def loss(self, graph: jraph.GraphsTuple, batch: dict):
+  def loss(self, graph: jraph.GraphsTuple, batch: RatingBatch):
     """NLL of the observed levels (or MSE) + optional L2. (loss, metrics)."""
-    users, items, mask = batch["users"], batch["items"], batch["mask"]
+    users, items, mask = batch.users, batch.items, batch.mask
     out = self.propagate_all(graph, train=True)
     logits, expected = self._predict(out, users, items)
     if self.loss_type == "nll":
-      target = rating_levels(batch["ratings"], self.min_rating,
+      target = rating_levels(batch.ratings, self.min_rating,
                              self.rating_step, self.num_levels)  # [B]
       nll = -jnp.take_along_axis(jax.nn.log_softmax(logits),
                                  target[:, None], axis=1)[:, 0]  # [B]
       data = jnp.sum(nll * mask) / jnp.maximum(jnp.sum(mask), 1.0)
     else:
-      data = losses.mse_loss(expected, batch["ratings"], mask)
-    reg = losses.l2_penalty(out["user_ego"][users], out["item_ego"][items],
+      data = losses.mse_loss(expected, batch.ratings, mask)
+    reg = losses.l2_penalty(out.user_ego[users], out.item_ego[items],
                             mask=mask)
     loss = data + self.l2_reg * reg
     return loss, {"loss": loss, "data": data,
-                  "mse": losses.mse_loss(expected, batch["ratings"], mask)}
+                  "mse": losses.mse_loss(expected, batch.ratings, mask)}
 
 
 class RatingHead(nn.Module):
@@ -250,13 +255,16 @@ class RatingHead(nn.Module):
   net: nn.Module
   l2_reg: float = 0.04
   predicts_ratings = True
+  # Trains on `RatingBatch`es, which have no optional fields; the backbone's
+  # loss (and its `batch_fields`) is never called.
+  batch_fields = ()
 
   def setup(self):
     self.user_bias = _bias(self, "user_bias", self.num_users)
     self.item_bias = _bias(self, "item_bias", self.num_items)
 
-  def _predict(self, graph, out: dict, users, items):
-    z_u, z_i = out["user"][users], out["item"][items]  # [B, d]
+  def _predict(self, graph, out: Propagated, users, items):
+    z_u, z_i = out.user[users], out.item[items]  # [B, d]
     return (train_mean(graph) + self.user_bias[users] + self.item_bias[items]
             + jnp.sum(z_u * z_i, axis=-1))
 
@@ -266,14 +274,14 @@ class RatingHead(nn.Module):
     return self._predict(graph, self.net.propagate_all(graph, train=False),
                          users, items)
 
-  def loss(self, graph: jraph.GraphsTuple, batch: dict):
+  def loss(self, graph: jraph.GraphsTuple, batch: RatingBatch):
     """MSE + L2 on the batch's ego rows and biases. (loss, metrics)."""
-    users, items = batch["users"], batch["items"]
+    users, items = batch.users, batch.items
     out = self.net.propagate_all(graph, train=True)
     pred = self._predict(graph, out, users, items)
     loss = losses.mse_loss(
-        pred, batch["ratings"], batch["mask"], self.l2_reg,
-        (out["user_ego"][users], out["item_ego"][items],
+        pred, batch.ratings, batch.mask, self.l2_reg,
+        (out.user_ego[users], out.item_ego[items],
          self.user_bias[users], self.item_bias[items]))
     return loss, {"loss": loss}
 

@@ -68,8 +68,10 @@ import jax.numpy as jnp
 import jraph
 
 from jaxrec import losses
+from jaxrec.batches import Batch
 from jaxrec.graphs import split_nodes
 from jaxrec.graphs.padding import ego_nodes
+from jaxrec.models.base import Propagated
 from jaxrec.models.base import Recommender
 from jaxrec.models.lightgcn import LightGCN
 from jaxrec.models.lightgcn import light_propagate
@@ -118,6 +120,11 @@ class RLMRec(nn.Module):
   kd_rows: int = 0
   matmul_dtype: str = "float32"
 
+  @property
+  def batch_fields(self) -> tuple[str, ...]:
+    """The backbone's (its loss reads the batch; `Recommender.batch_fields`)."""
+    return self.net.batch_fields
+
   def setup(self):
     if self.mode not in MODES:
       raise ValueError(f"RLMRec: mode must be one of {MODES}, got "
@@ -148,7 +155,7 @@ class RLMRec(nn.Module):
     """Backbone scores of all items for a batch of users. # [B, I]"""
     return self.net.score(user_emb, item_emb, users)
 
-  def backbone_loss(self, graph: jraph.GraphsTuple, batch: dict):
+  def backbone_loss(self, graph: jraph.GraphsTuple, batch: Batch):
     """The backbone's loss and the training propagation it computed.
 
     The first `propagate_all(graph, train=True)` call of the backbone inside
@@ -163,8 +170,8 @@ class RLMRec(nn.Module):
       batch: users, pos_items, neg_items, mask. # [B] each ([B, k] negs)
 
     Returns:
-      (loss, metrics, propagate_all dict or None when the loss made no
-      such call).
+      (loss, metrics, the backbone's `Propagated` or None when the loss
+      made no such call).
     """
     seen = []
     net_path = self.net.scope.path
@@ -182,8 +189,8 @@ class RLMRec(nn.Module):
       base, metrics = self.net.loss(graph, batch)
     return base, metrics, (seen[0] if seen else None)
 
-  def con_loss(self, graph: jraph.GraphsTuple, batch: dict,
-               out: Optional[dict] = None) -> jnp.ndarray:
+  def con_loss(self, graph: jraph.GraphsTuple, batch: Batch,
+               out: Optional[Propagated] = None) -> jnp.ndarray:
     """Con: InfoNCE(collaborative, MLP(semantic)) of users, pos and neg items.
 
     Args:
@@ -197,10 +204,10 @@ class RLMRec(nn.Module):
     """
     if out is None:
       out = self.net.propagate_all(graph, train=True)
-    mask = batch["mask"]
-    ids = [batch["users"], batch["pos_items"]]
-    if batch["neg_items"].ndim == 1:
-      ids.append(batch["neg_items"])
+    mask = batch.mask
+    ids = [batch.users, batch.pos_items]
+    if batch.neg_items.ndim == 1:
+      ids.append(batch.neg_items)
     rows = self.kd_rows
     if rows and rows < mask.shape[0]:  # static shapes: a slice
       ids, mask = [i[:rows] for i in ids], mask[:rows]
@@ -208,11 +215,11 @@ class RLMRec(nn.Module):
     keep = jax.vmap(losses.first_occurrence_mask, (0, None))(ids, mask)
     offsets = jnp.array([0] + [self.num_users] * (ids.shape[0] - 1))
     nodes = ids + offsets[:, None]  # [T, R] node ids: item i is node U + i
-    if "nodes" in out:  # one gather (and gradient scatter) on one table
-      collab = out["nodes"][nodes]  # [T, R, d]
+    if out.nodes is not None:  # one gather (and gradient scatter) on one table
+      collab = out.nodes[nodes]  # [T, R, d]
     else:
-      collab = jnp.concatenate([out["user"][ids[0]][None],
-                                out["item"][ids[1:]]])  # [T, R, d]
+      collab = jnp.concatenate([out.user[ids[0]][None],
+                                out.item[ids[1:]]])  # [T, R, d]
     text = raw_text(graph, self.text_key)[nodes]  # [T, R, d_text]
     mapped = self.con_mlp(text)  # [T, R, d]: one MLP call for every term
     return jnp.sum(losses.info_nce(
@@ -285,7 +292,7 @@ class RLMRec(nn.Module):
     final, _, sel = self.masked_propagation(graph)
     return self.reconstruction(graph, final, sel)
 
-  def masked_backbone_loss(self, graph: jraph.GraphsTuple, batch: dict):
+  def masked_backbone_loss(self, graph: jraph.GraphsTuple, batch: Batch):
     """Authors' LightGCN_gene: BPR on the masked pass + L2 + reconstruction.
 
     Args:
@@ -298,14 +305,14 @@ class RLMRec(nn.Module):
     final, _, sel = self.masked_propagation(graph)
     user, item = split_nodes(final, self.num_users, self.num_items)
     user_ego, item_ego = self.net.ego_embeddings()
-    out = {"user": user, "item": item, "user_ego": user_ego,
-           "item_ego": item_ego}
+    out = Propagated(user=user, item=item, user_ego=user_ego,
+                     item_ego=item_ego)
     bpr, reg = self.net.bpr_terms(out, batch)
     base = bpr + self.net.l2_reg * reg
     kd = self.reconstruction(graph, final, sel)
     return base, kd, {"loss": base, "bpr": bpr, "reg": reg}
 
-  def loss(self, graph: jraph.GraphsTuple, batch: dict):
+  def loss(self, graph: jraph.GraphsTuple, batch: Batch):
     """Backbone loss + kd_weight * alignment loss. Returns (loss, metrics)."""
     if self.gen_masked_backbone:
       base, kd, metrics = self.masked_backbone_loss(graph, batch)

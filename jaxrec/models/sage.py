@@ -17,6 +17,7 @@ from jaxrec.graphs import split_nodes
 from jaxrec.graphs import subgraph
 from jaxrec.graphs.padding import ego_nodes
 from jaxrec.models import layers as layers_lib
+from jaxrec.models.base import Propagated
 from jaxrec.models.base import Recommender
 
 
@@ -47,7 +48,8 @@ class GraphSAGE(Recommender):
                   for k in range(self.num_layers)]
     self.drop = nn.Dropout(self.dropout)
 
-  def propagate_all(self, graph: jraph.GraphsTuple, train: bool = False) -> dict:
+  def propagate_all(self, graph: jraph.GraphsTuple,
+                    train: bool = False) -> Propagated:
     users, items = self.ego_embeddings()
     ego = ego_nodes(graph, users, items)  # [N, d]
     weights = subgraph.mean_weights(graph)  # [E]
@@ -57,4 +59,4 @@ class GraphSAGE(Recommender):
       outs.append(h)
     final = layers_lib.combine_layers(outs, self.combine)
     user, item = split_nodes(final, self.num_users, self.num_items)
-    return {"user": user, "item": item, "user_ego": users, "item_ego": items}
+    return Propagated(user=user, item=item, user_ego=users, item_ego=items)

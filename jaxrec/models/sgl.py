@@ -8,9 +8,9 @@ InfoNCE between two stochastic views of the graph:
   * 'rw' random walk: edge dropout re-drawn for every layer.
 Views are re-sampled every step from the 'dropout' RNG stream, or, with
 view_period='epoch', once per epoch as in the released SGL code (from
-`view_seed` and the batch's 'epoch' row, which `input_pipeline.epoch_batches`
-adds for such configs: every step of an epoch contrasts the same two
-views). Shapes stay
+`view_seed` and the batch's `epoch` field, which the model then declares in
+its `batch_fields` so that `input_pipeline.epoch_batches` fills it: every
+step of an epoch contrasts the same two views). Shapes stay
 static: a dropped edge keeps its slot with weight 0 and degrees are
 recomputed from the kept edges with a segment_sum (D_k^-1/2 A_k D_k^-1/2,
 `graphs.subgraph.sym_renormalise`). The contrastive term is InfoNCE (cosine,
@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import jraph
 
 from jaxrec import losses
+from jaxrec.batches import Batch
 from jaxrec.graphs import propagate
 from jaxrec.graphs import subgraph
 from jaxrec.graphs.padding import ego_nodes
@@ -57,9 +58,14 @@ class SGL(LightGCN):
   # code's default `calc_ssl_loss_v2`), see losses.batch_contrast.
   contrast_negatives: str = "batch"
   # 'step': new views every step; 'epoch': one pair of views per epoch,
-  # drawn from fold_in(key(view_seed), batch['epoch']).
+  # drawn from fold_in(key(view_seed), batch.epoch).
   view_period: str = "step"
   view_seed: int = 0
+
+  @property
+  def batch_fields(self) -> tuple[str, ...]:
+    """('epoch',) with view_period='epoch' (the views' key), else ()."""
+    return ("epoch",) if self.view_period == "epoch" else ()
 
   def view_weights(self, graph: jraph.GraphsTuple,
                    rng: jax.Array) -> list[jnp.ndarray]:
@@ -89,25 +95,25 @@ class SGL(LightGCN):
       outs.append(h)
     return jnp.mean(jnp.stack(outs), axis=0)
 
-  def view_rng(self, batch: dict) -> jax.Array:
+  def view_rng(self, batch: Batch) -> jax.Array:
     """PRNG key of this step's pair of views (see `view_period`)."""
     if self.view_period == "step":
       return self.make_rng("dropout")
     if self.view_period != "epoch":
       raise ValueError(f"SGL: view_period must be 'step' or 'epoch', got "
                        f"{self.view_period!r}")
-    if "epoch" not in batch:
+    if batch.epoch is None:
       raise ValueError("SGL: view_period='epoch' needs the batch's 'epoch' "
-                       "row (input_pipeline.epoch_batches adds it when "
-                       "config.model.view_period == 'epoch')")
-    epoch = batch["epoch"].reshape(-1)[0]  # the same in every slot
+                       "field (input_pipeline.epoch_batches fills it when "
+                       "the model's batch_fields name it)")
+    epoch = batch.epoch.reshape(-1)[0]  # the same in every slot
     return jax.random.fold_in(jax.random.key(self.view_seed), epoch)
 
-  def loss(self, graph: jraph.GraphsTuple, batch: dict):
+  def loss(self, graph: jraph.GraphsTuple, batch: Batch):
     """BPR + l2_reg * L2(ego) + ssl_weight * (InfoNCE_users + InfoNCE_items)."""
     out = self.propagate_all(graph, train=True)
     bpr, reg = self.bpr_terms(out, batch)
-    ego = ego_nodes(graph, out["user_ego"], out["item_ego"])
+    ego = ego_nodes(graph, out.user_ego, out.item_ego)
     rng1, rng2 = jax.random.split(self.view_rng(batch))
     ssl = losses.batch_contrast(
         self.view(graph, ego, rng1), self.view(graph, ego, rng2), batch,

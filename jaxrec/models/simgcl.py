@@ -21,9 +21,11 @@ import jraph
 
 from jaxrec import fast_random
 from jaxrec import losses
+from jaxrec.batches import Batch
 from jaxrec.graphs import propagate
 from jaxrec.graphs import split_nodes
 from jaxrec.graphs.padding import ego_nodes
+from jaxrec.models.base import Propagated
 from jaxrec.models.base import Recommender
 
 
@@ -63,17 +65,18 @@ class SimGCL(Recommender):
     used = layers if self.include_ego else layers[1:]
     return jnp.mean(jnp.stack(used), axis=0), layers
 
-  def _out(self, final: jnp.ndarray) -> dict:
+  def _out(self, final: jnp.ndarray) -> Propagated:
     user, item = split_nodes(final, self.num_users, self.num_items)
     users, items = self.ego_embeddings()
-    return {"user": user, "item": item, "user_ego": users, "item_ego": items,
-            "nodes": final}
+    return Propagated(user=user, item=item, user_ego=users, item_ego=items,
+                      nodes=final)
 
-  def propagate_all(self, graph: jraph.GraphsTuple, train: bool = False) -> dict:
+  def propagate_all(self, graph: jraph.GraphsTuple,
+                    train: bool = False) -> Propagated:
     del train  # the un-noised encoder serves ranking and the BPR loss
     return self._out(self.encode(graph)[0])
 
-  def loss(self, graph: jraph.GraphsTuple, batch: dict):
+  def loss(self, graph: jraph.GraphsTuple, batch: Batch):
     """BPR(clean) + l2_reg * L2(ego) + ssl_weight * InfoNCE(noisy1, noisy2)."""
     out = self.propagate_all(graph, train=True)
     bpr, reg = self.bpr_terms(out, batch)

@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import jraph
 
 from jaxrec.graphs import pad_rows
+from jaxrec.models.base import Propagated
 from jaxrec.models.base import Recommender
 from jaxrec.models.lightgcn import lightgcn_outputs
 
@@ -239,7 +240,8 @@ class TextGNN(Recommender):
                                                self.item_embedding]))
     return h
 
-  def propagate_all(self, graph: jraph.GraphsTuple, train: bool = False) -> dict:
+  def propagate_all(self, graph: jraph.GraphsTuple,
+                    train: bool = False) -> Propagated:
     del train
     ego = self.node_features(graph)  # [N, d]
     return lightgcn_outputs(graph, ego, self.num_layers, self.num_users,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import jraph
 
 from jaxrec import losses
+from jaxrec.batches import Batch
 from jaxrec.models.simgcl import SimGCL
 
 
@@ -27,7 +28,7 @@ class XSimGCL(SimGCL):
   ssl_temperature: float = 0.15
   cl_layer: int = 1
 
-  def loss(self, graph: jraph.GraphsTuple, batch: dict):
+  def loss(self, graph: jraph.GraphsTuple, batch: Batch):
     """BPR(noisy) + l2_reg * L2(ego) + ssl_weight * InfoNCE(final, layer l*)."""
     if not 1 <= self.cl_layer <= self.num_layers:
       raise ValueError(f"XSimGCL: cl_layer must be in 1..{self.num_layers}, "

@@ -27,11 +27,14 @@ from typing import Optional, Sequence
 
 import jax
 import jax.numpy as jnp
+import jraph
 import ml_collections
 import numpy as np
 import optax
 
+from jaxrec import batches
 from jaxrec import train
+from jaxrec.batches import Batch
 from jaxrec.data import sampler
 from jaxrec import input_pipeline
 from jaxrec import models
@@ -45,20 +48,28 @@ class Candidate:
   seed: int
 
 
-def hyper_loss(params, batch: dict, rng: jax.Array, l2_reg: jnp.ndarray, *,
-               model) -> tuple:
+def hyper_loss(params, graph: jraph.GraphsTuple, batch: Batch,
+               rng: jax.Array, l2_reg: jnp.ndarray, *, model) -> tuple:
   """BPR + l2_reg * L2(ego) with a TRACED l2_reg (= `model.loss` otherwise).
 
   Valid for models whose loss is the base `Recommender.loss` (BPR + L2 on
   the batch's ego embeddings), e.g. designgnn, lightgcn, mf, gcn, gat, sage.
+
+  Args:
+    params: model parameters.
+    graph: the training graph.
+    batch: one `batches.Batch`. # [B]
+    rng: PRNG key of the step.
+    l2_reg: this candidate's L2 weight (a traced scalar).
+    model: the Flax module.
+
+  Returns:
+    (scalar loss, dict of scalar metrics), as `train.model_loss`.
   """
-  graph = batch["graph"]
-  rows = {k: v for k, v in batch.items() if k != "graph"}
+  def terms(module, graph, batch):
+    return module.bpr_terms(module.propagate_all(graph, train=True), batch)
 
-  def terms(module, graph, rows):
-    return module.bpr_terms(module.propagate_all(graph, train=True), rows)
-
-  bpr, reg = model.apply({"params": params}, graph, rows, method=terms,
+  bpr, reg = model.apply({"params": params}, graph, batch, method=terms,
                          rngs={"dropout": rng})
   loss = bpr + l2_reg * reg
   return loss, {"loss": loss, "bpr": bpr, "reg": reg}
@@ -95,14 +106,14 @@ def init_states(model, graph, candidates: Sequence[Candidate],
   return stacked, l2, jnp.stack(keys)
 
 
-def parallel_train_steps(states, l2, graph, rows: dict, keys, *, model):
+def parallel_train_steps(states, l2, graph, rows: Batch, keys, *, model):
   """`train.train_steps` of k candidates at once: scan over steps, vmap over k.
 
   Args:
     states: stacked train states (leaves [k, ...]).
     l2: per-candidate L2 weights. # [k]
     graph: the shared training graph.
-    rows: stacked batches shared by all candidates, each [S, B].
+    rows: stacked batches shared by all candidates, every field [S, B].
     keys: per-candidate train PRNG keys. # [k]
     model: the Flax module.
 
@@ -111,13 +122,13 @@ def parallel_train_steps(states, l2, graph, rows: dict, keys, *, model):
   """
   def one(state, l2_reg, rng, batch):
     return train.train_step(
-        state, batch, rng, model=model,
+        state, graph, batch, rng, model=model,
         loss_fn=functools.partial(hyper_loss, l2_reg=l2_reg))
 
   vstep = jax.vmap(one, in_axes=(0, 0, 0, None))
 
-  def body(carry, row):
-    return vstep(carry, l2, keys, dict(row, graph=graph))
+  def body(carry, batch):
+    return vstep(carry, l2, keys, batch)
   return jax.lax.scan(body, states, rows)
 
 
@@ -165,9 +176,10 @@ def train_candidates(config: ml_collections.ConfigDict,
   epoch_times = []
   for epoch in range(num_epochs):
     start = time.perf_counter()
-    rows = input_pipeline.epoch_batches(config, dataset, epoch, pos_keys)  # [S, B]
-    for lo in range(0, rows["users"].shape[0], steps_per_call):
-      chunk = {key: v[lo:lo + steps_per_call] for key, v in rows.items()}
+    rows = input_pipeline.epoch_batches(config, dataset, epoch, pos_keys,
+                                        model.batch_fields)  # [S, B]
+    for lo in range(0, batches.num_steps(rows), steps_per_call):
+      chunk = batches.take_steps(rows, lo, lo + steps_per_call)
       states, _ = step_fn(states, l2, graph, chunk, keys)
     jax.block_until_ready(states)
     epoch_times.append(time.perf_counter() - start)
@@ -217,9 +229,10 @@ def train_sequential(config: ml_collections.ConfigDict,
     out["epoch_times"].append([])
     for epoch in range(num_epochs):
       start = time.perf_counter()
-      rows = input_pipeline.epoch_batches(config, dataset, epoch, pos_keys)  # [S, B]
-      for lo in range(0, rows["users"].shape[0], steps_per_call):
-        chunk = {key: v[lo:lo + steps_per_call] for key, v in rows.items()}
+      rows = input_pipeline.epoch_batches(config, dataset, epoch, pos_keys,
+                                          model.batch_fields)  # [S, B]
+      for lo in range(0, batches.num_steps(rows), steps_per_call):
+        chunk = batches.take_steps(rows, lo, lo + steps_per_call)
         state, _ = step_fn(state, graph, chunk, train_rng)
       jax.block_until_ready(state)
       out["epoch_times"][-1].append(time.perf_counter() - start)
