@@ -184,8 +184,9 @@ def collect_run(workdir: str) -> dict:
   Returns:
     picked architecture and epochs, valid/test metrics of the pick, the
     runner's search seconds, trainings (rows of results.csv that trained,
-    i.e. seconds > 0), architectures, epochs trained, and the time the last
-    training started (runner clock).
+    i.e. seconds > 0), architectures, epochs trained, the time the last
+    training started (runner clock), the highest rung reached and how many
+    trials were trained at it.
   """
   with open(os.path.join(workdir, "summary.json"), encoding="utf-8") as f:
     summary = json.load(f)
@@ -196,6 +197,7 @@ def collect_run(workdir: str) -> dict:
   for path in glob.glob(os.path.join(workdir, "trials", "*", "results.json")):
     with open(path, encoding="utf-8") as f:
       epochs += int(json.load(f)["epochs_run"])
+  top = max((int(r["rung"]) for r in rows), default=0)
   last_start = max((float(r["elapsed"]) - float(r["seconds"])
                     for r in trained), default=0.0)
   return {
@@ -206,7 +208,11 @@ def collect_run(workdir: str) -> dict:
       "search_s": round(float(summary["search_seconds"]), 1),
       "trainings": len(trained), "architectures": int(summary["trials"]),
       "epochs": epochs, "last_start_s": round(last_start, 1),
-      "max_rung": max((int(r["rung"]) for r in rows), default=0),
+      "max_rung": top,
+      # Trials trained at the top rung: the pick was compared with these only.
+      # (an early-stopped trial carried up without training counts too).
+      "top_rung_trials": len({r["trial"] for r in rows
+                              if int(r["rung"]) == top}),
   }
 
 
@@ -268,6 +274,15 @@ def describe_search(dataset: str) -> dict:
 
 # ----------------------------------------------------------------------------
 # Page.
+
+
+def picked_text(run: Mapping) -> str:
+  """A run's pick: architecture, epochs, the rung it was selected at."""
+  text = arch_text(run["arch"], run["best_epochs"])
+  if "top_rung_trials" in run:
+    text += (f", rung {run['max_rung']} ({run['top_rung_trials']} "
+             f"trial{'s' if run['top_rung_trials'] != 1 else ''} there)")
+  return text
 
 
 def arch_text(arch: Mapping, epochs: Optional[int] = None) -> str:
@@ -348,8 +363,7 @@ def render(results: Mapping) -> str:
   rows = []
   for r in runs:
     rows.append([
-        r["dataset"], r["seed"], r["arm"], arch_text(r["arch"],
-                                                     r["best_epochs"]),
+        r["dataset"], r["seed"], r["arm"], picked_text(r),
         f"{r['valid']['recall@20']:.4f}", f"{r['test']['recall@20']:.4f}",
         f"{r['test']['ndcg@20']:.4f}", f"{r['search_s']:.0f}",
         f"{r['overrun_s']:.0f}", r["trainings"], r["architectures"],
@@ -366,7 +380,10 @@ def render(results: Mapping) -> str:
             "excluded), overrun s: wall s past the budget. trainings: "
             "trainings started (a promoted trial's extension counts once "
             "more); archs: distinct architectures; epochs: epochs trained "
-            "over all trials.", ""]
+            "over all trials. The pick is the best on validation among the "
+            "trials of the highest rung reached (rung r, k trials there: "
+            "when the budget ends a rung early, only those k were "
+            "compared).", ""]
   # Summary and pairing.
   lines += ["## Mean ± std over search seeds, paired differences", ""]
   srows, prows = [], []

@@ -160,6 +160,10 @@ def test_page_renders_tables_verdict_and_the_commands_not_run():
   assert "on lastfm the searched arm is below tuned LightGCN" in page
   assert ("python -m benchmarks.search_budget --datasets amazon_beauty "
           "--seeds 0,1,2 --budget-seconds 540") in page
+  assert "30 epochs" in page
+  page = sb.render(_results([dict(r, max_rung=2, top_rung_trials=3)
+                             for r in _runs()]))
+  assert "30 epochs, rung 2 (3 trials there)" in page
   for word in ("session", "earlier", "issue", "quiet host"):
     assert word not in page.lower()
 
@@ -190,6 +194,8 @@ def test_collect_run_reads_a_search_workdir(tmp_path):
   assert rec["epochs"] == 48
   assert rec["last_start_s"] == pytest.approx(12.0)
   assert rec["max_rung"] == 1 and rec["search_s"] == 21.0
+  # Trial 2 reached rung 1 without training (early-stopped): it competes.
+  assert rec["top_rung_trials"] == 2
   assert rec["valid"] == {"recall@20": 0.2, "ndcg@20": 0.1}
   assert rec["test"] == {"recall@20": 0.19, "ndcg@20": 0.09}
   assert os.path.exists(wd / "summary.json")
