@@ -61,7 +61,7 @@ def _worker_main(argv) -> None:
   procs, index = jax.process_count(), jax.process_index()
   devices = jax.device_count()
   rows = input_pipeline.epoch_batches(config, exp.dataset, 0,
-                                      exp.positive_keys)
+                                      exp.positive_keys, exp.model.batch_fields)
   # Stacked batches are a pytree whose every leaf is [S, B, ...].
   num_steps, batch = (int(n) for n in jax.tree.leaves(rows)[0].shape[:2])
   # The no-collective variant: one device's share, B / (all devices).

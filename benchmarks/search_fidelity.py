@@ -268,9 +268,10 @@ def train_candidate(config, dataset, eval_epochs: Sequence[int]) -> dict:
   wanted = set(eval_epochs)
   for epoch in range(max(eval_epochs)):
     t0 = time.perf_counter()
-    rows = input_pipeline.epoch_batches(config, dataset, epoch, pos_keys)
-    for lo in range(0, rows["users"].shape[0], spc):
-      chunk = {k: v[lo:lo + spc] for k, v in rows.items()}
+    rows = input_pipeline.epoch_batches(config, dataset, epoch, pos_keys,
+                                        model.batch_fields)
+    for lo in range(0, int(rows.mask.shape[0]), spc):
+      chunk = jax.tree.map(lambda v, lo=lo: v[lo:lo + spc], rows)
       state, _ = step_fn(state, graph, chunk, train_rng)
     jax.block_until_ready(state)
     epoch_seconds.append(time.perf_counter() - t0)

@@ -187,7 +187,7 @@ class Runner:
     spc = max(1, config.get("steps_per_call", 16))
     start = time.perf_counter()
     rows = self._epoch_batches(config, exp.dataset, self.epoch,
-                               exp.positive_keys)
+                               exp.positive_keys, exp.model.batch_fields)
     host = time.perf_counter() - start
     state, losses = exp.state, []
     # Stacked batches are a pytree whose every leaf is [S, B, ...].
