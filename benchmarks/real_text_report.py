@@ -237,8 +237,10 @@ def render(results: dict) -> str:
   if missing:
     lines += [f"Not run yet: {', '.join(missing)} (the same command with "
               f"`--datasets {','.join(missing)}`).", ""]
-  for name, out in results["datasets"].items():
-    lines += dataset_section(name, out)
+  order = [d for d in DATASETS if d in results["datasets"]]
+  order += [d for d in results["datasets"] if d not in DATASETS]
+  for name in order:
+    lines += dataset_section(name, results["datasets"][name])
   return "\n".join(lines)
 
 
