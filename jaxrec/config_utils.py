@@ -126,6 +126,10 @@ def base_config(dataset: str = "synthetic") -> ml_collections.ConfigDict:
   # BPR triples per epoch: 'interaction' (each train interaction once) or
   # 'user' (uniform user, then a uniform positive: LightGCN's released code).
   config.sampling = "interaction"
+  # Random stream of the triples (data/sampler.py): 'sequential' (one NumPy
+  # generator per epoch) or 'counter' (hashed per row: in a multi-process
+  # job each process samples only its rows; docs/distributed.md).
+  config.sampler = "sequential"
   config.num_epochs = 1000
   config.steps_per_call = 16
   config.eval_every = DATASETS[dataset]["eval_every"]
@@ -403,6 +407,9 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   if config.sampling not in sampler.SAMPLINGS:
     raise ConfigError(f"config.sampling: unknown sampling "
                       f"{config.sampling!r}; valid: {list(sampler.SAMPLINGS)}")
+  if config.sampler not in sampler.SAMPLERS:
+    raise ConfigError(f"config.sampler: unknown sampler {config.sampler!r}; "
+                      f"valid: {list(sampler.SAMPLERS)}")
   order = config.graph.node_order
   if order not in NODE_ORDERS:
     raise ConfigError(f"config.graph.node_order: unknown node order "

@@ -320,11 +320,15 @@ def rating_batches(config: ml_collections.ConfigDict, dataset: Dataset,
 
 def epoch_batches(config: ml_collections.ConfigDict, dataset: Dataset,
                   epoch: int, keys: Optional[np.ndarray] = None,
-                  fields: Sequence[str] = ()) -> AnyBatch:
+                  fields: Sequence[str] = (),
+                  columns: Optional[np.ndarray] = None) -> AnyBatch:
   """One epoch of training batches, stacked. # [S, B]
 
-  The sampler as the config sets it (seed, num_negatives, sampling) and
-  `config.batch_size`; a pure function of (config, train split, epoch).
+  The sampler as the config sets it (seed, num_negatives, sampling,
+  sampler) and `config.batch_size`; a pure function of (config, train
+  split, epoch). With `columns` (the batch columns one process's devices
+  hold, `sharding.local_batch_columns`) only those rows of each batch are
+  sampled: column c of step s is global row s * B + c of the epoch.
 
   Args:
     config: experiment config.
@@ -334,27 +338,61 @@ def epoch_batches(config: ml_collections.ConfigDict, dataset: Dataset,
     fields: the optional `Batch` fields the model reads (its
       `batch_fields`, e.g. ('epoch',) for SGL with view_period='epoch');
       the others stay None.
+    columns: sorted batch columns to sample (ranking task with
+      config.sampler = 'counter'); columns >= B (the padding of B up to the
+      'data' axis) come back as padding rows. None: every column.
 
   Returns:
     For the ranking task, `stack_batches` of the epoch's
     `sampler.epoch_triples` with the requested optional fields filled
-    ('epoch': the epoch index in every slot, int32 [S, B]); for
-    `config.task = 'rating'`, `rating_batches`.
+    ('epoch': the epoch index in every slot, int32 [S, B]); with `columns`,
+    those columns of it, [S, C] (padding columns all zero, as
+    `sharding.shard_batch` pads); for `config.task = 'rating'`,
+    `rating_batches`.
 
   Raises:
-    ValueError: an unknown field name.
+    ValueError: an unknown field name; `columns` without the counter sampler.
   """
   fields = batches.check_fields(fields)
   if config.task == "rating":
     return rating_batches(config, dataset, epoch)
+  if columns is not None:
+    return _column_batches(config, dataset, epoch, keys, fields, columns)
   triples = sampler.epoch_triples(
       dataset.train, dataset.num_users, dataset.num_items, seed=config.seed,
       epoch=epoch, num_negatives=config.num_negatives, keys=keys,
-      sampling=config.sampling)
+      sampling=config.sampling, sampler=config.sampler)
   rows = stack_batches(triples, config.batch_size)
   if "epoch" in fields:
     rows = rows._replace(
         epoch=np.full(rows.mask.shape, epoch, np.int32))  # [S, B]
+  return rows
+
+
+def _column_batches(config, dataset: Dataset, epoch: int,
+                    keys: Optional[np.ndarray], fields: Sequence[str],
+                    columns: np.ndarray) -> Batch:
+  """`epoch_batches` restricted to some batch columns. # [S, C]"""
+  if config.sampler != "counter":
+    raise ValueError(f"epoch_batches: sampling some batch columns needs "
+                     f"config.sampler='counter', got {config.sampler!r}")
+  size, n = config.batch_size, len(dataset.train)
+  columns = np.asarray(columns, np.int64)  # [C]
+  steps = max(1, math.ceil(n / size))
+  position = np.arange(steps)[:, None] * size + columns  # [S, C]
+  in_batch = np.broadcast_to(columns < size, position.shape)  # [S, C]
+  real = in_batch & (position < n)
+  triples = sampler.epoch_triples(
+      dataset.train, dataset.num_users, dataset.num_items, seed=config.seed,
+      epoch=epoch, num_negatives=config.num_negatives, keys=keys,
+      sampling=config.sampling, sampler="counter", rows=position[real])
+  out = {}
+  for key, value in triples.items():
+    out[key] = np.zeros(position.shape + value.shape[1:], value.dtype)
+    out[key][real] = value
+  rows = Batch(mask=real.astype(np.float32), **out)
+  if "epoch" in fields:  # padding rows of the last batch keep the index
+    rows = rows._replace(epoch=np.where(in_batch, epoch, 0).astype(np.int32))
   return rows
 
 

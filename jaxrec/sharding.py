@@ -48,9 +48,10 @@ SLURM or Kubernetes): `setup_experiment` calls `initialize_distributed`
 before any JAX computation; `jax.devices()` then lists every process's
 devices and the mesh must span them all (data_devices=-1). Every process
 samples the same seeded epoch batches and places only its own devices'
-rows (`jax.make_array_from_callback`); process-local arrays (the initial
-state, the PRNG key) reach the process-spanning mesh through the host
-(`_put`). Evaluation ranks each process's share of the users on that
+rows (`jax.make_array_from_callback`), or, with config.sampler='counter',
+samples only those rows (`local_batch_columns`, `shard_local_batch`);
+process-local arrays (the initial state, the PRNG key) reach the
+process-spanning mesh through the host (`_put`). Evaluation ranks each process's share of the users on that
 process (`host_local` copies of the parameters) and adds the metric sums
 over processes. Orbax writes each process's shards; process 0 alone writes
 the other workdir files. `tests/multiprocess_test.py` runs 2 real CPU
@@ -404,10 +405,65 @@ def shard_batch(rows: Any, mesh: Mesh) -> Any:
     rows = jax.tree.map(lambda v: np.concatenate([np.asarray(v), np.zeros(
         (np.shape(v)[0], pad) + np.shape(v)[2:], np.asarray(v).dtype)],
                                                  axis=1), rows)
-  shardings = jax.tree.map(
-      lambda v: NamedSharding(mesh, P(None, DATA, *([None] * (np.ndim(v) - 2)))),
-      rows)
+  shardings = jax.tree.map(lambda v: _rows_sharding(mesh, np.ndim(v)), rows)
   return _put(rows, shardings)
+
+
+def _rows_sharding(mesh: Mesh, ndim: int) -> NamedSharding:
+  """Stacked rows [S, B, ...]: B split over 'data'."""
+  return NamedSharding(mesh, P(None, DATA, *([None] * (ndim - 2))))
+
+
+def local_batch_columns(mesh: Mesh, batch_size: int) -> np.ndarray:
+  """The batch columns this process's devices hold under `shard_batch`.
+
+  Args:
+    mesh: the device mesh.
+    batch_size: rows per batch B (before `shard_batch` pads it to a
+      multiple of the 'data' size).
+
+  Returns:
+    Sorted int64 column indices in [0, B padded); those >= B are padding.
+  """
+  width = batch_size + (-batch_size % _axis_size(mesh, DATA))
+  indices = _rows_sharding(mesh, 2).addressable_devices_indices_map(
+      (1, width))
+  columns = set()
+  for index in indices.values():
+    columns.update(range(*index[1].indices(width)))
+  return np.array(sorted(columns), np.int64)
+
+
+def shard_local_batch(rows: Any, mesh: Mesh, columns: np.ndarray,
+                      batch_size: int) -> Any:
+  """`shard_batch` of a batch of which this process holds only `columns`.
+
+  Each process passes the rows of its own columns (`local_batch_columns`,
+  e.g. from `input_pipeline.epoch_batches(..., columns=...)`); together
+  they make the global batch [S, B padded, ...] that `shard_batch` would
+  place, with the same shardings.
+
+  Args:
+    rows: stacked batches whose leaves are [S, C, ...], column j holding
+      global column `columns[j]`.
+    mesh: the device mesh.
+    columns: this process's columns, sorted. # [C]
+    batch_size: rows per batch B.
+
+  Returns:
+    The pytree with every leaf a global array [S, B padded, ...] on `mesh`.
+  """
+  width = batch_size + (-batch_size % _axis_size(mesh, DATA))
+
+  def put(x):
+    x = np.asarray(x)
+
+    def local(index):
+      wanted = np.arange(width)[index[1]]
+      return x[(index[0], np.searchsorted(columns, wanted)) + index[2:]]
+    return jax.make_array_from_callback(
+        (x.shape[0], width) + x.shape[2:], _rows_sharding(mesh, x.ndim), local)
+  return jax.tree.map(put, rows)
 
 
 # ----------------------------------------------------------------------------

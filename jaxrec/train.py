@@ -711,14 +711,24 @@ def _train_in_workdir(config: ml_collections.ConfigDict, workdir: str,
                   dynamic_ncols=True)
   # A run that already stopped early resumes as finished (re-running is a no-op).
   stopped = should_stop(config, meta)
+  # With the counter sampler, each process of a multi-process job samples
+  # only the batch columns its devices hold (docs/distributed.md).
+  columns = None
+  if (exp.mesh is not None and jax.process_count() > 1
+      and config.sampler == "counter" and config.task == "ranking"):
+    columns = sharding_lib.local_batch_columns(exp.mesh, config.batch_size)
   for epoch in bar:
     if stopped:
       break
     start = time.perf_counter()
-    rows = epoch_batches(config, dataset, epoch, keys, model.batch_fields)
+    rows = epoch_batches(config, dataset, epoch, keys, model.batch_fields,
+                         columns=columns)
     state, losses = bundle["state"], []
     for lo in range(0, batches.num_steps(rows), steps_per_call):
       chunk = batches.take_steps(rows, lo, lo + steps_per_call)
+      if columns is not None:
+        chunk = sharding_lib.shard_local_batch(chunk, exp.mesh, columns,
+                                               config.batch_size)
       state, step_metrics = step_fn(state, graph, chunk, train_rng)
       losses.append(step_metrics["loss"])
       if hooks.after_steps is not None:

@@ -9,9 +9,13 @@ Takes the flags of `jaxrec.main` plus:
                 per dispatch of train steps (the per-step losses of the global
                 batches), flushed at once so a killed run keeps its lines;
   --die_at      process PROCESS SIGKILLs itself after the first dispatch of
-                epoch EPOCH (1-based), as a crashed host would vanish.
-The loss record wraps `sharding.jit_train_steps` and the fault is a
-`train.TrainHooks` hook: both live here, not in the training loop.
+                epoch EPOCH (1-based), as a crashed host would vanish;
+  --sampled_out process i appends one JSON line {"epoch", "rows"} per call
+                of `sampler.epoch_triples` to SAMPLED_OUT.p<i>: the global
+                epoch rows it sampled (null: the whole epoch).
+The loss record wraps `sharding.jit_train_steps`, the sampled rows
+`sampler.epoch_triples`, and the fault is a `train.TrainHooks` hook: all
+live here, not in the training loop.
 """
 
 import json
@@ -26,11 +30,28 @@ import numpy as np
 from jaxrec import cli
 from jaxrec import sharding
 from jaxrec import train
+from jaxrec.data import sampler
 
 FLAGS = flags.FLAGS
 cli.define_run_flags()
 flags.DEFINE_string("losses_out", None, "JSON-lines file of per-step losses.")
 flags.DEFINE_string("die_at", "", "PROCESS:EPOCH at which a process dies.")
+flags.DEFINE_string("sampled_out", None,
+                    "Prefix of per-process JSON-lines files of sampled rows.")
+
+
+def _recording_rows(epoch_triples, prefix: str):
+  """`sampler.epoch_triples` that appends the rows it samples to a file."""
+  def call(*args, **kwargs):
+    rows = kwargs.get("rows")
+    # Called after jax.distributed.initialize (process_index before it
+    # would start a one-process backend).
+    with open(f"{prefix}.p{jax.process_index()}", "a") as f:
+      f.write(json.dumps({"epoch": kwargs.get("epoch"), "rows": None
+                          if rows is None else np.asarray(rows).tolist()})
+              + "\n")
+    return epoch_triples(*args, **kwargs)
+  return call
 
 
 def _recording(jit_train_steps, last: dict):
@@ -50,6 +71,9 @@ def main(argv):
   del argv
   last = {}
   sharding.jit_train_steps = _recording(sharding.jit_train_steps, last)
+  if FLAGS.sampled_out:
+    sampler.epoch_triples = _recording_rows(sampler.epoch_triples,
+                                            FLAGS.sampled_out)
   die_process, die_epoch = ((int(x) for x in FLAGS.die_at.split(":"))
                             if FLAGS.die_at else (-1, -1))
 

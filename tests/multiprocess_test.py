@@ -18,6 +18,14 @@ processes, so per-batch float32 metric sums are added in another grouping).
 A slow-marked test does the same for a ('data' 1, 'model' 2) mesh, whose
 embedding tables and their Adam moments are row-sharded across the two
 processes (one epoch, no fault).
+
+With `config.sampler='counter'` each process samples only the rows of the
+global batches its device holds: a 2-process run (2 epochs, no fault) is
+compared with one process with two devices and the same sampler (per-step
+losses, final parameters and optimiser state within rtol 1e-6 / atol 1e-7),
+and the rows each process passed to `sampler.epoch_triples` (recorded by
+the driver) are disjoint halves of every batch that together cover the
+epoch.
 """
 
 import json
@@ -228,6 +236,69 @@ def test_row_sharded_tables_across_processes_match_one_process(tmp_path):
     for key, value in results[0][split].items():
       np.testing.assert_allclose(results[1][split][key], value, rtol=1e-5,
                                  atol=1e-7, err_msg=f"{split}/{key}")
+
+
+COUNTER = ["--config.sampler=counter", "--config.num_epochs=2"]
+
+
+@pytest.fixture(scope="module")
+def counter_runs(tmp_path_factory):
+  base = tmp_path_factory.mktemp("counter")
+  ref = subprocess.Popen(
+      [sys.executable, "-m", "tests.multiprocess_driver", *ARGS, *COUNTER,
+       f"--workdir={base / 'ref'}", f"--losses_out={base / 'ref.jsonl'}",
+       f"--sampled_out={base / 'ref_rows'}",
+       "--config.sharding.data_devices=-1"],
+      cwd=REPO, env=_env(2), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+      text=True)
+  job = subprocess.run(_launch(base / "mp", base / "mp.jsonl", *COUNTER,
+                               f"--sampled_out={base / 'mp_rows'}"),
+                       cwd=REPO, env=_env(1), capture_output=True, text=True,
+                       timeout=TIMEOUT)
+  _, ref_err = ref.communicate(timeout=TIMEOUT)
+  assert ref.returncode == 0, ref_err[-3000:]
+  assert job.returncode == 0, job.stdout[-3000:] + job.stderr
+  return base
+
+
+def _sampled(path) -> dict:
+  """{epoch: rows} from the driver's --sampled_out file of one process."""
+  with open(path) as f:
+    return {r["epoch"]: r["rows"] for r in map(json.loads, f)}
+
+
+def test_counter_sampler_processes_sample_only_their_rows(counter_runs):
+  base = counter_runs
+  config = workdir_lib.load_config(str(base / "mp"))
+  n = len(workdir_lib.load_dataset_snapshot(str(base / "mp")).train)
+  size = config.batch_size
+  # One process with two devices samples every row of each epoch at once.
+  assert _sampled(base / "ref_rows.p0") == {0: None, 1: None}
+  mine = [_sampled(base / f"mp_rows.p{i}") for i in (0, 1)]
+  for epoch in (0, 1):
+    rows = [np.array(m[epoch]) for m in mine]
+    assert all(0 < len(r) < n for r in rows)
+    np.testing.assert_array_equal(np.sort(np.concatenate(rows)), np.arange(n))
+    # Each process holds its own half of the batch columns.
+    columns = [set((r % size).tolist()) for r in rows]
+    assert not columns[0] & columns[1]
+    assert all(len(c) == size // 2 for c in columns)
+
+
+def test_counter_sampler_processes_train_like_one_process(counter_runs):
+  base = counter_runs
+  ref, mp = _losses(base / "ref.jsonl"), _losses(base / "mp.jsonl")
+  assert sorted(mp) == sorted(ref) and {e for e, _ in ref} == {1, 2}
+  for key in ref:
+    np.testing.assert_allclose(mp[key], ref[key], rtol=1e-6, atol=1e-7,
+                               err_msg=f"epoch/chunk {key}")
+  (ref_step, ref_tree), (mp_step, mp_tree) = (
+      _final_state(str(base / name)) for name in ("ref", "mp"))
+  assert ref_step == mp_step == 2
+  for (path, want), got in zip(jax.tree.leaves_with_path(ref_tree),
+                               jax.tree.leaves(mp_tree)):
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-6,
+                               atol=1e-7, err_msg=str(path))
 
 
 def test_worker_command_sets_the_distributed_config():

@@ -9,7 +9,13 @@ large history) are drawn exactly from the complement by inverse-rank lookup,
 which keeps the distribution uniform over non-positives.
 
 `epoch_triples(..., seed, epoch)` depends only on (seed, epoch), so a run
-resumed from a checkpoint at epoch e sees exactly the same batches.
+resumed from a checkpoint at epoch e sees exactly the same batches. Two
+random streams (`SAMPLERS`): 'sequential' draws from one NumPy generator per
+epoch (`epoch_rng`), so the whole epoch is sampled at once; 'counter' draws
+every random number of a triple from a hash of (seed, epoch, stream, global
+row index) (`counter_uniforms`, splitmix64), so any subset of an epoch's rows
+can be sampled alone and equals those rows of the whole epoch: each process
+of a multi-process job samples only the rows its devices hold.
 """
 
 from __future__ import annotations
@@ -57,14 +63,15 @@ def _contains(keys: np.ndarray, query: np.ndarray) -> np.ndarray:
   return keys[pos] == query
 
 
-def _exact_complement(rng: np.random.Generator, keys: np.ndarray,
+def _exact_complement(uniforms: np.ndarray, keys: np.ndarray,
                       users: np.ndarray, num_items: int) -> np.ndarray:
   """Uniform draw from each user's non-positive items, without rejection.
 
   With the user's sorted positives p_0 < p_1 < ..., q_j = p_j - j counts the
   non-positives below p_j; the r-th non-positive (0-based) is r + #{j: q_j <=
   r}. Both are found for all queries at once with a global searchsorted on
-  `user * (num_items + 1) + q_j` (non-decreasing).
+  `user * (num_items + 1) + q_j` (non-decreasing). `uniforms` [m] in [0, 1)
+  pick the rank r of each query's negative.
   """
   key_users = keys // num_items
   key_items = keys % num_items
@@ -78,7 +85,7 @@ def _exact_complement(rng: np.random.Generator, keys: np.ndarray,
     u = int(users[np.argmax(free <= 0)])
     raise DataError(f"sample_negatives: user {u} has interacted with all "
                     f"{num_items} items; no negative exists")
-  r = np.floor(rng.random(len(users)) * free).astype(np.int64)
+  r = np.floor(uniforms * free).astype(np.int64)
   below = np.searchsorted(combined, users * (num_items + 1) + r, "right") - lo
   return r + below
 
@@ -114,7 +121,8 @@ def sample_negatives(rng: np.random.Generator, users: np.ndarray,
     items[todo] = rng.integers(0, num_items, size=len(todo), dtype=np.int64)
     todo = todo[_contains(keys, base[todo] + items[todo])]
   if len(todo):
-    items[todo] = _exact_complement(rng, keys, flat_users[todo], num_items)
+    items[todo] = _exact_complement(rng.random(len(todo)), keys,
+                                    flat_users[todo], num_items)
   items = items.astype(np.int32)
   return items if num_negatives == 1 else items.reshape(-1, num_negatives)
 
@@ -122,6 +130,107 @@ def sample_negatives(rng: np.random.Generator, users: np.ndarray,
 def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
   """The generator of one epoch, a pure function of (seed, epoch)."""
   return np.random.default_rng(np.random.SeedSequence([seed, epoch]))
+
+
+# config.sampler values: the random stream of `epoch_triples` (module doc).
+SAMPLERS = ("sequential", "counter")
+
+_U64 = np.uint64
+_GOLDEN = _U64(0x9E3779B97F4A7C15)
+# Streams of the counter sampler: the user and the positive of a 'user'
+# triple, then one per negative-sampling round (`_NEGATIVES + round`).
+_USER, _POSITIVE, _NEGATIVES = 0, 1, 2
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+  """splitmix64's finaliser: a bijection of uint64 with full avalanche."""
+  x = (x ^ (x >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
+  x = (x ^ (x >> _U64(27))) * _U64(0x94D049BB133111EB)
+  return x ^ (x >> _U64(31))
+
+
+def counter_uniforms(seed: int, epoch: int, stream: int,
+                     counters: np.ndarray) -> np.ndarray:
+  """Uniforms in [0, 1), a pure function of (seed, epoch, stream, counter).
+
+  Each word is folded into a splitmix64 chain; the top 53 bits of the hash
+  give the float64 (every value a multiple of 2**-53).
+
+  Args:
+    seed: run seed.
+    epoch: epoch index.
+    stream: which draw of a row (see `_USER`, `_POSITIVE`, `_NEGATIVES`).
+    counters: non-negative int64 counters, e.g. global row indices. # [m]
+
+  Returns:
+    float64 uniforms. # [m]
+  """
+  counters = np.asarray(counters, np.int64).astype(_U64).reshape(-1)
+  h = np.zeros(1, _U64)  # arrays wrap on overflow (NumPy scalars warn)
+  for word in (seed, epoch, stream):
+    h = _mix((h ^ _U64(int(word) % 2**64)) + _GOLDEN)
+  h = _mix((h ^ counters) + _GOLDEN)
+  return (h >> _U64(11)).astype(np.float64) * 2.0**-53
+
+
+def _counter_ints(seed: int, epoch: int, stream: int, counters: np.ndarray,
+                  high: np.ndarray | int) -> np.ndarray:
+  """int64 uniform on [0, high) per counter (high may differ per counter)."""
+  u = counter_uniforms(seed, epoch, stream, counters)
+  return np.minimum(np.floor(u * high), np.asarray(high) - 1).astype(np.int64)
+
+
+def counter_negatives(seed: int, epoch: int, rows: np.ndarray,
+                      users: np.ndarray, positives: Positives, num_items: int,
+                      num_negatives: int = 1, max_rounds: int = 16
+                      ) -> np.ndarray:
+  """Uniform negatives drawn per row from the counter stream.
+
+  The same rule as `sample_negatives` (uniform draws, re-drawn while they
+  hit a positive, then the exact complement), but negative j of global row
+  p draws round r from `counter_uniforms(seed, epoch, _NEGATIVES + r,
+  p * k + j)`: a row's negatives do not depend on which other rows are
+  sampled with it.
+
+  Args:
+    seed: run seed.
+    epoch: epoch index.
+    rows: global row index (position in the epoch) of each query. # [n]
+    users: user of each query. # [n]
+    positives: as for `sample_negatives`.
+    num_items: number of items.
+    num_negatives: negatives per row (k).
+    max_rounds: rejection rounds before switching to exact sampling.
+
+  Returns:
+    int32 item ids, shape [n] if num_negatives == 1 else [n, k].
+  """
+  keys = positive_keys(positives, num_items)
+  k = num_negatives
+  users = np.asarray(users, np.int64)
+  rows = np.asarray(rows, np.int64)
+  # Queries in user order: the membership look-ups then walk the sorted keys
+  # nearly in order (see epoch_triples); the draws do not depend on it.
+  order = np.argsort(users, kind="stable")  # [n]
+  flat_users = np.repeat(users[order], k)  # [n * k]
+  counters = (np.repeat(rows[order], k) * k
+              + np.tile(np.arange(k, dtype=np.int64), len(rows)))  # [n * k]
+  items = _counter_ints(seed, epoch, _NEGATIVES, counters, num_items)
+  base = flat_users * num_items
+  todo = np.flatnonzero(_contains(keys, base + items))
+  for r in range(1, max_rounds + 1):
+    if len(todo) == 0:
+      break
+    items[todo] = _counter_ints(seed, epoch, _NEGATIVES + r, counters[todo],
+                                num_items)
+    todo = todo[_contains(keys, base[todo] + items[todo])]
+  if len(todo):
+    u = counter_uniforms(seed, epoch, _NEGATIVES + max_rounds + 1,
+                         counters[todo])
+    items[todo] = _exact_complement(u, keys, flat_users[todo], num_items)
+  out = np.empty((len(rows), k), np.int32)
+  out[order] = items.reshape(-1, k)
+  return out[:, 0] if k == 1 else out
 
 
 SAMPLINGS = ("interaction", "user")
@@ -144,7 +253,8 @@ def _user_uniform_pairs(rng: np.random.Generator, keys: np.ndarray,
 def epoch_triples(train: Interactions, num_users: int, num_items: int,
                   seed: int, epoch: int, num_negatives: int = 1,
                   keys: np.ndarray | None = None,
-                  sampling: str = "interaction") -> dict[str, np.ndarray]:
+                  sampling: str = "interaction", sampler: str = "sequential",
+                  rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
   """One epoch of shuffled (user, positive, negative) triples.
 
   As many triples as train interactions. `sampling='interaction'` uses each
@@ -153,7 +263,14 @@ def epoch_triples(train: Interactions, num_users: int, num_items: int,
   then one of the user's positives uniformly, as the samplers released
   with LightGCN (and NGCF) do: light users are seen as often as heavy ones,
   which matches the per-user averaging of Recall/NDCG. The result depends
-  only on (train, seed, epoch, sampling), which makes resuming exact.
+  only on (train, seed, epoch, sampling, sampler), which makes resuming
+  exact.
+
+  `sampler='counter'` (see the module doc) can sample some rows alone:
+  `rows=R` returns exactly rows R of the whole epoch. Its 'user' triples
+  are drawn per row; with 'interaction' the epoch's permutation of the
+  train interactions (`epoch_rng(seed, epoch).permutation`, n ints) is
+  still computed whole, and only the looked-up rows are kept.
 
   Args:
     train: train interactions.
@@ -164,13 +281,23 @@ def epoch_triples(train: Interactions, num_users: int, num_items: int,
     num_negatives: negatives per triple (k).
     keys: optional precomputed `positive_keys(train, num_items)`.
     sampling: 'interaction' or 'user' (see above).
+    sampler: 'sequential' or 'counter' (`SAMPLERS`, module doc).
+    rows: global row indices (positions in the epoch, in [0, n)) to return,
+      'counter' only; None: the whole epoch. # [m]
 
   Returns:
-    dict with int32 `users` [n], `pos_items` [n], `neg_items` [n] (or [n, k]).
+    dict with int32 `users` [n], `pos_items` [n], `neg_items` [n] (or [n, k]);
+    [m] rows with `rows`.
   """
   if sampling not in SAMPLINGS:
     raise DataError(f"epoch_triples: sampling must be one of {SAMPLINGS}, "
                     f"got {sampling!r}")
+  if sampler not in SAMPLERS:
+    raise DataError(f"epoch_triples: sampler must be one of {SAMPLERS}, "
+                    f"got {sampler!r}")
+  if rows is not None and sampler != "counter":
+    raise DataError("epoch_triples: rows (a slice of the epoch) needs "
+                    "sampler='counter'")
   if len(train) == 0:
     raise DataError("epoch_triples: field 'train' is empty")
   if train.users.max() >= num_users or train.items.max() >= num_items:
@@ -178,6 +305,9 @@ def epoch_triples(train: Interactions, num_users: int, num_items: int,
                     f"or num_items={num_items}")
   if keys is None:
     keys = positive_keys(train, num_items)
+  if sampler == "counter":
+    return _counter_triples(train, num_items, seed, epoch, num_negatives,
+                            keys, sampling, rows)
   rng = epoch_rng(seed, epoch)
   if sampling == "user":
     users, pos = _user_uniform_pairs(rng, keys, num_items, len(train))
@@ -194,6 +324,34 @@ def epoch_triples(train: Interactions, num_users: int, num_items: int,
   return {"users": train.users[perm].astype(np.int32),
           "pos_items": train.items[perm].astype(np.int32),
           "neg_items": neg[perm]}
+
+
+def _counter_triples(train: Interactions, num_items: int, seed: int,
+                     epoch: int, num_negatives: int, keys: np.ndarray,
+                     sampling: str, rows: np.ndarray | None
+                     ) -> dict[str, np.ndarray]:
+  """`epoch_triples` with sampler='counter' (rows of the epoch, or all)."""
+  n = len(train)
+  if rows is None:
+    rows = np.arange(n, dtype=np.int64)
+  rows = np.asarray(rows, np.int64)
+  if rows.ndim != 1 or (len(rows) and (rows.min() < 0 or rows.max() >= n)):
+    raise DataError(f"epoch_triples: rows must be indices in [0, {n}), got "
+                    f"shape {rows.shape}")
+  if sampling == "user":
+    key_users = keys // num_items  # [nnz], sorted
+    start = np.flatnonzero(np.diff(key_users, prepend=-1))  # [active users]
+    degree = np.diff(start, append=len(key_users))
+    pick = _counter_ints(seed, epoch, _USER, rows, len(start))  # [m]
+    offset = _counter_ints(seed, epoch, _POSITIVE, rows, degree[pick])
+    users, pos = key_users[start[pick]], keys[start[pick] + offset] % num_items
+  else:
+    picked = epoch_rng(seed, epoch).permutation(n)[rows]  # [m]
+    users, pos = train.users[picked], train.items[picked]
+  neg = counter_negatives(seed, epoch, rows, users, keys, num_items,
+                          num_negatives)
+  return {"users": users.astype(np.int32), "pos_items": pos.astype(np.int32),
+          "neg_items": neg}
 
 
 def num_batches(num_examples: int, batch_size: int,
