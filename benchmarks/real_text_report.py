@@ -113,11 +113,33 @@ def _table(header, rows) -> list[str]:
           + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
 
 
-def dataset_section(name: str, out: dict) -> list[str]:
-  """Tables of one dataset: main results, paired gains, cold start."""
+def dataset_section(name: str, out: dict, grids: dict = None) -> list[str]:
+  """Tables of one dataset: main results, paired gains, cold start.
+
+  Args:
+    name: dataset name.
+    out: the dataset's results (model key -> selected point and runs; '_'
+      keys: diagnostics, paired gains, follow-ups, cold start, commands).
+    grids: the declared grid labels per model; a model whose grid on this
+      dataset differs is named under the table.
+
+  Returns:
+    The section's Markdown lines.
+  """
   lines = [f"## {name}", ""]
-  if out.get("_command"):
-    lines += [f"Command: `{common.as_module_command(out['_command'])}`", ""]
+  commands = [out["_command"]] if out.get("_command") else []
+  for key in LABELS:
+    command = out.get(key, {}).get("command")
+    if command and command not in commands:
+      commands.append(command)
+  if commands:
+    lines += ["Commands:" if len(commands) > 1 else "Command:", ""]
+    lines += [f"    {common.as_module_command(c)}" for c in commands] + [""]
+  for key, label in LABELS.items():
+    grid = out.get(key, {}).get("grid")
+    if grid and grids and grid != grids.get(key):
+      lines += [f"Grid of {label} on this dataset: {', '.join(grid)} "
+                "(a smaller grid than declared above, for CPU time).", ""]
   if out.get("_learning_rate"):
     lines += [f"Adam learning rate of every gradient-trained model: "
               f"{out['_learning_rate']:g} (the configs' own rates on the "
@@ -187,7 +209,7 @@ def dataset_section(name: str, out: dict) -> list[str]:
              for v in fu["variants"]]
     lines += _table(["variant", "valid Recall@20", "vs selected",
                      "best / run epochs", "stopped by the rule"], rows)
-    if fu.get("command") and fu["command"] != out.get("_command"):
+    if fu.get("command") and fu["command"] not in commands:
       lines += ["", f"Command: `{common.as_module_command(fu['command'])}`"]
   cold = out.get("_cold")
   if cold:
@@ -196,8 +218,7 @@ def dataset_section(name: str, out: dict) -> list[str]:
     rows = [[LABELS.get(k, k), _ms([m["recall@20"] for m in v]),
              _ms([m["ndcg@20"] for m in v])] for k, v in cold.items()]
     lines += _table(["ranking", "cold Recall@20", "cold NDCG@20"], rows)
-    if out.get("_cold_command") and out["_cold_command"] != out.get(
-        "_command"):
+    if out.get("_cold_command") and out["_cold_command"] not in commands:
       lines += ["", f"Command: "
                 f"`{common.as_module_command(out['_cold_command'])}`"]
   return lines + [""]
@@ -240,7 +261,8 @@ def render(results: dict) -> str:
   order = [d for d in DATASETS if d in results["datasets"]]
   order += [d for d in results["datasets"] if d not in DATASETS]
   for name in order:
-    lines += dataset_section(name, results["datasets"][name])
+    lines += dataset_section(name, results["datasets"][name],
+                             results.get("grid"))
   return "\n".join(lines)
 
 

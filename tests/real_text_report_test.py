@@ -66,8 +66,22 @@ def test_page_lists_missing_datasets_models_and_baseline_comparisons(report):
   assert "| EASE - LightGCN | +0.0300 " in page
   # The section names the command and learning rate that produced it.
   section = page.split("## ml_latest_small")[1]
-  assert "Command: `python -m benchmarks.real_text --datasets " \
-         "ml_latest_small --cold 0 --models ease,lightgcn`" in section
+  assert "    python -m benchmarks.real_text --datasets " \
+         "ml_latest_small --cold 0 --models ease,lightgcn\n" in section
   assert "Adam learning rate of every gradient-trained model: 0.01" in section
   assert ("reaches 0.2500 at learning rate 0.001 (best epoch 900 of 1350, "
           "stopped by the rule) against 0.2600 at 0.01") in section
+
+
+def test_section_names_each_stage_command_and_a_smaller_grid(report):
+  out = {"lightgcn": dict(_runs({0: 0.28, 1: 0.27}), command="cmd A",
+                          grid=["l2_reg=0.001"]),
+         "alpharec": dict(_runs({0: 0.29}), command="cmd B",
+                          grid=["temperature=0.1"])}
+  grids = {"lightgcn": ["l2_reg=0.001"],
+           "alpharec": ["temperature=0.1", "temperature=0.2"]}
+  lines = report.dataset_section("hetrec_lastfm", out, grids)
+  text = "\n".join(lines)
+  assert "Commands:\n\n    cmd A\n    cmd B\n" in text
+  assert "Grid of AlphaRec on this dataset: temperature=0.1 " in text
+  assert "Grid of LightGCN" not in text
