@@ -139,7 +139,8 @@ def dataset_section(name: str, out: dict, grids: dict = None) -> list[str]:
     grid = out.get(key, {}).get("grid")
     if grid and grids and grid != grids.get(key):
       lines += [f"Grid of {label} on this dataset: {', '.join(grid)} "
-                "(a smaller grid than declared above, for CPU time).", ""]
+                "(a smaller grid than declared above, for CPU time; the "
+                "script's GRID_BY_DATASET says what was cut and why).", ""]
   if out.get("_learning_rate"):
     lines += [f"Adam learning rate of every gradient-trained model: "
               f"{out['_learning_rate']:g} (the configs' own rates on the "
