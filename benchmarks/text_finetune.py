@@ -257,8 +257,10 @@ def render(results: dict) -> str:
       "continuation's first epoch) with the trainer's step function, the "
       "arms one step each in turn in one process; then validation and test "
       "are read once. A fixed budget, the same for every arm: no early "
-      "stopping. Encoder: float32 matmuls, Adam at `text.learning_rate` "
-      "1e-4, texts cut at 64 tokens (15 of 6,298 items are longer).", "",
+      "stopping. The warm start copies parameters only: Adam's moments "
+      "start at zero in every arm. Encoder: float32 matmuls, Adam at "
+      "`text.learning_rate` 1e-4, texts cut at 64 tokens (15 of 6,298 items "
+      "are longer).", "",
       "```", results["command"], "```", "", results["hardware"] + ".", ""]
   tb = results.get("try_batch")
   if tb:
@@ -274,7 +276,10 @@ def render(results: dict) -> str:
               "compiling first step of each process left out), and the "
               "median re-encoding of the whole text cache (6,298 item "
               "texts, its compilation included); an epoch = steps per epoch "
-              "x step + one refresh.", ""]
+              "x step + one refresh. Users have no text here (their rows are "
+              "the mean of their train items' rows), yet a step re-encodes "
+              "the batch's user rows with its item rows and discards them: a "
+              "third of the encoder work of a step.", ""]
     rows = [[arm_label(n), f"{a['step_s']:.3g}", str(a["timed_steps"]),
              f"{a['refresh_s']:.3g}", f"{a['epoch_s']:,.4g}",
              _ratio(a["ratio"])] for n, a in t["arms"].items()]
