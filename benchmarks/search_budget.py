@@ -320,7 +320,8 @@ def render(results: Mapping) -> str:
            "the same wall-time budget", ""]
   lines += [f"Command: `{results['command']}`", "",
             f"Hardware: {results['machine']}, load average "
-            + (f"{min(loads):.1f}-{max(loads):.1f} during the runs"
+            + (f"{min(loads):.1f}-{max(loads):.1f} at the runs' starts "
+               "and ends"
                if loads else "-")
             + f" (other jobs ran at the same time); date {results['date']}. "
             "All seconds are wall-clock at that load.", ""]
@@ -353,8 +354,9 @@ def render(results: Mapping) -> str:
         + (f", `--budget-trials {results['budget_trials']}`"
            if results.get("budget_trials") else "")
         + "). The runner checks the budget before each training: none starts "
-        "after it, a training running when it passes is finished and its "
-        "time counts (overrun column). Why low-fidelity pruning misranks "
+        "after it; a training running when it passes is finished, its "
+        "result competes in the selection and its time counts in the "
+        "search's wall seconds (overrun column). Why low-fidelity pruning misranks "
         "architectures, and which design dimensions matter (Kendall tau "
         "table, design-space profile): [search_fidelity.md]"
         "(search_fidelity.md).", ""]
@@ -411,6 +413,13 @@ def render(results: Mapping) -> str:
       ["dataset", "arm", "seeds", "valid R@20", "test R@20", "test N@20",
        "mean wall s", "trainings/h", "epochs/h"], srows,
       ["---", "---"] + ["---:"] * 7)
+  same = [f"{d} seed {sd}" for d in results["search"]
+          for sd, a, b in pair_runs(runs, d)
+          if a["arch"] == b["arch"] and a["best_epochs"] == b["best_epochs"]]
+  if same:
+    lines += ["", "Both arms picked the same architecture at the same epochs "
+              f"({', '.join(same)}; compare the trainings column): the "
+              "paired difference there is 0 by construction."]
   lines += ["", "Paired differences, searched minus tuned LightGCN, same "
             "search seed (test; 95% t interval of the mean):", ""]
   lines += common.markdown_table(

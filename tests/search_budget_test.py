@@ -145,7 +145,7 @@ def test_page_renders_tables_verdict_and_the_commands_not_run():
   page = sb.render(_results(_runs()))
   assert "Command: `python -m benchmarks.search_budget --datasets lastfm`" in (
       page)
-  assert "load average 5.0-6.0" in page
+  assert "load average 5.0-6.0 at the runs' starts and ends" in page
   assert "aggregation {lightgcn, gat}" in page
   assert "num_layers {1, 2, 3, 4}" in page
   assert "rungs of 10 / 30 / 90 / 270 epochs" in page
@@ -161,6 +161,7 @@ def test_page_renders_tables_verdict_and_the_commands_not_run():
   assert ("python -m benchmarks.search_budget --datasets amazon_beauty "
           "--seeds 0,1,2 --budget-seconds 540") in page
   assert "30 epochs" in page
+  assert "same architecture at the same epochs" in page  # fake arms agree
   page = sb.render(_results([dict(r, max_rung=2, top_rung_trials=3)
                              for r in _runs()]))
   assert "30 epochs, rung 2 (3 trials there)" in page
