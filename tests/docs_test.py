@@ -27,13 +27,6 @@ NARRATIVE = re.compile(
     r"|\bin all runs below\b|\bat the time\b|\bfor lack of time\b",
     re.IGNORECASE)
 
-# Pages whose rewrite is pending (search.md is re-rendered by its benchmark
-# script); a page leaves this set once its text is clean.
-NARRATIVE_PENDING = frozenset({
-    "docs/results/search.md",
-})
-
-
 def _files(roots, exts):
   out = []
   for root in roots:
@@ -70,8 +63,7 @@ def test_no_development_history_in_the_repository():
 
 
 def test_pages_have_no_run_order_narrative():
-  paths = [p for p in _pages()
-           if os.path.relpath(p, REPO) not in NARRATIVE_PENDING]
+  paths = _pages()
   assert any(p.endswith("text_alignment.md") for p in paths)
   hits = _hits(paths, NARRATIVE)
   assert not hits, "\n".join(hits)
