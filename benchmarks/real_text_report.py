@@ -113,6 +113,17 @@ def _table(header, rows) -> list[str]:
           + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
 
 
+def _epochs(runs: list) -> str:
+  """'best / run' epochs, medians over seeds, with the best epochs' range
+  where the seeds disagree (an early plateau ends some runs sooner)."""
+  best = [r["best_epoch"] for r in runs]
+  text = (f"{np.median(best):.0f} / "
+          f"{np.median([r['epochs_run'] for r in runs]):.0f}")
+  if min(best) != max(best):
+    text += f" (best {min(best)}-{max(best)})"
+  return text
+
+
 def dataset_section(name: str, out: dict, grids: dict = None) -> list[str]:
   """Tables of one dataset: main results, paired gains, cold start.
 
@@ -170,12 +181,11 @@ def dataset_section(name: str, out: dict, grids: dict = None) -> list[str]:
     rows.append([
         label, out[key]["selected"], _ms(get("recall@20")),
         _ms(get("ndcg@20")), _ms(get("coverage@20")),
-        f"{np.median([r['best_epoch'] for r in runs]):.0f} / "
-        f"{np.median([r['epochs_run'] for r in runs]):.0f}",
+        _epochs(runs),
         converged,
         f"{np.median([r['seconds_per_epoch'] for r in runs]):.3g}"])
   lines += _table(["model", "selected (validation)", "Recall@20", "NDCG@20",
-                   "coverage@20", "best / run epochs (median)",
+                   "coverage@20", "best / run epochs (median over seeds)",
                    "stopped by the rule", "s/epoch"], rows)
   text = out.get("_text")
   if text:
