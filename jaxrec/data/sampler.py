@@ -143,10 +143,17 @@ _USER, _POSITIVE, _NEGATIVES = 0, 1, 2
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
-  """splitmix64's finaliser: a bijection of uint64 with full avalanche."""
-  x = (x ^ (x >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
-  x = (x ^ (x >> _U64(27))) * _U64(0x94D049BB133111EB)
-  return x ^ (x >> _U64(31))
+  """splitmix64's finaliser (a bijection of uint64 with full avalanche),
+  computed in place with one temporary: epochs hold millions of rows."""
+  t = np.right_shift(x, _U64(30))
+  x ^= t
+  x *= _U64(0xBF58476D1CE4E5B9)
+  np.right_shift(x, _U64(27), out=t)
+  x ^= t
+  x *= _U64(0x94D049BB133111EB)
+  np.right_shift(x, _U64(31), out=t)
+  x ^= t
+  return x
 
 
 def counter_uniforms(seed: int, epoch: int, stream: int,
@@ -165,12 +172,17 @@ def counter_uniforms(seed: int, epoch: int, stream: int,
   Returns:
     float64 uniforms. # [m]
   """
-  counters = np.asarray(counters, np.int64).astype(_U64).reshape(-1)
-  h = np.zeros(1, _U64)  # arrays wrap on overflow (NumPy scalars warn)
+  key = np.zeros(1, _U64)  # arrays wrap on overflow (NumPy scalars warn)
   for word in (seed, epoch, stream):
-    h = _mix((h ^ _U64(int(word) % 2**64)) + _GOLDEN)
-  h = _mix((h ^ counters) + _GOLDEN)
-  return (h >> _U64(11)).astype(np.float64) * 2.0**-53
+    key = _mix((key ^ _U64(int(word) % 2**64)) + _GOLDEN)
+  h = np.asarray(counters, np.int64).astype(_U64).reshape(-1)  # a copy
+  h ^= key
+  h += _GOLDEN
+  h = _mix(h)
+  h >>= _U64(11)
+  u = h.astype(np.float64)
+  u *= 2.0**-53
+  return u
 
 
 def _counter_ints(seed: int, epoch: int, stream: int, counters: np.ndarray,
@@ -211,10 +223,13 @@ def counter_negatives(seed: int, epoch: int, rows: np.ndarray,
   rows = np.asarray(rows, np.int64)
   # Queries in user order: the membership look-ups then walk the sorted keys
   # nearly in order (see epoch_triples); the draws do not depend on it.
-  order = np.argsort(users, kind="stable")  # [n]
+  order = (np.arange(len(users)) if np.all(users[1:] >= users[:-1])
+           else np.argsort(users, kind="stable"))  # [n]
   flat_users = np.repeat(users[order], k)  # [n * k]
-  counters = (np.repeat(rows[order], k) * k
-              + np.tile(np.arange(k, dtype=np.int64), len(rows)))  # [n * k]
+  counters = rows[order]
+  if k > 1:
+    counters = (np.repeat(counters, k) * k
+                + np.tile(np.arange(k, dtype=np.int64), len(rows)))  # [n * k]
   items = _counter_ints(seed, epoch, _NEGATIVES, counters, num_items)
   base = flat_users * num_items
   todo = np.flatnonzero(_contains(keys, base + items))
@@ -346,8 +361,21 @@ def _counter_triples(train: Interactions, num_items: int, seed: int,
     offset = _counter_ints(seed, epoch, _POSITIVE, rows, degree[pick])
     users, pos = key_users[start[pick]], keys[start[pick] + offset] % num_items
   else:
-    picked = epoch_rng(seed, epoch).permutation(n)[rows]  # [m]
+    perm = epoch_rng(seed, epoch).permutation(n)  # [n]
+    picked = perm[rows]  # [m]
     users, pos = train.users[picked], train.items[picked]
+    if len(rows) == n:
+      # The whole epoch: draw in the stored (usually user-grouped) order,
+      # so no sort by user is needed, then scatter to the epoch's rows.
+      row_of = np.empty(n, np.int64)
+      row_of[perm] = np.arange(n)  # epoch row of each interaction
+      neg = np.empty((n,) + ((num_negatives,) if num_negatives > 1 else ()),
+                     np.int32)
+      neg[row_of] = counter_negatives(seed, epoch, row_of, train.users, keys,
+                                      num_items, num_negatives)
+      neg = neg[rows]
+      return {"users": users.astype(np.int32),
+              "pos_items": pos.astype(np.int32), "neg_items": neg}
   neg = counter_negatives(seed, epoch, rows, users, keys, num_items,
                           num_negatives)
   return {"users": users.astype(np.int32), "pos_items": pos.astype(np.int32),
