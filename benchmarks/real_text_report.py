@@ -229,6 +229,12 @@ def dataset_section(name: str, out: dict, grids: dict = None) -> list[str]:
     rows = [[LABELS.get(k, k), _ms([m["recall@20"] for m in v]),
              _ms([m["ndcg@20"] for m in v])] for k, v in cold.items()]
     lines += _table(["ranking", "cold Recall@20", "cold NDCG@20"], rows)
+    if any(k.endswith("rlmrec_con") or k.endswith("rlmrec_gen") for k in cold):
+      lines += ["", "RLMRec scores an item by its ID embedding, which the "
+                "alignment only shapes for items seen in training: a cold "
+                "item's embedding is untrained, so RLMRec ranks cold items "
+                "near random. AlphaRec and the text cosine score items from "
+                "their text."]
     if out.get("_cold_command") and out["_cold_command"] not in commands:
       lines += ["", f"Command: "
                 f"`{common.as_module_command(out['_cold_command'])}`"]
