@@ -61,7 +61,7 @@ def paired_runs(out: dict, a: str, b: str, metric: str) -> dict:
   return paired([tests[a][s] for s in common], [tests[b][s] for s in common])
 
 
-def _interval(g: dict) -> str:
+def interval(g: dict) -> str:
   """'+0.0123 [+0.0010, +0.0236] (> 0)' of a `paired` result."""
   zero = ("includes 0" if g["lo"] <= 0 <= g["hi"] else
           "> 0" if g["lo"] > 0 else "< 0")
@@ -79,8 +79,8 @@ def baseline_section(out: dict) -> list[str]:
   for base in bases:
     for key in others:
       rows.append([f"{LABELS[base]} - {LABELS[key]}",
-                   _interval(paired_runs(out, base, key, "recall@20")),
-                   _interval(paired_runs(out, base, key, "ndcg@20"))])
+                   interval(paired_runs(out, base, key, "recall@20")),
+                   interval(paired_runs(out, base, key, "ndcg@20"))])
   return ["", "Non-neural baselines against the trained models (test, "
           "paired by seed; > 0: the baseline is better):", ""] + _table(
               ["difference", "ΔRecall@20", "ΔNDCG@20"], rows)
@@ -203,7 +203,7 @@ def dataset_section(name: str, out: dict, grids: dict = None) -> list[str]:
               "seed; mean and 95% t interval over seeds):", ""]
     rows = []
     for key, gains in paired.items():
-      cells = [_interval(gains[m]) for m in ("recall@20", "ndcg@20")]
+      cells = [interval(gains[m]) for m in ("recall@20", "ndcg@20")]
       rows.append([LABELS[key], *cells])
     lines += _table(["text model vs backbone", "ΔRecall@20", "ΔNDCG@20"], rows)
   lines += baseline_section(out)

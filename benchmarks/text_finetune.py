@@ -309,8 +309,8 @@ def render(results: dict) -> str:
     lines += ["Paired difference, fine-tuned - frozen (same seed, split and "
               "batches; mean and 95% t interval over seeds, none with one "
               "seed):", ""]
-    rows = [[arm_label(n), real_text_report._interval(g["recall@20"]),  # pylint: disable=protected-access
-             real_text_report._interval(g["ndcg@20"])]  # pylint: disable=protected-access
+    rows = [[arm_label(n), real_text_report.interval(g["recall@20"]),
+             real_text_report.interval(g["ndcg@20"])]
             for n, g in results["paired"].items()]
     lines += common.markdown_table(["arm", "Recall@20", "NDCG@20"], rows)
     lines += [""]

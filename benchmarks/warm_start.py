@@ -121,11 +121,7 @@ def render(results: dict) -> str:
             "seed; mean and 95% t interval over seeds):", "",
             "| metric | difference |", "|---|---|"]
   for m in METRICS:
-    g = results["paired"][m]
-    zero = ("includes 0" if g["lo"] <= 0 <= g["hi"] else
-            "> 0" if g["lo"] > 0 else "< 0")
-    lines.append(f"| {m} | {g['mean']:+.4f} [{g['lo']:+.4f}, "
-                 f"{g['hi']:+.4f}] ({zero}) |")
+    lines.append(f"| {m} | {real_text_report.interval(results['paired'][m])} |")
   lines += ["", "Per seed (test Recall@20): " + "; ".join(
       f"seed {s}: scratch {runs[s]['scratch']['test']['recall@20']:.4f}, "
       f"two-stage {runs[s]['finetune']['test']['recall@20']:.4f}"

@@ -302,20 +302,32 @@ def test_hot_reload_under_concurrent_requests(run, tmp_path):
       meta = export.export(workdir, live, "int8", evaluate=False)
       answers[meta["version"]] = bundle_lib.read(live)
       responses = [r for f in futures for r in f.result()]
-    assert all(status == 200 for _, status, _ in responses)
-    versions = {body["version"] for _, _, body in responses}
-    assert versions == set(answers), versions
-    seen = trained.seen_csr()
-    for user, _, body in responses:
-      version = answers[body["version"]]
-      scores = version.item_vectors @ version.user_vectors[user]
-      scores[seen[user].indices] = -np.inf
-      want = np.argsort(-scores, kind="stable")[:5]
-      assert body["items"] == want.tolist()
-      np.testing.assert_allclose(body["scores"], scores[want], rtol=1e-5)
+    _assert_versioned_answers(responses, answers, trained)
     assert srv.client.get("/health").json()["version"] == meta["version"]
   finally:
     srv.close()
+
+
+def _assert_versioned_answers(responses, answers, trained) -> None:
+  """Every response succeeded, every version was seen, and each top-5 list
+  is exactly the answer of the version it names.
+
+  Args:
+    responses: (user, status, body) per request.
+    answers: version -> bundle.
+    trained: the trained run (its seen items are excluded).
+  """
+  assert all(status == 200 for _, status, _ in responses)
+  versions = {body["version"] for _, _, body in responses}
+  assert versions == set(answers), versions
+  seen = trained.seen_csr()
+  for user, _, body in responses:
+    version = answers[body["version"]]
+    scores = version.item_vectors @ version.user_vectors[user]
+    scores[seen[user].indices] = -np.inf
+    want = np.argsort(-scores, kind="stable")[:5]
+    assert body["items"] == want.tolist()
+    np.testing.assert_allclose(body["scores"], scores[want], rtol=1e-5)
 
 
 def _fresh_client(url):
@@ -374,16 +386,7 @@ def test_every_worker_reloads_under_concurrent_requests(run, tmp_path):
         stop.set()
       responses = [r for f in futures for r in f.result()]
     assert set(before) <= set(after) and len(after) == 2
-    assert all(status == 200 for _, status, _ in responses)
-    assert {body["version"] for _, _, body in responses} == set(answers)
-    seen = trained.seen_csr()
-    for user, _, body in responses:  # each list is its version's answer
-      version = answers[body["version"]]
-      scores = version.item_vectors @ version.user_vectors[user]
-      scores[seen[user].indices] = -np.inf
-      want = np.argsort(-scores, kind="stable")[:5]
-      assert body["items"] == want.tolist()
-      np.testing.assert_allclose(body["scores"], scores[want], rtol=1e-5)
+    _assert_versioned_answers(responses, answers, trained)
   finally:
     srv.close()
 
