@@ -23,7 +23,7 @@ import math
 import os
 import pprint
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import ml_collections
 
@@ -48,6 +48,9 @@ class Trial:
     epochs_run: epochs actually trained (< epochs after early stopping).
     seconds: wall-clock seconds of all trainings of this trial.
     workdir: the trial's training directory.
+    rung_valid: rung -> selection metric on validation at that rung's epoch
+      budget (the best evaluation up to it: its learning curve read at
+      that fidelity), one entry per rung the trial reached.
   """
   index: int
   arch: dict
@@ -59,6 +62,7 @@ class Trial:
   epochs_run: int
   seconds: float
   workdir: str
+  rung_valid: dict = dataclasses.field(default_factory=dict)
 
   @property
   def converged(self) -> bool:
@@ -68,6 +72,23 @@ class Trial:
 
 class BudgetExhausted(Exception):
   """Raised by `Runner.check_budget` when no further training may start."""
+
+
+class Selection(NamedTuple):
+  """The final pick and the same-fidelity comparison that chose it.
+
+  Attributes:
+    trial: the picked trial (as far as it was trained).
+    rung: the rung whose validation scores decided.
+    epochs: that rung's epoch budget.
+    compared: trials scored at that rung, the pick included.
+    valid: the pick's validation score at that rung.
+  """
+  trial: Trial
+  rung: int
+  epochs: int
+  compared: int
+  valid: float
 
 
 class Runner:
@@ -83,6 +104,11 @@ class Runner:
       one is finished); None or <= 0 for no limit.
     dataset: optional pre-loaded dataset (else loaded from base_config once).
     clock: time source (tests may pass a fake one).
+
+  Attributes:
+    planned: rung -> indices of the trials promoted to it (`plan_rung`).
+    min_compared: trials a rung cut short by the budget needs to decide
+      the final pick (`selection`).
   """
 
   def __init__(self, space: space_lib.Space,
@@ -108,6 +134,9 @@ class Runner:
     self.select = base_config.selection_metric
     self.trials: list[Trial] = []
     self.records: list[dict] = []  # one row per training (trial, rung)
+    self.planned: dict[int, set[int]] = {}
+    self.rung_epochs: dict[int, int] = {}  # rung -> its epoch budget
+    self.min_compared = 3
     self.start = clock()
 
   # ---------------------------------------------------------------- budget
@@ -141,11 +170,22 @@ class Runner:
                   epochs_run=0, seconds=0.0,
                   workdir=os.path.join(self.workdir, "trials", f"{index:04d}"))
     self.trials.append(trial)
+    self.rung_epochs.setdefault(0, int(epochs))
     return self._train(trial, epochs)
+
+  def plan_rung(self, rung: int, trials: list[Trial], epochs: int) -> None:
+    """Declares the trials promoted to `rung` (before any of them trains).
+
+    A rung all of whose planned trials were trained is complete: its
+    comparison decides the final pick however few trials it holds.
+    """
+    self.planned[rung] = {t.index for t in trials}
+    self.rung_epochs[rung] = int(epochs)
 
   def extend(self, trial: Trial, epochs: int, rung: int) -> Trial:
     """Trains `trial` on to `epochs` epochs (resuming its checkpoint)."""
     trial.rung = rung
+    self.rung_epochs.setdefault(rung, int(epochs))
     if trial.converged:  # early-stopped: more epochs would not change it
       self._record(trial, 0.0)
       return trial
@@ -171,6 +211,7 @@ class Runner:
     return trial
 
   def _record(self, trial: Trial, seconds: float) -> None:
+    trial.rung_valid[trial.rung] = trial.valid
     self.records.append({
         "trial": trial.index, "rung": trial.rung, "epochs": trial.epochs,
         "architecture": space_lib.arch_key(trial.arch),
@@ -179,18 +220,43 @@ class Runner:
         "elapsed": round(self.elapsed, 1)})
 
   # ------------------------------------------------------------- selection
-  def best(self) -> Trial:
-    """Best trial by validation metric among those trained longest.
+  def selection(self) -> Selection:
+    """The final pick, compared with the others at one fidelity.
 
-    Trials of the highest rung reached compete (successive halving compares
-    equal fidelities); ties go to the earlier trial.
+    The deciding rung is the highest one that is complete (every trial
+    `plan_rung` promoted to it was trained; rung 0 always is) or, when the
+    seconds budget cut it short, that at least `min_compared` trials
+    finished. Every trial that reached the deciding rung competes with its
+    validation score at that rung's epoch budget (`Trial.rung_valid`), so a
+    trial trained further is not compared by its later, longer-trained
+    score; ties go to the earlier trial. A rung cut short with fewer
+    trials does not decide: its first trial is the best of the rung below
+    (survivors train best first), which is compared with every trial there.
+
+    Returns:
+      The pick (trained as far as the search took it), the deciding rung,
+      its epochs, the number of trials compared there and the pick's score.
+
+    Raises:
+      ValueError: no trial finished training.
     """
     done = [t for t in self.trials if t.best_epoch >= 0]
     if not done:
       raise ValueError("no trial finished training")
-    top = max(t.rung for t in done)
-    pool = [t for t in done if t.rung == top]
-    return min(pool, key=lambda t: (-t.valid, t.index))
+    for rung in sorted({r for t in done for r in t.rung_valid}, reverse=True):
+      pool = [t for t in done if rung in t.rung_valid]
+      planned = self.planned.get(rung)
+      complete = rung == 0 or (planned is not None
+                               and planned <= {t.index for t in pool})
+      if complete or len(pool) >= self.min_compared:
+        break
+    pick = min(pool, key=lambda t: (-t.rung_valid[rung], t.index))
+    return Selection(pick, rung, self.rung_epochs.get(rung, pick.epochs),
+                     len(pool), pick.rung_valid[rung])
+
+  def best(self) -> Trial:
+    """The picked trial of `selection`."""
+    return self.selection().trial
 
 
 def best_test_metrics(trial: Trial) -> dict:
@@ -242,7 +308,8 @@ def write_outputs(runner: Runner, strategy: str, final_epochs: int,
   """
   workdir, select = runner.workdir, runner.select
   write_csv(os.path.join(workdir, "results.csv"), runner.records)
-  best = runner.best()
+  chosen = runner.selection()
+  best = chosen.trial
   test = best_test_metrics(best)  # the one and only read of a test split
   config = runner.trial_config(best.arch, final_epochs)
   config.progress = True
@@ -269,6 +336,10 @@ def write_outputs(runner: Runner, strategy: str, final_epochs: int,
                  f"{r['seconds']:.1f} |")
   lines += ["", f"## Best (trial {best.index}, selected on validation)", "",
             f"`{space_lib.arch_key(best.arch)}`", "",
+            f"Compared at rung {chosen.rung} ({chosen.epochs} epoch"
+            f"{'s' if chosen.epochs != 1 else ''}) with "
+            f"every trial scored there ({chosen.compared} trials, this one "
+            f"included): valid {select} = {chosen.valid:.4f}.", "",
             f"valid {select} = {best.valid:.4f} (epoch {best.best_epoch} of "
             f"{best.epochs})", "",
             "Test, reported once for the selected architecture: " +
@@ -281,7 +352,10 @@ def write_outputs(runner: Runner, strategy: str, final_epochs: int,
              "trials": len(runner.trials), "trainings": len(runner.records),
              "search_seconds": runner.elapsed, "best_trial": best.index,
              "best_arch": best.arch, "best_valid": best.valid_metrics,
-             "best_epochs": best.epochs, "best_test": test}
+             "best_epochs": best.epochs, "best_test": test,
+             "selection": {"rung": chosen.rung, "epochs": chosen.epochs,
+                           "compared": chosen.compared,
+                           "valid": chosen.valid}}
   files.write_text(os.path.join(workdir, "summary.json"),
                 json.dumps(summary, indent=2, sort_keys=True))
   return summary

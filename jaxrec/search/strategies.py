@@ -240,7 +240,9 @@ def rung_epochs(min_epochs: int, eta: float, max_epochs: int,
 def successive_halving(runner: runner_lib.Runner, rng: np.random.Generator,
                        min_epochs: int, eta: float, max_epochs: int,
                        initial: Sequence[dict] = (),
-                       promote_initial: bool = False) -> runner_lib.Runner:
+                       promote_initial: bool = False,
+                       min_compared: Optional[int] = None
+                       ) -> runner_lib.Runner:
   """Successive halving (Jamieson & Talwalkar, 2016) over random samples.
 
   Rung 0 trains `budget_trials` distinct architectures (the `initial`
@@ -252,8 +254,10 @@ def successive_halving(runner: runner_lib.Runner, rng: np.random.Generator,
   rank slow starters such as LightGCN at lr 1e-3 below where they end
   (docs/results/search_fidelity.md), so a known design is compared with the
   searched ones at the top rung's epochs instead of being cut at rung 0.
-  The seconds budget stops the search between trainings; the best trial is
-  then taken from the highest rung.
+  The seconds budget stops the search between trainings. The final pick
+  (`Runner.selection`) is compared at one fidelity: the highest complete
+  rung, or a rung the budget cut short if `min_compared` trials finished it,
+  each trial by its score at that rung's epochs.
 
   Args:
     runner: trains the trials (budget_trials = rung-0 architectures).
@@ -263,6 +267,8 @@ def successive_halving(runner: runner_lib.Runner, rng: np.random.Generator,
     max_epochs: cap on any trial's epochs.
     initial: warm-start architectures, trained first.
     promote_initial: promote the warm-start trials at every rung.
+    min_compared: trials a rung cut short by the budget needs to decide the
+      pick (default ceil(eta): the trials a rung keeps one survivor of).
 
   Returns:
     The runner.
@@ -270,6 +276,11 @@ def successive_halving(runner: runner_lib.Runner, rng: np.random.Generator,
   first = len(runner.trials)
   budgets = rung_epochs(min_epochs, eta, max_epochs,
                         runner.base_config.eval_every)
+  if min_compared is not None and min_compared < 1:
+    raise ValueError(f"successive halving: min_compared must be >= 1, got "
+                     f"{min_compared}")
+  runner.min_compared = (min_compared if min_compared is not None
+                         else math.ceil(eta - 1e-9))
   archs = _candidates(runner.space, rng, set(), initial)
   while runner.can_start_new():
     arch = next(archs, None)
@@ -289,6 +300,7 @@ def successive_halving(runner: runner_lib.Runner, rng: np.random.Generator,
                   and t.index not in {s.index for s in survivors}]
     logging.info("halving rung %d: %d of %d survive -> %d epochs", rung,
                  len(survivors), len(rung_trials), epochs)
+    runner.plan_rung(rung, survivors, epochs)
     rung_trials = []
     for trial in survivors:
       if not runner.time_left():
