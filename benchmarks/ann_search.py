@@ -23,7 +23,6 @@ Writes the JSON (`--json`) and the Markdown page (`--out`).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import jax
@@ -233,8 +232,7 @@ def main(argv=None) -> None:
   args = p.parse_args(argv)
 
   if args.render:
-    with open(args.json, encoding="utf-8") as f:
-      common.write_page(args.out, render(json.load(f)) + "\n")
+    common.render_page(args.json, args.out, lambda r: render(r) + "\n")
     return
   start = time.perf_counter()
 

@@ -9,10 +9,13 @@
   in a child process, for A/B timings (--repo).
 * `add_result_args(parser, name, page)`: the --json / --out / --render flags
   of a script that keeps its measurements in benchmarks/results/<name>.json
-  and renders docs/results/<page>.md from them.
+  and renders docs/results/<page>.md from them; `render_page(json_path, out,
+  render)`: what --render does (the page from the saved JSON, no measuring).
 * `write_json` / `write_page`: result files, written atomically through
   `jaxrec.files` (the one home of atomic writes), parent folders created.
 * `markdown_table(header, rows)`: a Markdown table of already formatted cells.
+* `paired_interval(diffs, level)`: mean of paired differences with its t
+  confidence interval (pages format it with `real_text_report.interval`).
 """
 
 from __future__ import annotations
@@ -20,13 +23,17 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib.metadata
+import json
 import os
 import platform
 import re
 import shlex
 import subprocess
 import sys
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+from scipy import stats
 
 from jaxrec import files
 
@@ -152,6 +159,43 @@ def add_result_args(parser: argparse.ArgumentParser, name: str,
       help="results page (Markdown, rendered from the JSON)")
   parser.add_argument("--render", action="store_true",
                       help="only re-render --out from --json; measure nothing")
+
+
+def render_page(json_path: str, out: str, render: Callable[[Any], str]) -> Any:
+  """Re-renders a results page from its saved JSON (a script's --render).
+
+  Args:
+    json_path: the measurements (`--json`).
+    out: the page to write (`--out`), atomically.
+    render: the script's page function of the loaded JSON.
+
+  Returns:
+    The loaded JSON.
+  """
+  with open(json_path, encoding="utf-8") as f:
+    results = json.load(f)
+  write_page(out, render(results))
+  return results
+
+
+def paired_interval(diffs: Sequence[float], level: float = 0.95) -> dict:
+  """Mean of paired differences with a two-sided t confidence interval.
+
+  Args:
+    diffs: one difference per pair (e.g. per seed: a - b).
+    level: confidence level of the interval.
+
+  Returns:
+    {'mean', 'lo', 'hi', 'n'}; lo and hi are NaN for fewer than 2 pairs.
+  """
+  d = np.asarray(diffs, dtype=np.float64)
+  n = len(d)
+  mean = float(d.mean()) if n else float("nan")
+  if n < 2:
+    return {"mean": mean, "lo": float("nan"), "hi": float("nan"), "n": n}
+  half = float(stats.t.ppf(0.5 + level / 2, n - 1) * d.std(ddof=1)
+               / np.sqrt(n))
+  return {"mean": mean, "lo": mean - half, "hi": mean + half, "n": n}
 
 
 def _parent(path: str) -> None:

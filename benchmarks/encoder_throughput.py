@@ -53,7 +53,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from typing import Any, Callable, Optional, Sequence
@@ -515,9 +514,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
   args = parser.parse_args(argv)
 
   if args.render:
-    with open(args.json, encoding="utf-8") as f:
-      result = json.load(f)
-    common.write_page(args.out, render(result))
+    result = common.render_page(args.json, args.out, render)
     print(f"wrote {args.out}")
     return result
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 
 import jax.numpy as jnp
 import numpy as np
@@ -117,15 +116,14 @@ def main(argv=None) -> dict:
   common.add_result_args(parser, "fold_in")
   args = parser.parse_args(argv)
   if args.render:
-    with open(args.json) as f:
-      result = json.load(f)
+    result = common.render_page(args.json, args.out, render_markdown)
   else:
     if not (args.workdir and args.out_workdir):
       parser.error("give --workdir and --out_workdir (or --render)")
     result = measure(args.workdir, args.out_workdir, args.fraction)
     result["note"] = args.note
     common.write_json(args.json, result)
-  common.write_page(args.out, render_markdown(result))
+    common.write_page(args.out, render_markdown(result))
   print(render_markdown(result))
   return result
 

@@ -261,10 +261,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
   common.add_result_args(parser, NAME)
   args = parser.parse_args(argv)
   if args.render:
-    with open(args.json, encoding="utf-8") as f:
-      result = json.load(f)
-    common.write_page(args.out, render(result, args.json))
-    return result
+    return common.render_page(args.json, args.out,
+                              lambda r: render(r, args.json))
   args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
   from jaxrec import profiles
   from jaxrec.lm import generate, gguf, profile_texts

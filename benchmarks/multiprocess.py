@@ -262,8 +262,7 @@ def main(argv=None) -> None:
   common.add_result_args(parser, NAME)
   args = parser.parse_args(argv)
   if args.render:
-    with open(args.json) as f:
-      common.write_page(args.out, render(json.load(f)))
+    common.render_page(args.json, args.out, render)
     return
   results = []
   counts = [int(p) for p in args.processes.split(",")]

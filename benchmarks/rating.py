@@ -236,8 +236,8 @@ def render(results: dict) -> str:
               "| comparison | ΔRMSE [95% CI] | ΔMAE [95% CI] | seeds |",
               "|---|---|---|---|"]
     for name, diff in results["paired"].items():
-      cells = [f"{diff[m]['mean']:+.4f} [{diff[m]['lo']:+.4f}, "
-               f"{diff[m]['hi']:+.4f}]" for m in ("rmse", "mae")]
+      cells = [real_text_report.interval(diff[m], zero=False)
+               for m in ("rmse", "mae")]
       lines.append(f"| {LABELS.get(name, name)} - Biased MF | {cells[0]} | "
                    f"{cells[1]} | {diff['rmse']['n']} |")
     lines.append("")
@@ -281,8 +281,7 @@ def main(argv=None) -> None:
   common.add_result_args(parser, "rating")
   args = parser.parse_args(argv)
   if args.render:
-    with open(args.json) as f:
-      common.write_page(args.out, render(json.load(f)))
+    common.render_page(args.json, args.out, render)
     return
   seeds = [int(s) for s in args.seeds.split(",")]
   models = [m for m in args.models.split(",") if m]

@@ -31,10 +31,6 @@ COMMAND = ("python -m benchmarks.real_text --datasets {datasets} --seeds {seeds}
            "--out {out} --cold {cold}")
 
 
-T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447,
-         7: 2.365, 8: 2.306, 9: 2.262}
-
-
 def paired(a: list, b: list) -> dict:
   """Mean paired difference a - b with a 95% t interval.
 
@@ -42,30 +38,38 @@ def paired(a: list, b: list) -> dict:
     a, b: one value per seed, in the same seed order.
 
   Returns:
-    {'mean', 'lo', 'hi', 'n'}; lo and hi are NaN for fewer than 2 pairs.
+    `common.paired_interval` of the differences: {'mean', 'lo', 'hi', 'n'};
+    lo and hi are NaN for fewer than 2 pairs.
   """
-  d = np.asarray(a) - np.asarray(b)
-  n = len(d)
-  mean = float(d.mean())
-  if n < 2:
-    return {"mean": mean, "lo": float("nan"), "hi": float("nan"), "n": n}
-  half = T_975.get(n - 1, 1.96) * float(d.std(ddof=1)) / np.sqrt(n)
-  return {"mean": mean, "lo": mean - half, "hi": mean + half, "n": n}
+  return common.paired_interval(np.asarray(a) - np.asarray(b))
 
 
 def paired_runs(out: dict, a: str, b: str, metric: str) -> dict:
   """`paired` of two models' test `metric` over the seeds both ran."""
   tests = {n: {r["seed"]: r["test"][metric] for r in out[n]["runs"]}
            for n in (a, b)}
-  common = sorted(set(tests[a]) & set(tests[b]))
-  return paired([tests[a][s] for s in common], [tests[b][s] for s in common])
+  seeds = sorted(set(tests[a]) & set(tests[b]))
+  return paired([tests[a][s] for s in seeds], [tests[b][s] for s in seeds])
 
 
-def interval(g: dict) -> str:
-  """'+0.0123 [+0.0010, +0.0236] (> 0)' of a `paired` result."""
-  zero = ("includes 0" if g["lo"] <= 0 <= g["hi"] else
-          "> 0" if g["lo"] > 0 else "< 0")
-  return f"{g['mean']:+.4f} [{g['lo']:+.4f}, {g['hi']:+.4f}] ({zero})"
+def interval(g: dict, mean: bool = True, zero: bool = True) -> str:
+  """'+0.0123 [+0.0010, +0.0236] (> 0)' of a `paired` result.
+
+  Args:
+    g: {'mean', 'lo', 'hi'} (`common.paired_interval`).
+    mean: lead with the mean difference.
+    zero: end with where 0 lies: '(> 0)', '(< 0)' or '(includes 0)'.
+
+  Returns:
+    The text; '[+0.0010, +0.0236]' with neither.
+  """
+  text = f"[{g['lo']:+.4f}, {g['hi']:+.4f}]"
+  if mean:
+    text = f"{g['mean']:+.4f} {text}"
+  if zero:
+    text += (" (includes 0)" if g["lo"] <= 0 <= g["hi"] else
+             " (> 0)" if g["lo"] > 0 else " (< 0)")
+  return text
 
 
 def baseline_section(out: dict) -> list[str]:

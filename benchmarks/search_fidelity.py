@@ -534,11 +534,8 @@ def conclusions(results: dict, a: dict) -> list[str]:
 def main(argv=None) -> dict:
   args = parse_args(argv)
   if args.render:
-    import json  # pylint: disable=g-import-not-at-top
-    with open(args.json, encoding="utf-8") as f:
-      results = json.load(f)
-  else:
-    results = measure(args)
+    return common.render_page(args.json, args.out, render)
+  results = measure(args)
   common.write_page(args.out, render(results))
   return results
 

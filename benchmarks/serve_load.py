@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
-import json
 import os
 import socket
 import subprocess
@@ -281,10 +280,7 @@ def main(argv=None) -> dict:
   common.add_result_args(parser, "serve_load", page="serving")
   args = parser.parse_args(argv)
   if args.render:
-    with open(args.json) as f:
-      results = json.load(f)
-    common.write_page(args.out, render_markdown(results))
-    return results
+    return common.render_page(args.json, args.out, render_markdown)
   if not args.small_bundle:
     parser.error("give --small_bundle (or --render)")
   results = {

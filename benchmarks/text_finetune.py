@@ -345,10 +345,7 @@ def _source_results(args, seed: int) -> dict:
 def main(argv=None) -> dict:
   args = parse_args(argv)
   if args.render:
-    with open(args.json) as f:
-      results = json.load(f)
-    common.write_page(args.out, render(results))
-    return results
+    return common.render_page(args.json, args.out, render)
   args.layers = [int(n) for n in args.layers.split(",")]
   if args.layers[0] != 0:
     raise SystemExit("--layers: the first arm must be 0 (the frozen encoder)")

@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
-import json
 import os
 import statistics
 import sys
@@ -344,10 +343,7 @@ def main(argv=None) -> dict:
   args = parser.parse_args(argv)
   md = args.md or os.path.splitext(args.out)[0] + ".md"
   if args.render:
-    with open(args.out) as f:
-      results = json.load(f)
-    common.write_page(md, render_markdown(results))
-    return results
+    return common.render_page(args.out, md, render_markdown)
   status = common.run_in_checkout(args.repo, "text_model_speed", argv)
   if status is not None:
     sys.exit(status)

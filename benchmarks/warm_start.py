@@ -132,10 +132,7 @@ def render(results: dict) -> str:
 def main(argv=None) -> dict:
   args = parse_args(argv)
   if args.render:
-    with open(args.json) as f:
-      results = json.load(f)
-    common.write_page(args.out, render(results))
-    return results
+    return common.render_page(args.json, args.out, render)
   if not 0 < args.pretrain_epochs < args.total_epochs:
     raise SystemExit("--pretrain_epochs must lie in (0, --total_epochs)")
   results = {"protocol": {k: v for k, v in vars(args).items()

@@ -85,3 +85,23 @@ def test_section_names_each_stage_command_and_a_smaller_grid(report):
   assert "Commands:\n\n    cmd A\n    cmd B\n" in text
   assert "Grid of AlphaRec on this dataset: temperature=0.1 " in text
   assert "Grid of LightGCN" not in text
+
+
+def test_committed_page_renders_from_its_json(report, tmp_path):
+  """docs/results/real_text.md is `main` of benchmarks/results/real_text.json."""
+  root = config_loader.REPO
+  out = tmp_path / "real_text.md"
+  report.main(["--json", f"{root}/benchmarks/results/real_text.json",
+               "--out", str(out)])
+  with open(f"{root}/docs/results/real_text.md", encoding="utf-8") as f:
+    assert out.read_text(encoding="utf-8") == f.read()
+
+
+def test_interval_formats_mean_bounds_and_zero(report):
+  g = {"mean": 0.0123, "lo": 0.001, "hi": 0.0236}
+  assert report.interval(g) == "+0.0123 [+0.0010, +0.0236] (> 0)"
+  assert report.interval(g, zero=False) == "+0.0123 [+0.0010, +0.0236]"
+  assert report.interval(g, mean=False, zero=False) == "[+0.0010, +0.0236]"
+  assert report.interval(dict(g, lo=-0.001)).endswith("(includes 0)")
+  assert report.interval({"mean": -0.2, "lo": -0.3, "hi": -0.1}).endswith(
+      "(< 0)")
