@@ -4,22 +4,28 @@
 encoder (`jaxrec.lm.bert`, via `jaxrec.text.TextEncoder`) together with any
 model that reads `graph.nodes['text']` (TextGNN, AlphaRec, RLMRec, fusion):
 
-  * every node text is tokenised once, padded to one static length, and
-    kept on the graph (`nodes['text_ids']`, `nodes['text_mask']`,
-    `nodes['text_has']`);
-  * each train step re-encodes only the texts of the batch's users and
-    items (static shape: users + positives + negatives of the batch) with
-    the current encoder parameters and writes them over those rows of
-    `nodes['text']`, so the loss differentiates through the encoder;
+  * frozen layers never change, so their output is computed once, at setup:
+    every node text is tokenised at one static length and run through the
+    embeddings and the frozen layers in chunks; the hidden states at the
+    input of the first trained layer are kept on the graph
+    (`TextStates`: float32 [T, L, H], about T x L x H x 4 bytes, e.g.
+    6,298 texts x 64 tokens x 384 = 0.62 GB for MiniLM on ml-latest-small);
+  * each train step runs only the top N layers (+ mean pooling) on the
+    UNIQUE texts of the batch's nodes (positives and negatives, and users
+    when users have texts; static shape: a fixed-size unique set padded
+    with a fill row), in chunks of `STEP_CHUNK` texts under
+    `jax.checkpoint`, so the step's activation memory is one chunk's, and
+    writes them over those rows of `nodes['text']`; the loss
+    differentiates through the trained layers;
   * the other rows come from a cache that `TextCache.refresh` recomputes
-    with the current parameters after every epoch (and before each
-    evaluation of other parameters); users without a text get the mean of
-    their train items' rows, as `config.graph.user_text = 'mean'`.
+    (top layers only) with the current parameters after every epoch (and
+    before each evaluation of other parameters); users without a text get
+    the mean of their train items' rows, as `config.graph.user_text =
+    'mean'`, and are not re-encoded in a step.
 
-The encoder's frozen layers sit behind `jax.lax.stop_gradient` (no
-backpropagation into them) and get `optax.set_to_zero()` updates, so they
-stay bit-identical. Parameters are `{'model': <text model>, 'encoder':
-<encoder params>}`; checkpoints therefore include the encoder.
+The frozen layers get `optax.set_to_zero()` updates, so they stay
+bit-identical. Parameters are `{'model': <text model>, 'encoder': <encoder
+params>}`; checkpoints therefore include the encoder.
 """
 
 from __future__ import annotations
@@ -40,43 +46,166 @@ from jaxrec.lm import bert
 
 # Keys of config.text (defaults in config_utils.base_config).
 TEXT_KEYS = ("finetune_layers", "learning_rate", "max_length", "dtype")
-# Texts per step of `TextCache.refresh` (one compiled shape).
+# Texts per compiled chunk of the setup's frozen pass and of a refresh.
 REFRESH_CHUNK = 256
+# Texts per rematerialised chunk of a train step: the step keeps one chunk's
+# activations (about 2 MB per text and trained layer at L = 64, H = 384)
+# plus each chunk's pooled output.
+STEP_CHUNK = 128
+# graph.nodes keys added by `setup`.
+STATE_KEYS = ("text_row", "text_node", "text_hidden", "text_mask")
 
 
-class NodeTokens(NamedTuple):
-  """Token ids of every node's text (users first, then items)."""
-  input_ids: np.ndarray  # [N, L] int32
-  attention_mask: np.ndarray  # [N, L] int32, all 0 for nodes without text
-  has_text: np.ndarray  # [N] bool
+class TextStates(NamedTuple):
+  """Hidden states at the input of the first trained layer, one row per text.
+
+  Row T (the last) is a fill row: zero states, an all-padding mask, node N
+  (out of range, so writes to it are dropped).
+  """
+  row: np.ndarray  # [N] int32: each node's text row, T for nodes without text
+  node: np.ndarray  # [T + 1] int32: each text row's node (N for the fill row)
+  hidden: np.ndarray  # [T + 1, L, H] float32
+  mask: np.ndarray  # [T + 1, L] int32
 
 
-def node_tokens(encoder: text_lib.TextEncoder, dataset: Any, num_nodes: int,
-                max_length: int) -> NodeTokens:
-  """Tokenises the user and item texts of `dataset` for the graph's nodes.
+def _round_up(n: int, multiple: int) -> int:
+  return -(-n // multiple) * multiple
+
+
+def _attention_bias(mask: jax.Array) -> jax.Array:
+  # As BertEncoder: padding keys get a large finite negative score.
+  return jnp.where(mask[:, None, None, :] > 0, 0.0,
+                   jnp.finfo(jnp.float32).min / 2)  # [B, 1, 1, L]
+
+
+def lower_states(config: bert.BertConfig, dtype: Any, params: Any, input_ids: jax.Array,
+                 attention_mask: jax.Array, first: int) -> jax.Array:
+  """Token states at the input of layer `first` (embeddings, layers < first).
+
+  Args:
+    config: the encoder's config.
+    dtype: matmul dtype.
+    params: encoder parameters (`bert.BertEncoder`'s tree).
+    input_ids: token ids. # [B, L] int32
+    attention_mask: 1 for real tokens. # [B, L]
+    first: index of the first trained layer.
+
+  Returns:
+    float32 token states, the same ops as `bert.BertEncoder`. # [B, L, H]
+  """
+  x = bert.Embeddings(config, parent=None).apply(
+      {"params": params["embeddings"]}, input_ids, jnp.zeros_like(input_ids), True)
+  bias = _attention_bias(attention_mask)
+  for i in range(first):
+    x = bert.BertLayer(config, dtype, parent=None).apply(
+        {"params": params[f"layer_{i}"]}, x, bias, True)
+  return x
+
+
+def top_encode(config: bert.BertConfig, dtype: Any, params: Any, hidden: jax.Array,
+               attention_mask: jax.Array, first: int) -> jax.Array:
+  """Layers `first`.. on cached states, mean-pooled and L2-normalised.
+
+  Args:
+    config: the encoder's config.
+    dtype: matmul dtype.
+    params: encoder parameters.
+    hidden: token states at the input of layer `first`. # [B, L, H]
+    attention_mask: 1 for real tokens. # [B, L]
+    first: index of the first trained layer.
+
+  Returns:
+    Sentence embeddings (the jaxrec.text recipe). # [B, H]
+  """
+  x, bias = hidden.astype(jnp.float32), _attention_bias(attention_mask)
+  for i in range(first, config.num_layers):
+    x = bert.BertLayer(config, dtype, parent=None).apply(
+        {"params": params[f"layer_{i}"]}, x, bias, True)
+  return text_lib.l2_normalize(text_lib.mean_pool(x, attention_mask))
+
+
+def encode_rows(config: bert.BertConfig, dtype: Any, params: Any, hidden: jax.Array,
+                mask: jax.Array, rows: jax.Array, first: int, chunk: int) -> jax.Array:
+  """Sentence embeddings of text rows `rows` from the cached states.
+
+  Runs `top_encode` over chunks of `chunk` rows (`jax.lax.map`), each chunk
+  under `jax.checkpoint`: the backward pass recomputes a chunk's activations
+  instead of keeping every chunk's, so memory is bounded by one chunk.
+
+  Args:
+    config: the encoder's config.
+    dtype: matmul dtype.
+    params: encoder parameters.
+    hidden: `TextStates.hidden`. # [T + 1, L, H]
+    mask: `TextStates.mask`. # [T + 1, L]
+    rows: text rows, a multiple of `chunk` of them. # [K] int32
+    first: index of the first trained layer.
+    chunk: rows per chunk.
+
+  Returns:
+    The rows' embeddings. # [K, H]
+  """
+  hidden, mask = jnp.asarray(hidden), jnp.asarray(mask)
+
+  @jax.checkpoint
+  def one(p, idx):  # [C] -> [C, H]
+    return top_encode(config, dtype, p, hidden[idx], mask[idx], first)
+  out = jax.lax.map(lambda idx: one(params, idx), rows.reshape(-1, chunk))  # [K/C, C, H]
+  return out.reshape(rows.shape[0], -1)
+
+
+def node_tokens(encoder: text_lib.TextEncoder, dataset: Any,
+                max_length: int) -> tuple[np.ndarray, dict]:
+  """Tokenises the user (if any) and item texts of `dataset`.
 
   Args:
     encoder: the text encoder (its tokenizer).
     dataset: a Dataset with `item_texts` (and optionally `user_texts`).
-    num_nodes: nodes of the graph, padding included (>= U + I).
     max_length: truncation length; rows are padded to the smallest bucket
       length (`jaxrec.text.bucket_lengths`) that fits the longest text.
 
   Returns:
-    `NodeTokens` with `num_nodes` rows.
+    (node of each text [T] int32 (item v is node U + v), the tokenizer's
+    {'input_ids', 'attention_mask'} [T, L] int32).
   """
   u, i = dataset.num_users, dataset.num_items
-  texts, rows = list(dataset.item_texts), list(range(u, u + i))
+  texts, nodes = list(dataset.item_texts), list(range(u, u + i))
   if dataset.user_texts is not None:
-    texts, rows = list(dataset.user_texts) + texts, list(range(u)) + rows
+    texts, nodes = list(dataset.user_texts) + texts, list(range(u)) + nodes
   toks = encoder.tokenize(texts, max_length=max_length, pad_to="bucket")
-  length = toks["input_ids"].shape[1]
-  ids = np.full((num_nodes, length), encoder.pad_id, np.int32)  # [N, L]
-  mask = np.zeros((num_nodes, length), np.int32)  # [N, L]
-  ids[rows], mask[rows] = toks["input_ids"], toks["attention_mask"]
-  has = np.zeros(num_nodes, bool)  # [N]
-  has[rows] = True
-  return NodeTokens(ids, mask, has)
+  return np.asarray(nodes, np.int32), toks
+
+
+def text_states(config: bert.BertConfig, dtype: Any, params: Any, nodes: np.ndarray,
+                tokens: dict, num_nodes: int, first: int) -> TextStates:
+  """Runs the frozen part of the encoder over every text once.
+
+  Args:
+    config: the encoder's config.
+    dtype: matmul dtype.
+    params: the pretrained encoder parameters.
+    nodes: node of each text. # [T]
+    tokens: {'input_ids', 'attention_mask'}. # [T, L] each
+    num_nodes: N, nodes of the graph (padding included).
+    first: index of the first trained layer.
+
+  Returns:
+    The `TextStates` (host NumPy).
+  """
+  ids, mask = tokens["input_ids"], tokens["attention_mask"]
+  t, length = ids.shape
+  hidden = np.zeros((t + 1, length, config.hidden_size), np.float32)  # [T + 1, L, H]
+  run = jax.jit(lambda p, a, m: lower_states(config, dtype, p, a, m, first))
+  for lo in range(0, t, REFRESH_CHUNK):
+    a, m = ids[lo:lo + REFRESH_CHUNK], mask[lo:lo + REFRESH_CHUNK]
+    pad = REFRESH_CHUNK - len(a)  # one compiled shape
+    a, m = np.pad(a, ((0, pad), (0, 0))), np.pad(m, ((0, pad), (0, 0)))
+    hidden[lo:lo + REFRESH_CHUNK - pad] = np.asarray(run(params, a, m))[:REFRESH_CHUNK - pad]
+  row = np.full(num_nodes, t, np.int32)  # [N]
+  row[nodes] = np.arange(t, dtype=np.int32)
+  return TextStates(row=row, node=np.append(nodes, num_nodes).astype(np.int32),
+                    hidden=hidden,
+                    mask=np.concatenate([mask, np.zeros((1, length), mask.dtype)]).astype(np.int32))
 
 
 def trainable_mask(encoder_params: Any, layers: int) -> Any:
@@ -85,7 +214,7 @@ def trainable_mask(encoder_params: Any, layers: int) -> Any:
 
 
 class FinetunedText(nn.Module):
-  """A text model whose batch node texts are re-encoded by a trainable encoder.
+  """A text model whose batch node texts are re-encoded by the trained layers.
 
   Attributes:
     model: the text model (reads `graph.nodes['text']`); its parameters are
@@ -93,12 +222,15 @@ class FinetunedText(nn.Module):
     encoder_config: the encoder's `bert.BertConfig`.
     num_users: U (item node v is row U + v).
     layers: top encoder layers trained.
+    users_have_text: re-encode the batch's users too (False: users have no
+      text; their rows stay the cached mean of their items).
     dtype: the encoder's matmul dtype.
   """
   model: nn.Module
   encoder_config: bert.BertConfig
   num_users: int
   layers: int
+  users_have_text: bool = True
   dtype: Any = jnp.float32
 
   def setup(self):
@@ -112,21 +244,43 @@ class FinetunedText(nn.Module):
     """The text model's (`Recommender.batch_fields`)."""
     return self.model.batch_fields
 
-  def _encoder_params(self):
-    # No gradient reaches (or is computed through) the frozen layers.
-    return text_lib.stop_gradient_outside(self.encoder,
-                                          trainable_mask(self.encoder, self.layers))
+  @property
+  def first_trained(self) -> int:
+    """Index of the first trained encoder layer."""
+    return self.encoder_config.num_layers - self.layers
+
+  def batch_rows(self, graph: jraph.GraphsTuple, batch: Batch) -> jax.Array:
+    """The unique text rows of the batch's nodes, padded with the fill row.
+
+    Args:
+      graph: the graph with the `TextStates` node arrays.
+      batch: the batch (users, positives, negatives).
+
+    Returns:
+      Sorted unique rows, then T (fill); K = min(M, T) rounded up to
+      `STEP_CHUNK` for the batch's M node slots. # [K] int32
+    """
+    parts = [self.num_users + batch.pos_items.reshape(-1),
+             self.num_users + batch.neg_items.reshape(-1)]
+    if self.users_have_text:
+      parts.insert(0, batch.users.reshape(-1))
+    ids = jnp.concatenate(parts)  # [M]
+    num_texts = graph.nodes["text_hidden"].shape[0] - 1  # T
+    size = _round_up(min(ids.shape[0], num_texts), STEP_CHUNK)
+    return jnp.unique(graph.nodes["text_row"][ids], size=size, fill_value=num_texts)
 
   def _with_batch_texts(self, graph: jraph.GraphsTuple, batch: Batch) -> jraph.GraphsTuple:
     nodes = graph.nodes
-    ids = jnp.concatenate([batch.users.reshape(-1),
-                           self.num_users + batch.pos_items.reshape(-1),
-                           self.num_users + batch.neg_items.reshape(-1)])  # [M]
-    tok, mask, has = nodes["text_ids"][ids], nodes["text_mask"][ids], nodes["text_has"][ids]
-    emb = encode(self.encoder_config, self.dtype, self._encoder_params(), tok, mask)  # [M, d]
+    rows = self.batch_rows(graph, batch)  # [K]
+    # No gradient reaches the frozen layers (their output is cached anyway).
+    params = text_lib.stop_gradient_outside(self.encoder,
+                                            trainable_mask(self.encoder, self.layers))
+    emb = encode_rows(self.encoder_config, self.dtype, params, nodes["text_hidden"],
+                      nodes["text_mask"], rows, self.first_trained, STEP_CHUNK)  # [K, H]
     cached = nodes["text"]  # [N, d]
-    fresh = jnp.where(has[:, None], emb, cached[ids])  # [M, d]
-    return graph._replace(nodes=dict(nodes, text=cached.at[ids].set(fresh)))
+    # The fill row's node is N: out of range, dropped.
+    text = cached.at[nodes["text_node"][rows]].set(emb.astype(cached.dtype), mode="drop")
+    return graph._replace(nodes=dict(nodes, text=text))
 
   def loss(self, graph: jraph.GraphsTuple, batch: Batch):
     """The text model's loss with the batch's texts re-encoded."""
@@ -146,7 +300,7 @@ class FinetunedText(nn.Module):
 
 def encode(config: bert.BertConfig, dtype: Any, params: Any, input_ids: jax.Array,
            attention_mask: jax.Array) -> jax.Array:
-  """L2-normalised mean-pooled sentence embeddings (the jaxrec.text recipe). # [M, d]"""
+  """L2-normalised mean-pooled sentence embeddings of the full encoder. # [M, d]"""
   # parent=None: a standalone module, also when called inside FinetunedText.
   hidden = bert.BertEncoder(config, dtype, parent=None).apply(
       {"params": params}, input_ids, attention_mask)  # [M, L, H]
@@ -156,28 +310,20 @@ def encode(config: bert.BertConfig, dtype: Any, params: Any, input_ids: jax.Arra
 class TextCache:
   """Recomputes `graph.nodes['text']` from the current encoder parameters."""
 
-  def __init__(self, config: bert.BertConfig, dtype: Any, tokens: NodeTokens,
-               dataset: Any):
-    """Args: encoder config and dtype, the nodes' tokens, the trained dataset."""
-    self.tokens = tokens
+  def __init__(self, config: bert.BertConfig, dtype: Any, layers: int, dataset: Any):
+    """Args: encoder config and dtype, trained layers, the trained dataset."""
     u, i = dataset.num_users, dataset.num_items
     self.num_users, self.num_items = u, i
     self.users_without_text = dataset.user_texts is None
     csr = dataset.csr("train")
     self._user_mean = (csr, np.maximum(np.asarray(csr.sum(axis=1)).ravel(), 1.0))
-    rows = np.flatnonzero(tokens.has_text)  # [T]
-    pad = (-len(rows)) % REFRESH_CHUNK
-    self._rows = rows
-    self._ids = np.concatenate([tokens.input_ids[rows],
-                                np.zeros((pad, tokens.input_ids.shape[1]), np.int32)])
-    self._mask = np.concatenate([tokens.attention_mask[rows],
-                                 np.zeros((pad, tokens.input_ids.shape[1]), np.int32)])
+    first = config.num_layers - layers
 
-    def encode_all(params, ids, mask):  # [T', L] -> [T', d] in chunks
-      k = ids.shape[0] // REFRESH_CHUNK
-      out = jax.lax.map(lambda a: encode(config, dtype, params, *a),
-                        (ids.reshape(k, REFRESH_CHUNK, -1), mask.reshape(k, REFRESH_CHUNK, -1)))
-      return out.reshape(k * REFRESH_CHUNK, -1)
+    def encode_all(params, hidden, mask):  # every text row (and fill rows)
+      t = hidden.shape[0] - 1
+      rows = jnp.minimum(jnp.arange(_round_up(t, REFRESH_CHUNK)), t)  # [T']
+      return encode_rows(config, dtype, params, hidden, mask, rows, first,
+                         REFRESH_CHUNK)[:t]  # [T, H]
     self._encode_all = jax.jit(encode_all)
 
   def refresh(self, params: dict, graph: jraph.GraphsTuple) -> jraph.GraphsTuple:
@@ -185,21 +331,23 @@ class TextCache:
 
     Args:
       params: `FinetunedText` parameters.
-      graph: the training graph (with the token node arrays).
+      graph: the training graph (with the `TextStates` node arrays).
 
     Returns:
       The graph with a new `nodes['text']` (users without text: the mean of
       their train items' rows).
     """
-    emb = np.asarray(self._encode_all(params["encoder"], self._ids, self._mask))
-    text = np.zeros(graph.nodes["text"].shape, np.float32)  # [N, d]
-    text[self._rows] = emb[:len(self._rows)]
+    nodes = graph.nodes
+    emb = np.asarray(self._encode_all(params["encoder"], nodes["text_hidden"],
+                                      nodes["text_mask"]))  # [T, H]
+    text = np.zeros(nodes["text"].shape, np.float32)  # [N, d]
+    text[np.asarray(nodes["text_node"])[:-1]] = emb
     if self.users_without_text:
       u, i = self.num_users, self.num_items
       csr, counts = self._user_mean
       text[:u] = np.asarray(csr @ text[u:u + i]) / counts[:, None]
-    new = jnp.asarray(text, graph.nodes["text"].dtype)
-    return graph._replace(nodes=dict(graph.nodes, text=new))
+    new = jnp.asarray(text, nodes["text"].dtype)
+    return graph._replace(nodes=dict(nodes, text=new))
 
 
 def check_config(config: Any, dataset: Any = None) -> None:
@@ -250,7 +398,10 @@ class Finetuning(NamedTuple):
 
 def setup(config: Any, model: nn.Module, graph: jraph.GraphsTuple,
           dataset: Any) -> Finetuning:
-  """Wraps `model` and adds the token arrays to `graph` (host NumPy graph).
+  """Wraps `model` and adds the cached `TextStates` to `graph` (host NumPy graph).
+
+  Runs the embeddings and the frozen encoder layers over every text once
+  (chunked; `STATE_KEYS` name the node arrays it adds).
 
   Args:
     config: experiment config (`config.text.*`, `config.graph.text_model`).
@@ -259,24 +410,27 @@ def setup(config: Any, model: nn.Module, graph: jraph.GraphsTuple,
     dataset: the trained dataset (texts, train split).
 
   Returns:
-    A `Finetuning`: the wrapped model, the graph with token arrays, the
+    A `Finetuning`: the wrapped model, the graph with the text states, the
     cache refresher and the pretrained encoder parameters.
   """
   check_config(config, dataset)
   dtype = jnp.bfloat16 if config.text.dtype == "bfloat16" else jnp.float32
   encoder = text_lib.TextEncoder(config.graph.text_model or None,
                                  max_length=config.text.max_length, dtype=dtype)
-  if config.text.finetune_layers > encoder.config.num_layers:
-    raise ConfigError(f"config.text.finetune_layers={config.text.finetune_layers}, "
+  layers = config.text.finetune_layers
+  if layers > encoder.config.num_layers:
+    raise ConfigError(f"config.text.finetune_layers={layers}, "
                       f"expected 0..{encoder.config.num_layers} (encoder layers)")
   num_nodes = graph.nodes["text"].shape[0]
-  tokens = node_tokens(encoder, dataset, num_nodes, config.text.max_length)
-  nodes = dict(graph.nodes, text_ids=tokens.input_ids, text_mask=tokens.attention_mask,
-               text_has=tokens.has_text)
-  wrapped = FinetunedText(model, encoder.config, dataset.num_users,
-                          config.text.finetune_layers, dtype)
+  text_nodes, tokens = node_tokens(encoder, dataset, config.text.max_length)
+  states = text_states(encoder.config, dtype, encoder.params, text_nodes, tokens,
+                       num_nodes, encoder.config.num_layers - layers)
+  nodes = dict(graph.nodes, text_row=states.row, text_node=states.node,
+               text_hidden=states.hidden, text_mask=states.mask)
+  wrapped = FinetunedText(model, encoder.config, dataset.num_users, layers,
+                          users_have_text=dataset.user_texts is not None, dtype=dtype)
   return Finetuning(wrapped, graph._replace(nodes=nodes),
-                    TextCache(encoder.config, dtype, tokens, dataset), encoder.params)
+                    TextCache(encoder.config, dtype, layers, dataset), encoder.params)
 
 
 def wrap_optimizer(tx: optax.GradientTransformation, config: Any

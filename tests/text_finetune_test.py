@@ -1,5 +1,6 @@
 """config.text.finetune_layers: the encoder's top layers train with a text model."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -71,37 +72,90 @@ def _leaves_equal(a, b) -> list:
   return [bool(np.array_equal(x, y)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))]
 
 
-def test_batch_texts_match_the_cache(tiny, encoder_dir, tmp_path):
-  exp = train.setup_experiment(_config(tmp_path, encoder_dir), tiny)
+@pytest.mark.parametrize("layers", [1, 2])
+def test_cached_states_then_top_layers_equal_the_full_encoder(tiny, encoder_dir, layers):
+  enc = text_lib.TextEncoder(encoder_dir, max_length=16)
+  nodes, toks = text_finetune.node_tokens(enc, tiny, 16)
+  assert len(nodes) == tiny.num_users + tiny.num_items
+  first = enc.config.num_layers - layers
+  states = text_finetune.text_states(enc.config, jnp.float32, enc.params, nodes, toks,
+                                     len(nodes) + 2, first)
+  t = len(nodes)
+  assert states.hidden.shape[0] == t + 1 and states.node[-1] == t + 2
+  assert np.all(states.row[nodes] == np.arange(t)) and np.all(states.row[t:] == t)
+  rows = jnp.minimum(jnp.arange(64), t)  # every text, then the fill row
+  got = text_finetune.encode_rows(enc.config, jnp.float32, enc.params, states.hidden,
+                                  states.mask, rows, first, 32)[:t]
+  want = text_finetune.encode(enc.config, jnp.float32, enc.params, toks["input_ids"],
+                              toks["attention_mask"])
+  np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+
+
+def _batch(users, pos, neg):
+  batch = jax.tree.map(jnp.asarray, train.dummy_batch(len(users)))
+  return batch._replace(users=jnp.asarray(users), pos_items=jnp.asarray(pos),
+                        neg_items=jnp.asarray(neg))
+
+
+def _step_texts(exp, graph, params, batch):
+  """nodes['text'] as a train step sees it, and the re-encoded text rows."""
+  def fn(m, g, b):
+    return m._with_batch_texts(g, b).nodes["text"], m.batch_rows(g, b)  # pylint: disable=protected-access
+  return exp.model.apply({"params": params}, graph, batch, method=fn)
+
+
+@pytest.mark.parametrize("user_texts", [True, False])
+def test_step_reencodes_only_the_batch_texts(tiny, encoder_dir, tmp_path, user_texts):
+  data = tiny if user_texts else dataclasses.replace(tiny, user_texts=None)
+  exp = train.setup_experiment(_config(tmp_path, encoder_dir), data)
   graph = exp.text_cache.refresh(exp.state.params, exp.graph)
-  # With unchanged parameters the re-encoded batch rows equal the cached rows.
-  batch = jax.tree.map(jnp.asarray, train.dummy_batch(8))
-  batch = batch._replace(users=jnp.arange(8), pos_items=jnp.arange(8) + 3,
-                         neg_items=jnp.arange(8) + 11)
-  loss = exp.model.apply({"params": exp.state.params}, graph, batch, method="loss")[0]
-  inner = exp.model.model.apply({"params": exp.state.params["model"]}, graph, batch,
-                                method="loss")[0]
-  np.testing.assert_allclose(loss, inner, rtol=1e-5)
+  u = data.num_users
+  users, pos, neg = [0, 1, 1, 5], [3, 3, 7, 8], [11, 12, 3, 29]
+  batch = _batch(users, pos, neg)
+  # Unchanged parameters: the re-encoded rows equal the cached ones.
+  text, rows = _step_texts(exp, graph, exp.state.params, batch)
+  cached = np.asarray(graph.nodes["text"])
+  np.testing.assert_allclose(text, cached, atol=1e-5, rtol=0)
+  # The unique rows of the batch's nodes, users only when they have texts.
+  nodes = np.asarray(graph.nodes["text_node"])[np.asarray(rows)]
+  want = sorted({u + v for v in pos + neg} | (set(users) if user_texts else set()))
+  num_nodes = cached.shape[0]
+  assert sorted(nodes[nodes < num_nodes].tolist()) == want
+  assert len(rows) % text_finetune.STEP_CHUNK == 0
+  # Moved top layer: batch rows change, every other row is the cache's.
+  params = jax.tree.map(lambda x: x, exp.state.params)
+  params["encoder"][TOP]["mlp_out"]["bias"] = params["encoder"][TOP]["mlp_out"]["bias"] + 0.5
+  text, _ = _step_texts(exp, graph, params, batch)
+  text = np.asarray(text)
+  changed = np.flatnonzero(np.any(text != cached, axis=1))
+  assert changed.tolist() == want
+  if not user_texts:  # users keep the mean of their items' cached rows
+    np.testing.assert_array_equal(text[:u], cached[:u])
 
 
-def test_trains_top_layer_only_and_resumes_with_encoder(tiny, encoder_dir, tmp_path):
-  workdir = str(tmp_path / "run")
-  exp = train.setup_experiment(_config(tmp_path, encoder_dir), tiny)
+def test_trains_top_layer_only_and_resumes_exactly_with_encoder(tiny, encoder_dir, tmp_path):
+  workdir, straight = str(tmp_path / "run"), str(tmp_path / "straight")
+  config = lambda epochs: _config(tmp_path, encoder_dir, epochs=epochs)
+  exp = train.setup_experiment(config(2), tiny)
   pretrained = exp.state.params["encoder"]
-  train.train_and_evaluate(_config(tmp_path, encoder_dir, epochs=1), workdir, tiny)
-  step, first, _ = train.restore_best_params(workdir, _config(tmp_path, encoder_dir), exp.model, exp.graph)
+  train.train_and_evaluate(config(1), workdir, tiny)
+  step, first, _ = train.restore_best_params(workdir, config(2), exp.model, exp.graph)
   assert step == 1 and sorted(first) == ["encoder", "model"]
   # The checkpoint holds the trained encoder: its top layer moved.
   assert not all(_leaves_equal(first["encoder"][TOP], pretrained[TOP]))
   # Resumed for a second epoch (num_epochs may change on resume).
-  results = train.train_and_evaluate(_config(tmp_path, encoder_dir, epochs=2), workdir, tiny)
+  results = train.train_and_evaluate(config(2), workdir, tiny)
   assert results["epochs_run"] == 2 and np.isfinite(results["valid"]["recall@10"])
-  step, best, _ = train.restore_best_params(workdir, _config(tmp_path, encoder_dir), exp.model, exp.graph)
-  assert step == 2
+  step, best, _ = train.restore_best_params(workdir, config(2), exp.model, exp.graph)
+  # Exact resume: the same parameters as two epochs in one run.
+  train.train_and_evaluate(config(2), straight, tiny)
+  step2, best2, _ = train.restore_best_params(straight, config(2), exp.model, exp.graph)
+  assert step == step2 and all(_leaves_equal(best, best2))
   # Embeddings and the lower layer: bit-identical to the pretrained weights.
   frozen = {k: v for k, v in pretrained.items() if k != TOP}
   assert all(_leaves_equal({k: best["encoder"][k] for k in frozen}, frozen))
-  assert not all(_leaves_equal(best["encoder"][TOP], pretrained[TOP]))
+  if step == 2:
+    assert not all(_leaves_equal(best["encoder"][TOP], pretrained[TOP]))
 
 
 def test_config_errors(tiny, encoder_dir, tmp_path):
