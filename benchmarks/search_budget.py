@@ -15,8 +15,9 @@ other, each as its own `python -m jaxrec.search` process with the same
 The order alternates between seeds (searched first for the 1st, 3rd, ...
 seed, LightGCN first for the others) so that load drift on a shared machine
 does not favour one arm. Both arms select on validation only; the test
-metrics of each search's pick are read once, from its summary.json. The
-runner starts no training after the budget; a training running when the
+metrics of each search's pick are read once, from its summary.json, with
+the comparison that chose it (rung, epochs, trials compared). The runner
+starts no training after the budget; a training running when the
 budget passes is finished, and its time is counted in the wall seconds
 reported (the overrun column). Per run: the picked architecture, valid and
 test Recall@20 / NDCG@20, wall seconds, trainings and architectures
@@ -37,7 +38,6 @@ import argparse
 import csv
 import glob
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -46,9 +46,9 @@ import time
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
-from scipy import stats
 
 from benchmarks import common
+from benchmarks import real_text_report
 
 NAME = "search_budget"
 PAGE = "search"
@@ -87,25 +87,6 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
   return float(x.mean()), std
 
 
-def t_interval(diffs: Sequence[float], level: float = 0.95
-               ) -> tuple[float, float]:
-  """Two-sided t confidence interval of the mean of paired differences.
-
-  Args:
-    diffs: one difference per pair (n >= 2 for a finite interval).
-    level: confidence level.
-
-  Returns:
-    (low, high); (nan, nan) for fewer than two differences.
-  """
-  d = np.asarray(diffs, dtype=float)
-  if len(d) < 2:
-    return float("nan"), float("nan")
-  half = (stats.t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1)
-          / math.sqrt(len(d)))
-  return float(d.mean() - half), float(d.mean() + half)
-
-
 def pair_runs(runs: Sequence[Mapping], dataset: str) -> list[tuple[int, Mapping,
                                                                   Mapping]]:
   """(seed, searched run, lightgcn run) for each seed with both arms done."""
@@ -124,7 +105,8 @@ def dataset_stats(runs: Sequence[Mapping], dataset: str) -> dict:
 
   Returns:
     {'n': pairs, 'arms': {arm: {metric: (mean, std)}}, 'paired': {metric:
-    {'diffs', 'mean', 'std', 'ci'}}, 'at_least': bool, 'better': bool} on
+    {'diffs', 'mean', 'std', 'lo', 'hi', 'n'}} (`common.paired_interval`,
+    95%), 'at_least': bool, 'better': bool} on
     test Recall@20 (the selection metric's test value): 'at_least' = mean
     paired difference >= 0, 'better' = searched mean - lightgcn mean > the
     searched arm's std. Only seeds with both arms enter.
@@ -142,9 +124,9 @@ def dataset_stats(runs: Sequence[Mapping], dataset: str) -> dict:
         [p[1 + i]["valid"]["recall@20"] for p in pairs])
   for m in METRICS:
     diffs = [a["test"][m] - b["test"][m] for _, a, b in pairs]
-    mean, std = mean_std(diffs)
-    out["paired"][m] = {"diffs": diffs, "mean": mean, "std": std,
-                        "ci": t_interval(diffs)}
+    _, std = mean_std(diffs)
+    out["paired"][m] = dict(common.paired_interval(diffs), diffs=diffs,
+                            std=std)
   a_mean, a_std = out["arms"]["searched"]["recall@20"]
   b_mean, _ = out["arms"]["lightgcn"]["recall@20"]
   out["at_least"] = out["paired"]["recall@20"]["mean"] >= 0
@@ -186,7 +168,8 @@ def collect_run(workdir: str) -> dict:
     runner's search seconds, trainings (rows of results.csv that trained,
     i.e. seconds > 0), architectures, epochs trained, the time the last
     training started (runner clock), the highest rung reached and how many
-    trials were trained at it.
+    trials were trained at it, and the rung, epochs and number of trials
+    the pick was compared with (`Runner.selection`).
   """
   with open(os.path.join(workdir, "summary.json"), encoding="utf-8") as f:
     summary = json.load(f)
@@ -209,10 +192,12 @@ def collect_run(workdir: str) -> dict:
       "trainings": len(trained), "architectures": int(summary["trials"]),
       "epochs": epochs, "last_start_s": round(last_start, 1),
       "max_rung": top,
-      # Trials trained at the top rung: the pick was compared with these only.
-      # (an early-stopped trial carried up without training counts too).
+      # Trials at the top rung (an early-stopped trial carried up without
+      # training counts too).
       "top_rung_trials": len({r["trial"] for r in rows
                               if int(r["rung"]) == top}),
+      # The comparison that chose the pick: rung, epochs, trials compared.
+      "selection": summary["selection"],
   }
 
 
@@ -264,6 +249,7 @@ def describe_search(dataset: str) -> dict:
                                         config.eval_every),
         "warm_start": list(s.warm_start),
         "promote_warm_start": bool(s.get("promote_warm_start", False)),
+        "min_compared": strategies.default_min_compared(s.eta),
         "base_arch": strategies.base_architecture(space, config),
         "space": {c.name: list(c.values) for c in space.choices},
         "space_size": space.size, "patience": config.patience,
@@ -276,13 +262,57 @@ def describe_search(dataset: str) -> dict:
 # Page.
 
 
-def picked_text(run: Mapping) -> str:
-  """A run's pick: architecture, epochs, the rung it was selected at."""
-  text = arch_text(run["arch"], run["best_epochs"])
-  if "top_rung_trials" in run:
-    text += (f", rung {run['max_rung']} ({run['top_rung_trials']} "
-             f"trial{'s' if run['top_rung_trials'] != 1 else ''} there)")
-  return text
+def compared_text(run: Mapping, rungs: Sequence[int]) -> str:
+  """How many trials a run's pick was compared with, at which rung.
+
+  Args:
+    run: a run record; its 'selection' (`Runner.selection`), else its
+      'max_rung' / 'top_rung_trials' (a pick among the highest rung's
+      trials).
+    rungs: the search's epoch budget per rung.
+
+  Returns:
+    'k at rung r (E epochs)', or '-' when the record holds neither.
+  """
+  if "selection" in run:
+    sel = run["selection"]
+    rung, epochs, k = sel["rung"], sel["epochs"], sel["compared"]
+  elif "top_rung_trials" in run:
+    rung, k = run["max_rung"], run["top_rung_trials"]
+    epochs = rungs[rung]
+  else:
+    return "-"
+  return f"{k} at rung {rung} ({epochs} epochs)"
+
+
+def selection_text(desc: Mapping, runs: Sequence[Mapping]) -> str:
+  """The selection rule the runs of one dataset were picked by.
+
+  Args:
+    desc: an arm's `describe_search` entry.
+    runs: that dataset's run records.
+
+  Returns:
+    The rule in words: at one fidelity (`Runner.selection`) when every run
+    records its deciding comparison, else among the highest rung's trials,
+    the rule of the code that recorded such runs.
+  """
+  metric = desc["selection_metric"]
+  if runs and all("selection" in r for r in runs):
+    k = desc["min_compared"]
+    return (f"Selection on validation {metric} only, at one fidelity: the "
+            "highest rung that every trial promoted to it finished, or a "
+            f"rung the budget cut short that at least {k} trials finished; "
+            "every trial that reached that rung competes with its score at "
+            "that rung's epochs (a trial trained further too); test read "
+            "once, for the pick.")
+  return (f"Selection on validation {metric} only, among the trials of the "
+          "highest rung reached, the rule of the `jaxrec.search` code that "
+          "recorded these runs (the runs carry no `selection` record); "
+          "`Runner.selection` (`jaxrec/search/runner.py`) decides at one "
+          "fidelity instead: the highest complete rung, or a rung the budget "
+          "cut short that at least ceil(eta) trials finished. Test read "
+          "once, for the pick.")
 
 
 def arch_text(arch: Mapping, epochs: Optional[int] = None) -> str:
@@ -347,9 +377,9 @@ def render(results: Mapping) -> str:
            if a["promote_warm_start"] else "")
         + f"; early stopping patience {a['patience']} evaluations; data/"
         f"training seed {a['seed']} (the same split for every trial), the "
-        "search seed drives the architecture sampling. Selection on "
-        f"validation {a['selection_metric']} only, among the trials of the "
-        "highest rung reached; test read once, for the pick.", "",
+        "search seed drives the architecture sampling. "
+        + selection_text(a, [r for r in runs if r["dataset"] == dataset]),
+        "",
         f"Budget: {budget:g} s of wall time per search (`--budget-seconds`"
         + (f", `--budget-trials {results['budget_trials']}`"
            if results.get("budget_trials") else "")
@@ -364,8 +394,10 @@ def render(results: Mapping) -> str:
   lines += ["## Runs", ""]
   rows = []
   for r in runs:
+    rungs = results["search"][r["dataset"]][r["arm"]]["rungs"]
     rows.append([
-        r["dataset"], r["seed"], r["arm"], picked_text(r),
+        r["dataset"], r["seed"], r["arm"],
+        arch_text(r["arch"], r["best_epochs"]), compared_text(r, rungs),
         f"{r['valid']['recall@20']:.4f}", f"{r['test']['recall@20']:.4f}",
         f"{r['test']['ndcg@20']:.4f}", f"{r['search_s']:.0f}",
         f"{r['overrun_s']:.0f}", r["trainings"], r["architectures"],
@@ -373,19 +405,19 @@ def render(results: Mapping) -> str:
         f"{r['epochs_per_h']:.0f}", f"{r['load_start']:.1f} / "
         f"{r['load_end']:.1f}"])
   lines += common.markdown_table(
-      ["dataset", "seed", "arm", "picked (on validation)", "valid R@20",
-       "test R@20", "test N@20", "wall s", "overrun s", "trainings",
-       "archs", "epochs", "trainings/h", "epochs/h", "load start / end"],
-      rows, ["---"] * 4 + ["---:"] * 11)
+      ["dataset", "seed", "arm", "picked (on validation)", "compared with",
+       "valid R@20", "test R@20", "test N@20", "wall s", "overrun s",
+       "trainings", "archs", "epochs", "trainings/h", "epochs/h",
+       "load start / end"],
+      rows, ["---"] * 5 + ["---:"] * 11)
   lines += ["", "Runs in the order they ran (the arm order alternates "
             "between seeds). wall s: the search's own clock (data loading "
             "excluded), overrun s: wall s past the budget. trainings: "
             "trainings started (a promoted trial's extension counts once "
             "more); archs: distinct architectures; epochs: epochs trained "
-            "over all trials. The pick is the best on validation among the "
-            "trials of the highest rung reached (rung r, k trials there: "
-            "when the budget ends a rung early, only those k were "
-            "compared).", ""]
+            "over all trials. compared with: the trials whose validation "
+            "scores the pick was compared with (itself included), at the "
+            "rung and epoch budget that decided.", ""]
   # Summary and pairing.
   lines += ["## Mean ± std over search seeds, paired differences", ""]
   srows, prows = [], []
@@ -408,7 +440,7 @@ def render(results: Mapping) -> str:
       prows.append([dataset, m, ", ".join(_signed(d) for d in p["diffs"]),
                     _signed(p["mean"]) + (f" ± {p['std']:.4f}"
                                           if p["std"] == p["std"] else ""),
-                    f"[{_signed(p['ci'][0])}, {_signed(p['ci'][1])}]"])
+                    real_text_report.interval(p, mean=False, zero=False)])
   lines += common.markdown_table(
       ["dataset", "arm", "seeds", "valid R@20", "test R@20", "test N@20",
        "mean wall s", "trainings/h", "epochs/h"], srows,
@@ -486,10 +518,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> dict:
   args = parse_args(argv)
   if args.render:
-    with open(args.json, encoding="utf-8") as f:
-      results = json.load(f)
-    common.write_page(args.out, render(results))
-    return results
+    return common.render_page(args.json, args.out, render)
   datasets = [d for d in args.datasets.split(",") if d]
   seeds = [int(s) for s in args.seeds.split(",") if s]
   results = {"runs": [], "search": {}}

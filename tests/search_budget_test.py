@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from benchmarks import common
 from benchmarks import search_budget as sb
 
 ARCH = dict(message="identity", aggregation="lightgcn", num_layers=3,
@@ -60,12 +61,18 @@ def test_per_hour():
   assert np.isnan(sb.per_hour(3, 0))
 
 
-def test_t_interval_matches_scipy_one_sample_t_test():
+def test_paired_interval_matches_scipy_one_sample_t_test():
   diffs = [-0.04, -0.01, 0.01]
-  low, high = sb.t_interval(diffs)
+  got = common.paired_interval(diffs)
   ref = stats.ttest_1samp(diffs, 0.0).confidence_interval(0.95)
-  assert (low, high) == pytest.approx((ref.low, ref.high))
-  assert all(np.isnan(sb.t_interval([0.1])))
+  assert (got["lo"], got["hi"]) == pytest.approx((ref.low, ref.high))
+  assert got["mean"] == pytest.approx(np.mean(diffs)) and got["n"] == 3
+  ref = stats.ttest_1samp(diffs, 0.0).confidence_interval(0.9)
+  got = common.paired_interval(diffs, level=0.9)
+  assert (got["lo"], got["hi"]) == pytest.approx((ref.low, ref.high))
+  one = common.paired_interval([0.1])
+  assert one["mean"] == pytest.approx(0.1)
+  assert np.isnan(one["lo"]) and np.isnan(one["hi"])
 
 
 def test_pairs_only_seeds_with_both_arms():
@@ -125,6 +132,7 @@ def _results(runs):
   desc = {"strategy": "halving", "budget_trials": 12, "min_epochs": 10,
           "max_epochs": 270, "eta": 3.0, "rungs": [10, 30, 90, 270],
           "warm_start": ["base"], "promote_warm_start": True,
+          "min_compared": 3,
           "base_arch": dict(ARCH), "patience": 5,
           "selection_metric": "recall@20", "batch_size": 2048, "seed": 0}
   space = {k: [v] for k, v in ARCH.items()}
@@ -153,20 +161,34 @@ def test_page_renders_tables_verdict_and_the_commands_not_run():
   assert "[search_fidelity.md](search_fidelity.md)" in page
   # Mean +- std per arm and the paired line with its interval.
   assert "**0.2233 ± 0.0252**" in page
-  low, high = sb.t_interval(np.subtract(SEARCHED, TUNED))
+  ci = common.paired_interval(np.subtract(SEARCHED, TUNED))
   assert (f"| lastfm | recall@20 | -0.0400, -0.0100, +0.0100 | -0.0133 ± "
-          f"0.0252 | [{low:+.4f}, {high:+.4f}] |") in page
+          f"0.0252 | [{ci['lo']:+.4f}, {ci['hi']:+.4f}] |") in page
   assert "Not established: amazon_beauty, ml_latest_small not run" in page
   assert "on lastfm the searched arm is below tuned LightGCN" in page
   assert ("python -m benchmarks.search_budget --datasets amazon_beauty "
           "--seeds 0,1,2 --budget-seconds 540") in page
   assert "30 epochs" in page
   assert "same architecture at the same epochs" in page  # fake arms agree
+
+
+def test_page_names_each_runs_comparison_and_the_rule_that_made_it():
+  # Runs recorded with the highest rung's trials only: that rule is named.
   page = sb.render(_results([dict(r, max_rung=2, top_rung_trials=3)
                              for r in _runs()]))
-  assert "30 epochs, rung 2 (3 trials there)" in page
-  for word in ("session", "earlier", "issue", "quiet host"):
-    assert word not in page.lower()
+  assert "| 3 at rung 2 (90 epochs) |" in page
+  assert "among the trials of the highest rung reached, the rule of" in page
+  assert "at one fidelity: the highest rung that every" not in page
+  # Runs that record their deciding comparison (`Runner.selection`).
+  sel = {"rung": 0, "epochs": 10, "compared": 12, "valid": 0.2}
+  page = sb.render(_results([dict(r, max_rung=1, top_rung_trials=1,
+                                  selection=sel) for r in _runs()]))
+  assert "| 12 at rung 0 (10 epochs) |" in page
+  assert ("at one fidelity: the highest rung that every trial promoted to it "
+          "finished, or a rung the budget cut short that at least 3 trials "
+          "finished") in page
+  assert "highest rung reached" not in page
+  assert sb.compared_text({}, [10]) == "-"
 
 
 def test_collect_run_reads_a_search_workdir(tmp_path):
@@ -189,7 +211,8 @@ def test_collect_run_reads_a_search_workdir(tmp_path):
       "best_arch": ARCH, "best_epochs": 30, "best_trial": 0,
       "best_valid": {"recall@20": 0.2, "ndcg@20": 0.1, "precision@20": 0.0},
       "best_test": {"recall@20": 0.19, "ndcg@20": 0.09},
-      "search_seconds": 21.04, "trials": 3}))
+      "search_seconds": 21.04, "trials": 3,
+      "selection": {"rung": 0, "epochs": 10, "compared": 3, "valid": 0.2}}))
   rec = sb.collect_run(str(wd))
   assert rec["trainings"] == 4 and rec["architectures"] == 3
   assert rec["epochs"] == 48
@@ -199,4 +222,5 @@ def test_collect_run_reads_a_search_workdir(tmp_path):
   assert rec["top_rung_trials"] == 2
   assert rec["valid"] == {"recall@20": 0.2, "ndcg@20": 0.1}
   assert rec["test"] == {"recall@20": 0.19, "ndcg@20": 0.09}
+  assert rec["selection"]["compared"] == 3 and rec["selection"]["rung"] == 0
   assert os.path.exists(wd / "summary.json")

@@ -237,6 +237,11 @@ def rung_epochs(min_epochs: int, eta: float, max_epochs: int,
   return out
 
 
+def default_min_compared(eta: float) -> int:
+  """ceil(eta): the trials of a rung one survivor is kept from."""
+  return math.ceil(eta - 1e-9)
+
+
 def successive_halving(runner: runner_lib.Runner, rng: np.random.Generator,
                        min_epochs: int, eta: float, max_epochs: int,
                        initial: Sequence[dict] = (),
@@ -280,7 +285,7 @@ def successive_halving(runner: runner_lib.Runner, rng: np.random.Generator,
     raise ValueError(f"successive halving: min_compared must be >= 1, got "
                      f"{min_compared}")
   runner.min_compared = (min_compared if min_compared is not None
-                         else math.ceil(eta - 1e-9))
+                         else default_min_compared(eta))
   archs = _candidates(runner.space, rng, set(), initial)
   while runner.can_start_new():
     arch = next(archs, None)
@@ -311,6 +316,7 @@ def successive_halving(runner: runner_lib.Runner, rng: np.random.Generator,
 
 STRATEGIES = ("random", "evolution", "halving")
 
-__all__ = ["STRATEGIES", "base_architecture", "halving_survivors",
-           "random_search", "regularized_evolution", "rung_epochs",
-           "sample_new", "successive_halving", "warm_start_architectures"]
+__all__ = ["STRATEGIES", "base_architecture", "default_min_compared",
+           "halving_survivors", "random_search", "regularized_evolution",
+           "rung_epochs", "sample_new", "successive_halving",
+           "warm_start_architectures"]
