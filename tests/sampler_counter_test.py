@@ -5,7 +5,11 @@ of the whole epoch; its negatives must never be a positive of their user and
 be uniform over the user's non-positives (frequencies on a tiny case against
 the exact distribution with scipy's chi-square test); the epoch depends only
 on (seed, epoch). `input_pipeline.epoch_batches` with `columns` (the batch
-columns of one process) must equal those columns of the stacked epoch.
+columns of one process) must equal those columns of the stacked epoch. The
+epoch order (`sampler.epoch_order`, a Feistel network cycle-walked onto
+[0, n)) must be a bijection for every n, computed per row (a slice equals
+that part of the whole), inverted by `sampler.epoch_rows`, and spread
+uniformly (chi-square over many epochs).
 """
 
 import ml_collections
@@ -189,3 +193,125 @@ def test_placed_column_batches_equal_the_placed_epoch():
   for want, got in zip(whole, local):
     assert got.sharding == want.sharding
     np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+
+
+# Sizes where a Feistel network over 2**bits with cycle walking can go wrong:
+# below the minimum width, powers of two and one past them, primes.
+_SIZES = (1, 2, 3, 5, 7, 13, 97, 251, 255, 256, 257, 1021, 1024, 1025, 4096,
+          4097, 65536, 65537, 100_003)
+
+
+@pytest.mark.parametrize("n", _SIZES)
+def test_epoch_order_is_a_bijection_and_epoch_rows_its_inverse(n):
+  order = sampler.epoch_order(11, 4, n, np.arange(n))
+  assert order.dtype == np.int64
+  np.testing.assert_array_equal(np.sort(order), np.arange(n))
+  np.testing.assert_array_equal(sampler.epoch_rows(11, 4, n, order),
+                                np.arange(n))
+  np.testing.assert_array_equal(
+      sampler.epoch_order(11, 4, n, sampler.epoch_rows(11, 4, n,
+                                                       np.arange(n))),
+      np.arange(n))
+
+
+def test_epoch_order_of_a_slice_equals_that_part_of_the_whole():
+  n = 10_007
+  whole = sampler.epoch_order(2, 9, n, np.arange(n))
+  rng = np.random.default_rng(0)
+  batch = 64  # process 1 of 4 holds columns 16..31 of every batch
+  columns = np.arange(n)[(np.arange(n) % batch) // 16 == 1]
+  for rows in (np.arange(500, 1500), rng.integers(0, n, 300), columns,
+               np.array([n - 1, 0, n - 1]), np.array([], np.int64)):
+    np.testing.assert_array_equal(sampler.epoch_order(2, 9, n, rows),
+                                  whole[rows])
+    np.testing.assert_array_equal(sampler.epoch_rows(2, 9, n, whole[rows]),
+                                  rows)
+
+
+def test_epoch_order_beyond_32_bits_round_trips():
+  """n >= 2**31 takes the uint64 path; rows are checked, not the whole."""
+  n = 2**40 + 3
+  rows = np.concatenate([np.random.default_rng(0).integers(0, n, 2000),
+                         [0, n - 1]])
+  order = sampler.epoch_order(0, 1, n, rows)
+  assert ((order >= 0) & (order < n)).all()
+  assert len(np.unique(order)) == len(np.unique(rows))
+  np.testing.assert_array_equal(sampler.epoch_rows(0, 1, n, order), rows)
+
+
+def test_epoch_order_is_deterministic_and_differs_across_epochs_and_seeds():
+  n = 5000
+  rows = np.arange(n)
+  a = sampler.epoch_order(3, 2, n, rows)
+  np.testing.assert_array_equal(sampler.epoch_order(3, 2, n, rows), a)
+  np.testing.assert_array_equal(sampler.epoch_order(np.int64(3), 2, n, rows),
+                                a)
+  for other in (sampler.epoch_order(3, 3, n, rows),
+                sampler.epoch_order(4, 2, n, rows)):
+    # Two independent uniform permutations share about one fixed point.
+    assert (other == a).sum() < 10
+    assert abs(stats.spearmanr(a, other)[0]) < 0.05
+  assert abs(stats.spearmanr(rows, a)[0]) < 0.05  # not near the identity
+
+
+def test_epoch_order_positions_and_neighbours_are_uniform():
+  """Over 1000 epochs: where each value lands (an n x n table) and the gap
+  between neighbouring rows' values mod n, each against the uniform law
+  with a loose chi-square bound (deterministic: fixed seeds)."""
+  n, epochs = 50, 1000
+  orders = np.stack([sampler.epoch_order(7, e, n, np.arange(n))
+                     for e in range(epochs)])  # [epochs, n]
+  table = np.zeros((n, n))
+  np.add.at(table, (np.tile(np.arange(n), epochs), orders.ravel()), 1)
+  assert stats.chisquare(table.ravel()).pvalue > 1e-3
+  gaps = ((orders[:, 1:] - orders[:, :-1]) % n).ravel()
+  assert stats.chisquare(np.bincount(gaps, minlength=n)[1:]).pvalue > 1e-3
+  # All 6 orders of 3 rows, equally often.
+  codes = [tuple(sampler.epoch_order(7, e, 3, np.arange(3)))
+           for e in range(300)]
+  counts = np.unique(np.array(codes), axis=0, return_counts=True)[1]
+  assert len(counts) == 6
+  assert stats.chisquare(counts).pvalue > 1e-3
+
+
+def test_epoch_order_refuses_bad_arguments():
+  with pytest.raises(DataError, match="n > 0"):
+    sampler.epoch_order(0, 0, 0, np.arange(0))
+  with pytest.raises(DataError, match=r"rows must be indices in \[0, 5\)"):
+    sampler.epoch_order(0, 0, 5, np.array([5]))
+  with pytest.raises(DataError, match="interactions must be indices"):
+    sampler.epoch_rows(0, 0, 5, np.array([-1]))
+
+
+def test_sort_order_is_an_argsort():
+  rng = np.random.default_rng(0)
+  for values in (rng.integers(0, 40, 1000), rng.integers(0, 2**62, 100),
+                 np.array([3]), np.zeros(0, np.int64)):
+    order = sampler._sort_order(values)  # pylint: disable=protected-access
+    np.testing.assert_array_equal(np.sort(order), np.arange(len(values)))
+    np.testing.assert_array_equal(values[order], np.sort(values))
+
+
+def test_two_processes_columns_are_disjoint_and_cover_the_epoch():
+  """B = 48 split over 2 processes (columns 0..23 and 24..47): side by side
+  they are the whole epoch, and every train interaction is used once."""
+  train = _train()
+  config = ml_collections.ConfigDict(dict(
+      task="ranking", seed=5, num_negatives=1, sampling="interaction",
+      sampler="counter", batch_size=48))
+  dataset = _Dataset(train)
+  whole = input_pipeline.epoch_batches(config, dataset, 3)
+  halves = [input_pipeline.epoch_batches(config, dataset, 3,
+                                         columns=np.arange(24) + 24 * p)
+            for p in range(2)]
+  for name, want in whole._asdict().items():
+    if want is None:
+      continue
+    got = np.concatenate([getattr(h, name) for h in halves], axis=1)
+    np.testing.assert_array_equal(got, want, err_msg=name)
+  used = []
+  for half in halves:
+    real = half.mask > 0
+    used += list(zip(half.users[real].tolist(), half.pos_items[real].tolist()))
+  assert sorted(used) == sorted(zip(train.users.tolist(),
+                                    train.items.tolist()))
