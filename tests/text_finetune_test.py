@@ -74,21 +74,28 @@ def _leaves_equal(a, b) -> list:
 
 @pytest.mark.parametrize("layers", [1, 2])
 def test_cached_states_then_top_layers_equal_the_full_encoder(tiny, encoder_dir, layers):
-  enc = text_lib.TextEncoder(encoder_dir, max_length=16)
-  nodes, toks = text_finetune.node_tokens(enc, tiny, 16)
-  assert len(nodes) == tiny.num_users + tiny.num_items
+  # Texts of 1..6 repeats: lengths over the buckets 16, 32 and 64.
+  data = dataclasses.replace(tiny, item_texts=[
+      " ".join([t] * (1 + i % 6)) for i, t in enumerate(tiny.item_texts)])
+  enc = text_lib.TextEncoder(encoder_dir, max_length=64)
+  nodes, toks = text_finetune.node_tokens(enc, data, 64)
+  lengths = toks["attention_mask"].sum(axis=1)
+  assert len(nodes) == tiny.num_users + tiny.num_items and toks["input_ids"].shape[1] == 64
+  assert lengths.min() <= 16 and lengths.max() > 32
   first = enc.config.num_layers - layers
   states = text_finetune.text_states(enc.config, jnp.float32, enc.params, nodes, toks,
                                      len(nodes) + 2, first)
   t = len(nodes)
   assert states.hidden.shape[0] == t + 1 and states.node[-1] == t + 2
-  assert np.all(states.row[nodes] == np.arange(t)) and np.all(states.row[t:] == t)
+  assert np.all(states.node[states.row[nodes]] == nodes) and np.all(states.row[t:] == t)
+  assert np.all(np.diff(states.mask.sum(axis=1)[:t]) >= 0)  # rows by length
   rows = jnp.minimum(jnp.arange(64), t)  # every text, then the fill row
   got = text_finetune.encode_rows(enc.config, jnp.float32, enc.params, states.hidden,
-                                  states.mask, rows, first, 32)[:t]
+                                  states.mask, rows, first, 8)
   want = text_finetune.encode(enc.config, jnp.float32, enc.params, toks["input_ids"],
                               toks["attention_mask"])
-  np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+  np.testing.assert_allclose(np.asarray(got)[states.row[nodes]], want, atol=1e-5, rtol=0)
+  assert np.all(np.asarray(got)[t:] == 0)  # chunks of fill rows only: skipped
 
 
 def _batch(users, pos, neg):
