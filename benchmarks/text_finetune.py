@@ -11,10 +11,10 @@ Protocol (declared here, before any run), per seed s:
   (`config.init_from`): the encoder frozen (the precomputed text features
   it trained on), or its top 1 / top 2 layers trained jointly with AlphaRec
   (`config.text.finetune_layers`, Adam at `config.text.learning_rate`,
-  jaxrec/text_finetune.py); the run's other settings unchanged except the
-  batch (`--batch_size`: the fine-tuned step at 4096 rows re-encodes 12,288
-  texts, whose activations exceed this machine's memory; `--try_batch`
-  records that step's outcome);
+  jaxrec/text_finetune.py: the frozen layers' output is cached once per
+  process, a step runs the trained layers on the batch's unique item
+  texts); the run's other settings unchanged, its batch included
+  (`--batch_size` 0: the source's);
 * every arm trains the same `--steps` batches (the start of the
   continuation's epoch-0 sampler) with the trainer's step function
   (`train.setup_experiment`), one step of each arm in turn in one process;
@@ -28,7 +28,8 @@ Protocol (declared here, before any run), per seed s:
   trained layers' largest change is recorded.
 Timing: the arms' interleaved step times (each process's compiling first
 step left out) and the cache refresh; seconds per epoch = steps per epoch x
-the median step + the median refresh.
+the median step + the median refresh. Memory: the process's peak resident
+set (all three arms in one process) and the size of the cached states.
 
 Resumable: each seed's runs write `<workdir>/seed<s>/layers<n>/results.json`
 and are read back when all are present; the JSON and the page are rewritten
@@ -40,6 +41,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import time
 
 import jax
@@ -74,7 +76,7 @@ def arm_config(args, seed: int, layers: int,
   src = source_dir(args, seed)
   with open(os.path.join(src, "config.json")) as f:
     config = config_utils.with_defaults(json.load(f))
-  config.batch_size = batch_size or args.batch_size
+  config.batch_size = batch_size or args.batch_size or config.batch_size
   config.progress = False
   config.init_from = src
   config.text.finetune_layers = layers
@@ -128,6 +130,7 @@ def run_seed(args, seed: int) -> dict:
   rows = input_pipeline.epoch_batches(configs[args.layers[0]], e0.dataset, 0,
                                       e0.positive_keys)
   steps_per_epoch = int(jax.tree.leaves(rows)[0].shape[0])
+  batch_size = int(rows.users.shape[1])
   step_s = {n: [] for n in exps}
   losses = {n: [] for n in exps}
   for i in range(args.steps):
@@ -150,7 +153,7 @@ def run_seed(args, seed: int) -> dict:
     valid = e.evaluator(states[n].params, "valid")
     test = e.evaluator(states[n].params, "test")
     res = {"seed": seed, "layers": n, "steps": args.steps,
-           "batch_size": args.batch_size, "steps_per_epoch": steps_per_epoch,
+           "batch_size": batch_size, "steps_per_epoch": steps_per_epoch,
            "valid": {m: valid[m] for m in METRICS},
            "test": {m: test[m] for m in METRICS}, "losses": losses[n],
            "setup_seconds": setup_s[n], "step_seconds": step_s[n],
@@ -158,45 +161,43 @@ def run_seed(args, seed: int) -> dict:
     if n in pretrained:
       res["encoder"] = encoder_check(pretrained[n],
                                      states[n].params["encoder"], n)
+      res["texts"] = step_texts(e, rows, args.steps)
     out[str(n)] = res
     log(f"seed {seed} layers {n}: refresh {refresh_s:.0f} s, valid "
         f"{SELECT} {valid[SELECT]:.4f}")
+  # ru_maxrss is in KiB on Linux: the process's peak, all arms together.
+  peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+  for res in out.values():
+    res["peak_rss_gib"] = peak
   return out
 
 
-def try_batch(args) -> dict:
-  """One top-1 fine-tuning step at `--try_batch` rows: its outcome."""
-  config = arm_config(args, 0, 1, batch_size=args.try_batch)
-  exp = train.setup_experiment(config)
-  rows = input_pipeline.epoch_batches(config, exp.dataset, 0,
-                                      exp.positive_keys)
-  texts = int(sum(np.size(getattr(rows, k)[0])
-                  for k in ("users", "pos_items", "neg_items")))
-  t0 = time.perf_counter()
-  try:
-    state, _ = exp.step_fn(exp.state, exp.graph,
-                           jax.tree.map(lambda v: v[:1], rows), exp.train_rng)
-    jax.block_until_ready(state)
-    outcome = "ran"
-  except jax.errors.JaxRuntimeError as err:  # out of memory, most likely
-    outcome = str(err).splitlines()[0][:200]
-  return {"batch_size": args.try_batch, "texts_per_step": texts,
-          "outcome": outcome, "seconds": time.perf_counter() - t0}
-
-
-def cached(path: str, fn, *fn_args) -> dict:
-  """The JSON at `path`, else `fn(*fn_args)` written there."""
-  if os.path.exists(path):
-    with open(path) as f:
-      return json.load(f)
-  out = fn(*fn_args)
-  common.write_json(path, out)
-  return out
+def step_texts(exp, rows, steps: int) -> dict:
+  """The cached states' size and the texts a fine-tuning step re-encodes."""
+  nodes = exp.graph.nodes
+  row_of = np.asarray(nodes["text_row"])
+  num_texts = int(nodes["text_hidden"].shape[0]) - 1
+  model = exp.model
+  unique = []
+  for i in range(steps):
+    ids = [model.num_users + np.asarray(rows.pos_items[i]).ravel(),
+           model.num_users + np.asarray(rows.neg_items[i]).ravel()]
+    if model.users_have_text:
+      ids.append(np.asarray(rows.users[i]).ravel())
+    r = np.unique(row_of[np.concatenate(ids)])
+    unique.append(int(np.sum(r < num_texts)))
+  return {"num_texts": num_texts,
+          "length": int(nodes["text_hidden"].shape[1]),
+          "states_gib": float(nodes["text_hidden"].nbytes) / 2**30,
+          # the step's static unique-set size (text_finetune.batch_rows)
+          "slots": -(-min(len(np.concatenate(ids)), num_texts)
+                     // text_finetune.STEP_CHUNK) * text_finetune.STEP_CHUNK,
+          "unique_per_step": unique}
 
 
 def _fmt_ms(values) -> str:
   v = np.asarray(values, np.float64)
-  return f"{v.mean():.4f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.4f}"
+  return f"{v.mean():.4f} ± {v.std(ddof=1):.4f}" if len(v) > 1 else f"{v[0]:.4f}"
 
 
 def summarise(results: dict) -> None:
@@ -223,6 +224,8 @@ def summarise(results: dict) -> None:
     refresh = float(np.median([r["refresh_seconds"] for r in rs]))
     timing["arms"][str(n)] = {"step_s": step, "refresh_s": refresh,
                               "timed_steps": len(steps),
+                              "setup_s": float(np.median(
+                                  [r["setup_seconds"] for r in rs])),
                               "epoch_s": steps_per_epoch * step + refresh}
   for a in timing["arms"].values():
     a["ratio"] = a["epoch_s"] / timing["arms"][base]["epoch_s"]
@@ -242,6 +245,8 @@ def render(results: dict) -> str:
   """The Markdown page of the JSON results."""
   p = results["protocol"]
   runs, seeds = results["runs"], results.get("complete_seeds", [])
+  first = next(iter(runs.values()), {}).get("0", {})
+  batch = first.get("batch_size", p["batch_size"])
   lines = [
       "# Frozen vs fine-tuned text encoder (AlphaRec, ml-latest-small)", "",
       "AlphaRec reads MiniLM sentence embeddings of the item texts. Three "
@@ -250,10 +255,14 @@ def render(results: dict) -> str:
       "validation-selected parameters (`config.init_from`): the encoder "
       "frozen (the precomputed features), or its top 1 / top 2 layers "
       "trained jointly with AlphaRec (`config.text.finetune_layers`, "
-      "[../text.md](../text.md): each step re-encodes the batch's user, "
-      "positive and negative texts; the other rows come from a cache "
-      "re-encoded before the evaluation). Every arm trains the same "
-      f"{p['steps']} batches of {p['batch_size']} rows (the start of the "
+      "[../text.md](../text.md)). The frozen layers' output (the hidden "
+      "states at the first trained layer's input) is computed once per "
+      "process for every text; a step runs only the trained layers on the "
+      "unique texts of the batch's positives and negatives (users have no "
+      "text here: their rows are the mean of their train items' rows, not "
+      "re-encoded), in rematerialised chunks of 128 texts; the other rows "
+      "come from a cache re-encoded before the evaluation. Every arm trains "
+      f"the same {p['steps']} batches of {batch} rows (the start of the "
       "continuation's first epoch) with the trainer's step function, the "
       "arms one step each in turn in one process; then validation and test "
       "are read once. A fixed budget, the same for every arm: no early "
@@ -262,30 +271,38 @@ def render(results: dict) -> str:
       "`text.learning_rate` 1e-4, texts cut at 64 tokens (15 of 6,298 items "
       "are longer).", "",
       "```", results["command"], "```", "", results["hardware"] + ".", ""]
-  tb = results.get("try_batch")
-  if tb:
-    lines += [f"At the source runs' batch of {tb['batch_size']} rows "
-              f"({tb['texts_per_step']:,} texts re-encoded per step: users, "
-              "positives, negatives) one top-1 fine-tuning step gives "
-              f"`{tb['outcome']}`; hence batches of {p['batch_size']}.", ""]
   t = results.get("timing")
   if t:
-    lines += [f"## Seconds per epoch (batch {p['batch_size']}, "
+    lines += [f"## Seconds per epoch (batch {batch}, "
               f"{t['steps_per_epoch']} steps per epoch)", "",
               "Median train step over the arms' interleaved steps (the "
               "compiling first step of each process left out), and the "
-              "median re-encoding of the whole text cache (6,298 item "
-              "texts, its compilation included); an epoch = steps per epoch "
-              "x step + one refresh. Users have no text here (their rows are "
-              "the mean of their train items' rows), yet a step re-encodes "
-              "the batch's user rows with its item rows and discards them: a "
-              "third of the encoder work of a step.", ""]
+              "median re-encoding of the whole text cache (the trained "
+              "layers over 6,298 item texts, its compilation included); an "
+              "epoch = steps per epoch x step + one refresh, extrapolated "
+              f"from the {p['steps']} steps run. Setup (once per process): "
+              "the embeddings and frozen layers over every text.", ""]
     rows = [[arm_label(n), f"{a['step_s']:.3g}", str(a["timed_steps"]),
              f"{a['refresh_s']:.3g}", f"{a['epoch_s']:,.4g}",
-             _ratio(a["ratio"])] for n, a in t["arms"].items()]
+             _ratio(a["ratio"]), f"{a['setup_s']:.0f}"]
+            for n, a in t["arms"].items()]
     lines += common.markdown_table(
         ["arm", "s / step", "steps timed", "s / refresh", "s / epoch",
-         "vs frozen"], rows, ["---"] + ["---:"] * 5) + [""]
+         "vs frozen", "s setup"], rows, ["---"] + ["---:"] * 6) + [""]
+    mem = [runs[s][str(n)] for s in seeds for n in p["layers"] if int(n) > 0]
+    if mem and "texts" in mem[0]:
+      tx = mem[0]["texts"]
+      unique = [u for r in mem for u in r["texts"]["unique_per_step"]]
+      lines += [
+          f"Memory: the cached states hold {tx['num_texts']:,} texts x "
+          f"{tx['length']} tokens x 384 float32 = {tx['states_gib']:.2f} GiB "
+          "per fine-tuned arm; a step encodes a static set of "
+          f"{tx['slots']:,} text slots, of which {min(unique):,} to "
+          f"{max(unique):,} were distinct texts in the steps run; peak "
+          "resident memory of the process (frozen, top-1 and top-2 arms "
+          "together): " + ", ".join(
+              f"{runs[s]['0']['peak_rss_gib']:.1f} GiB (seed {s})"
+              for s in seeds if "peak_rss_gib" in runs[s]["0"]) + ".", ""]
   if seeds:
     src = results.get("source", {})
     lines += [f"## Recall@20 / NDCG@20 after {p['steps']} steps (test, "
@@ -309,8 +326,10 @@ def render(results: dict) -> str:
     lines += ["Paired difference, fine-tuned - frozen (same seed, split and "
               "batches; mean and 95% t interval over seeds, none with one "
               "seed):", ""]
-    rows = [[arm_label(n), real_text_report.interval(g["recall@20"]),
-             real_text_report.interval(g["ndcg@20"])]
+    def diff(g):  # no interval from one seed
+      return (real_text_report.interval(g) if g["n"] > 1 else
+              f"{g['mean']:+.4f} (one seed)")
+    rows = [[arm_label(n), diff(g["recall@20"]), diff(g["ndcg@20"])]
             for n, g in results["paired"].items()]
     lines += common.markdown_table(["arm", "Recall@20", "NDCG@20"], rows)
     lines += [""]
@@ -381,12 +400,6 @@ def main(argv=None) -> dict:
         f"layers {n} {runs[str(n)]['test']['recall@20']:.4f}"
         for n in args.layers))
     save()
-  if args.try_batch:
-    log(f"one step at batch {args.try_batch}")
-    results["try_batch"] = cached(os.path.join(
-        args.workdir, f"batch{args.try_batch}", "results.json"), try_batch,
-                                  args)
-    save()
   return results
 
 
@@ -398,12 +411,10 @@ def parse_args(argv=None):
   p.add_argument("--source",
                  default="workdirs/real_text/ml_latest_small/alpharec/"
                  "grid1_seed{seed}")
-  p.add_argument("--batch_size", type=int, default=512)
+  p.add_argument("--batch_size", type=int, default=0,
+                 help="rows per step (0: the source run's)")
   p.add_argument("--steps", type=int, default=4)
   p.add_argument("--dtype", default="float32")
-  p.add_argument("--try_batch", type=int, default=4096,
-                 help="one top-1 step at this batch size, after the runs "
-                 "(0: skip)")
   p.add_argument("--workdir", default="workdirs/text_finetune")
   common.add_result_args(p, "text_finetune")
   return p.parse_args(argv)
