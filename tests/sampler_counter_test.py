@@ -279,7 +279,7 @@ def test_epoch_order_refuses_bad_arguments():
     sampler.epoch_order(0, 0, 0, np.arange(0))
   with pytest.raises(DataError, match=r"rows must be indices in \[0, 5\)"):
     sampler.epoch_order(0, 0, 5, np.array([5]))
-  with pytest.raises(DataError, match="interactions must be indices"):
+  with pytest.raises(DataError, match="epoch_rows: interactions must be"):
     sampler.epoch_rows(0, 0, 5, np.array([-1]))
 
 
