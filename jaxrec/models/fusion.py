@@ -23,10 +23,16 @@ graph token (no edges), so both tokens are masked out of the softmax and
 z_v is the text token alone. During training each node's id and graph
 tokens are dropped together with probability `token_dropout`, so the text
 token alone is trained to rank, which is what a cold node relies on.
+
+Cost: a step is TextGNN's (the text projection of every node, K
+propagations) plus the pool, computed per token on [N, d] tables with the
+query folded into W_k (`token_weights`), so every product is a plain
+[N, d] @ [d, H] or [N, H] @ [H, d] one.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple, Optional
 
 import flax.linen as nn
@@ -60,6 +66,18 @@ class FusionTokens(NamedTuple):
   mask: jnp.ndarray  # [N, 3]
 
 
+class _Kernel(nn.Module):
+  """A bias-free `nn.Dense`'s kernel, as a parameter of the same name, shape
+  and initialiser, for a caller that arranges the product itself."""
+  features: int
+
+  @nn.compact
+  def __call__(self, in_features: int) -> jnp.ndarray:
+    """The kernel. # [in_features, features]"""
+    return self.param("kernel", nn.initializers.lecun_normal(),
+                      (in_features, self.features))
+
+
 class Fusion(Recommender):
   """Per-node multi-head attention over {ID, text, graph} tokens, BPR loss.
 
@@ -87,7 +105,9 @@ class Fusion(Recommender):
                        f"embed_dim={self.embed_dim}")
     self.text_proj = nn.Dense(self.embed_dim, use_bias=False,
                               dot_general=text_dot_general(self.matmul_dtype))
-    self.key_proj = nn.Dense(self.embed_dim, use_bias=False)
+    # The key projection's kernel, read whole (`token_weights` folds the
+    # query into it); named and initialised as nn.Dense's.
+    self.key_proj = _Kernel(self.embed_dim)
     init = nn.initializers.normal(self.init_std)
     self.type_embedding = self.param("type_embedding", init,
                                      (len(TOKENS), self.embed_dim))
@@ -95,16 +115,18 @@ class Fusion(Recommender):
     self.query = self.param("query", nn.initializers.zeros,
                             (self.num_heads, self.embed_dim // self.num_heads))
 
-  def tokens(self, graph: jraph.GraphsTuple, train: bool = False
-             ) -> FusionTokens:
-    """The id, text and graph tokens of every node and their mask.
+  def token_parts(self, graph: jraph.GraphsTuple, train: bool = False
+                  ) -> tuple[list[jnp.ndarray], list[jnp.ndarray]]:
+    """The id, text and graph tokens of every node and their masks, unstacked.
 
     Args:
       graph: the (possibly padded) training graph with text features.
       train: draw the token dropout (needs the 'dropout' RNG stream).
 
     Returns:
-      `FusionTokens`; padding nodes have zero tokens and an all-zero mask.
+      (tokens, masks) in `TOKENS` order: three [N, d] token tables and
+      three [N] float masks (1.0 where the token takes part in the
+      softmax); padding nodes have zero tokens and zero masks.
     """
     real = graph.nodes["mask"] > 0  # [N]
     ids = pad_rows(graph, jnp.concatenate([self.user_embedding,
@@ -128,24 +150,71 @@ class Fusion(Recommender):
                           connected.shape) >= self.token_dropout
       connected = connected & keep
     known = (connected & real).astype(jnp.float32)  # [N]
-    mask = jnp.stack([known, real.astype(jnp.float32), known], axis=1)
-    return FusionTokens(jnp.stack([ids, text, neighbours], axis=1), mask)
+    return [ids, text, neighbours], [known, real.astype(jnp.float32), known]
+
+  def tokens(self, graph: jraph.GraphsTuple, train: bool = False
+             ) -> FusionTokens:
+    """The id, text and graph tokens of every node and their mask.
+
+    Args:
+      graph: the (possibly padded) training graph with text features.
+      train: draw the token dropout (needs the 'dropout' RNG stream).
+
+    Returns:
+      `FusionTokens`; padding nodes have zero tokens and an all-zero mask.
+    """
+    parts, masks = self.token_parts(graph, train)
+    return FusionTokens(jnp.stack(parts, axis=1), jnp.stack(masks, axis=1))
+
+  def token_weights(self, parts: list[jnp.ndarray],
+                    masks: list[jnp.ndarray]) -> list[jnp.ndarray]:
+    """Per-node, per-head softmax weight of each token.
+
+    Computed per token on [N, d] tables, with no [N, 3, H, d / H] tensor:
+    XLA's CPU backend runs per-node contractions over the 3 tokens (an
+    einsum 'nthc,hc->nht' or 'nht,nthc->nhc') as N * H tiny batched matrix
+    products; on ml_latest_small those and their gradients took most of a
+    training step. The query folds into the key projection (float
+    reassociation only):
+
+      <q_h, (W_k (x + type))_h> = (x + type) . (W_k[:, head h] q_h)
+
+    Args:
+      parts: the three token tables (`token_parts`). # [N, d] each
+      masks: their masks. # [N] each
+
+    Returns:
+      One weight table per token, in `TOKENS` order; the weights of a node
+      sum to 1 over the tokens; masked tokens and padding nodes get 0.
+      # [N, H] each
+    """
+    d = parts[0].shape[-1]
+    heads = self.num_heads
+    kernel = self.key_proj(d).reshape(d, heads, d // heads)  # [d, H, d/H]
+    folded = jnp.sum(kernel * self.query, axis=-1) / jnp.sqrt(
+        d / heads)  # [d, H]
+    type_logits = self.type_embedding @ folded  # [3, H]
+    present = [m[:, None] > 0 for m in masks]  # [N, 1] each
+    logits = [jnp.where(p, x @ folded + t, -1e9)
+              for x, t, p in zip(parts, type_logits, present)]  # [N, H]
+    # Softmax over the 3 tokens, written out (the shift cancels; no
+    # gradient through it, as in jax.nn.softmax).
+    top = jax.lax.stop_gradient(functools.reduce(jnp.maximum, logits))
+    exps = [jnp.where(p, jnp.exp(z - top), 0.0)
+            for z, p in zip(logits, present)]
+    total = functools.reduce(jnp.add, exps)  # [N, H]: >= 1 or 0 (padding)
+    total = jnp.where(total > 0, total, 1.0)
+    return [e / total for e in exps]
 
   def attention(self, tokens: FusionTokens) -> jnp.ndarray:
     """Per-node, per-head softmax weights over the tokens. # [N, H, 3]
 
     Masked tokens get weight 0; a node with no token (padding) gets 0s.
     """
-    n, t, d = tokens.tokens.shape
-    heads = self.num_heads
-    keys = self.key_proj(tokens.tokens + self.type_embedding[None])
-    keys = keys.reshape(n, t, heads, d // heads)  # [N, 3, H, d/H]
-    logits = jnp.einsum("nthc,hc->nht", keys, self.query) / jnp.sqrt(
-        d / heads)  # [N, H, 3]
-    present = tokens.mask[:, None, :] > 0  # [N, 1, 3]
-    logits = jnp.where(present, logits, -1e9)
-    weights = jax.nn.softmax(logits, axis=-1)
-    return jnp.where(present, weights, 0.0)
+    count = tokens.tokens.shape[1]
+    weights = self.token_weights([tokens.tokens[:, j] for j in range(count)],
+                                 [tokens.mask[:, j] for j in range(count)])
+    return jnp.stack(weights, axis=-1)
 
   def attention_weights(self, graph: jraph.GraphsTuple) -> jnp.ndarray:
     """Inference attention weights of every node (tokens in `TOKENS` order).
@@ -156,15 +225,21 @@ class Fusion(Recommender):
     Returns:
       Weights summing to 1 over the last axis for real nodes. # [N, H, 3]
     """
-    return self.attention(self.tokens(graph, train=False))
+    return jnp.stack(self.token_weights(*self.token_parts(graph)), axis=-1)
 
   def propagate_all(self, graph: jraph.GraphsTuple,
                     train: bool = False) -> Propagated:
-    tokens = self.tokens(graph, train)
-    weights = self.attention(tokens)  # [N, H, 3]
-    n, t, d = tokens.tokens.shape
-    split = tokens.tokens.reshape(n, t, self.num_heads, d // self.num_heads)
-    fused = jnp.einsum("nht,nthc->nhc", weights, split).reshape(n, d)
+    parts, masks = self.token_parts(graph, train)
+    weights = self.token_weights(parts, masks)  # [N, H] each
+    d = parts[0].shape[-1]
+    # z_{v,h} = sum_j a_{v,h,j} x_{v,j,h}: each head's weight spread over
+    # the d / H dims it owns by a 0/1 [H, d] product (its transpose, in the
+    # gradient, is a product too; a repeat's is a sum over d / H, slower on
+    # CPU).
+    spread = jnp.repeat(jnp.eye(self.num_heads, dtype=parts[0].dtype),
+                        d // self.num_heads, axis=1)  # [H, d]
+    fused = functools.reduce(jnp.add, [
+        (w @ spread) * x for w, x in zip(weights, parts)])  # [N, d]
     user, item = split_nodes(fused, self.num_users, self.num_items)
     return Propagated(user=user, item=item, user_ego=self.user_embedding,
                       item_ego=self.item_embedding, nodes=fused)
