@@ -199,7 +199,10 @@ def _counter_ints(seed: int, epoch: int, stream: int, counters: np.ndarray,
                   high: np.ndarray | int) -> np.ndarray:
   """int64 uniform on [0, high) per counter (high may differ per counter)."""
   u = counter_uniforms(seed, epoch, stream, counters)
-  return np.minimum(np.floor(u * high), np.asarray(high) - 1).astype(np.int64)
+  u *= high
+  ints = u.astype(np.int64)  # truncation: the floor of a non-negative u
+  np.minimum(ints, np.asarray(high) - 1, out=ints)  # u * high may round up
+  return ints
 
 
 def _mix32(x: np.ndarray) -> np.ndarray:
@@ -413,11 +416,13 @@ def counter_negatives(seed: int, epoch: int, rows: np.ndarray,
   rows = np.asarray(rows, np.int64)
   # Queries in user order: the membership look-ups then walk the sorted keys
   # nearly in order (see epoch_triples); the draws do not depend on it.
-  order = (np.arange(len(users)) if np.all(users[1:] >= users[:-1])
+  # Already ordered (a whole epoch in stored order): no gather or scatter.
+  order = (None if np.all(users[1:] >= users[:-1])
            else _sort_order(users))  # [n]
-  flat_users = np.repeat(users[order], k)  # [n * k]
-  counters = rows[order]
+  flat_users = users if order is None else users[order]
+  counters = rows if order is None else rows[order]
   if k > 1:
+    flat_users = np.repeat(flat_users, k)  # [n * k]
     counters = (np.repeat(counters, k) * k
                 + np.tile(np.arange(k, dtype=np.int64), len(rows)))  # [n * k]
   items = _counter_ints(seed, epoch, _NEGATIVES, counters, num_items)
@@ -433,9 +438,11 @@ def counter_negatives(seed: int, epoch: int, rows: np.ndarray,
     u = counter_uniforms(seed, epoch, _NEGATIVES + max_rounds + 1,
                          counters[todo])
     items[todo] = _exact_complement(u, keys, flat_users[todo], num_items)
-  out = np.empty((len(rows), k), np.int32)
-  out[order] = items.reshape(-1, k)
-  return out[:, 0] if k == 1 else out
+  items = items.astype(np.int32).reshape(-1, k)
+  if order is not None:
+    out, items = items, np.empty_like(items)
+    items[order] = out
+  return items[:, 0] if k == 1 else items
 
 
 SAMPLINGS = ("interaction", "user")
