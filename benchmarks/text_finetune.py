@@ -161,7 +161,7 @@ def run_seed(args, seed: int) -> dict:
     if n in pretrained:
       res["encoder"] = encoder_check(pretrained[n],
                                      states[n].params["encoder"], n)
-      res["texts"] = step_texts(e, rows, args.steps)
+      res["step_texts"] = step_texts(e, rows, args.steps)
     out[str(n)] = res
     log(f"seed {seed} layers {n}: refresh {refresh_s:.0f} s, valid "
         f"{SELECT} {valid[SELECT]:.4f}")
@@ -178,21 +178,18 @@ def step_texts(exp, rows, steps: int) -> dict:
   row_of = np.asarray(nodes["text_row"])
   num_texts = int(nodes["text_hidden"].shape[0]) - 1
   model = exp.model
-  unique = []
+  unique, slots = [], 0
   for i in range(steps):
-    ids = [model.num_users + np.asarray(rows.pos_items[i]).ravel(),
-           model.num_users + np.asarray(rows.neg_items[i]).ravel()]
-    if model.users_have_text:
-      ids.append(np.asarray(rows.users[i]).ravel())
-    r = np.unique(row_of[np.concatenate(ids)])
-    unique.append(int(np.sum(r < num_texts)))
+    ids = np.asarray(text_finetune.batch_text_nodes(
+        model.model, model.num_users, model.users_have_text,
+        jax.tree.map(lambda v, i=i: v[i], rows)))
+    unique.append(int(np.sum(np.unique(row_of[ids]) < num_texts)))
+    # the step's static unique-set size (FinetunedText.batch_rows)
+    slots = -(-min(len(ids), num_texts) // text_finetune.STEP_CHUNK) * text_finetune.STEP_CHUNK
   return {"num_texts": num_texts,
           "length": int(nodes["text_hidden"].shape[1]),
           "states_gib": float(nodes["text_hidden"].nbytes) / 2**30,
-          # the step's static unique-set size (text_finetune.batch_rows)
-          "slots": -(-min(len(np.concatenate(ids)), num_texts)
-                     // text_finetune.STEP_CHUNK) * text_finetune.STEP_CHUNK,
-          "unique_per_step": unique}
+          "slots": slots, "unique_per_step": unique}
 
 
 def _fmt_ms(values) -> str:
@@ -290,19 +287,24 @@ def render(results: dict) -> str:
         ["arm", "s / step", "steps timed", "s / refresh", "s / epoch",
          "vs frozen", "s setup"], rows, ["---"] + ["---:"] * 6) + [""]
     mem = [runs[s][str(n)] for s in seeds for n in p["layers"] if int(n) > 0]
-    if mem and "texts" in mem[0]:
-      tx = mem[0]["texts"]
-      unique = [u for r in mem for u in r["texts"]["unique_per_step"]]
+    if mem:
+      # 'step_texts' (the texts a step re-encodes); runs that predate it
+      # recorded only the cached states' size.
+      tx = mem[0].get("step_texts") or mem[0]["texts"]
+      steps = ""
+      if all("step_texts" in r for r in mem):
+        unique = [u for r in mem for u in r["step_texts"]["unique_per_step"]]
+        steps = (f"a step encodes a static set of {tx['slots']:,} text slots "
+                 f"(chunks of fill rows skipped), of which {min(unique):,} to "
+                 f"{max(unique):,} were distinct texts in the steps run; ")
       lines += [
           f"Memory: the cached states hold {tx['num_texts']:,} texts x "
           f"{tx['length']} tokens x 384 float32 = {tx['states_gib']:.2f} GiB "
-          "per fine-tuned arm; a step encodes a static set of "
-          f"{tx['slots']:,} text slots, of which {min(unique):,} to "
-          f"{max(unique):,} were distinct texts in the steps run; peak "
-          "resident memory of the process (frozen, top-1 and top-2 arms "
-          "together): " + ", ".join(
-              f"{runs[s]['0']['peak_rss_gib']:.1f} GiB (seed {s})"
-              for s in seeds if "peak_rss_gib" in runs[s]["0"]) + ".", ""]
+          f"per fine-tuned arm; {steps}peak resident memory of the process "
+          "(frozen, top-1 and top-2 arms together, after the seed's runs): "
+          + ", ".join(f"{runs[s]['0']['peak_rss_gib']:.1f} GiB (seed {s})"
+                      for s in seeds if "peak_rss_gib" in runs[s]["0"]) + ".",
+          ""]
   if seeds:
     src = results.get("source", {})
     lines += [f"## Recall@20 / NDCG@20 after {p['steps']} steps (test, "

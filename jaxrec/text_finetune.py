@@ -241,6 +241,30 @@ def text_states(config: bert.BertConfig, dtype: Any, params: Any, nodes: np.ndar
                     mask=np.concatenate([mask, np.zeros((1, length), mask.dtype)]).astype(np.int32))
 
 
+def batch_text_nodes(model: Any, num_users: int, users_have_text: bool,
+                     batch: Batch) -> jax.Array:
+  """The nodes whose texts a step re-encodes (repeats included).
+
+  Args:
+    model: the text model (unbound is fine).
+    num_users: U (item node v is U + v).
+    users_have_text: include the batch's users.
+    batch: the batch.
+
+  Returns:
+    Positives, the negatives the loss scores (all, or AlphaRec's shared
+    pool with `negative_sharing='batch'`), then users if they have texts.
+    # [M] int32
+  """
+  neg = batch.neg_items
+  if getattr(model, "negative_sharing", None) == "batch":
+    neg = model.shared_pool(batch)[0]  # [K]: the only negatives scored
+  parts = [num_users + batch.pos_items.reshape(-1), num_users + neg.reshape(-1)]
+  if users_have_text:
+    parts.append(batch.users.reshape(-1))
+  return jnp.concatenate(parts)
+
+
 def trainable_mask(encoder_params: Any, layers: int) -> Any:
   """True on the top `layers` encoder layers (`jaxrec.text.trainable_layer_mask`)."""
   return text_lib.trainable_layer_mask(encoder_params, layers, include_pooler=False)
@@ -297,15 +321,7 @@ class FinetunedText(nn.Module):
       Sorted unique rows, then T (fill); K = min(M, T) rounded up to
       `STEP_CHUNK` for the batch's M node slots. # [K] int32
     """
-    neg = batch.neg_items
-    if getattr(self.model, "negative_sharing", None) == "batch":
-      # AlphaRec's shared negatives: the loss scores only this pool.
-      neg = self.model.shared_pool(batch)[0]  # [K]
-    parts = [self.num_users + batch.pos_items.reshape(-1),
-             self.num_users + neg.reshape(-1)]
-    if self.users_have_text:
-      parts.insert(0, batch.users.reshape(-1))
-    ids = jnp.concatenate(parts)  # [M]
+    ids = batch_text_nodes(self.model, self.num_users, self.users_have_text, batch)  # [M]
     num_texts = graph.nodes["text_hidden"].shape[0] - 1  # T
     size = _round_up(min(ids.shape[0], num_texts), STEP_CHUNK)
     return jnp.unique(graph.nodes["text_row"][ids], size=size, fill_value=num_texts)

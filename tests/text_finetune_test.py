@@ -18,6 +18,7 @@ from jaxrec import warm_start
 from jaxrec.config_utils import with_defaults
 from jaxrec.data.synthetic import make_synthetic
 from jaxrec.errors import ConfigError
+from jaxrec.models import get_model
 
 
 TOP = "layer_1"  # The tiny encoder's top layer.
@@ -201,3 +202,13 @@ def test_init_does_not_encode_and_warm_starts_from_a_frozen_run(
   assert all(np.array_equal(model[p], best[p]) for p in best)
   pretrained = text_lib.TextEncoder(encoder_dir).params
   assert all(_leaves_equal(exp.state.params["encoder"], pretrained))
+
+
+def test_alpharec_batch_sharing_reencodes_only_the_scored_negatives():
+  batch = _batch([0, 1, 2], [3, 4, 5], [6, 7, 8])
+  shared = get_model("alpharec", 20, 30, negative_sharing="batch", shared_negatives=2)
+  nodes = text_finetune.batch_text_nodes(shared, 20, False, batch)
+  assert nodes.tolist() == [23, 24, 25, 26, 27]  # positives, the pool's 2 negatives
+  per_row = get_model("alpharec", 20, 30, negative_sharing="row")
+  nodes = text_finetune.batch_text_nodes(per_row, 20, True, batch)
+  assert nodes.tolist() == [23, 24, 25, 26, 27, 28, 0, 1, 2]
