@@ -1,12 +1,12 @@
 """Epoch time of the text models against their backbones, measured interleaved.
 
 Every text model (textgnn, alpharec, rlmrec_con and rlmrec_gen over the
-lightgcn and simgcl backbones) and its backbone train on the same graph, each
-with its own config (`configs/<model>.py:<preset>`: its batch size and
-`num_negatives` are part of the cost). Epochs are timed exactly as
-`train.train_and_evaluate` times them: `train.setup_experiment`, then per
-epoch `input_pipeline.epoch_batches` and `exp.step_fn` over chunks of
-`steps_per_call` steps, ending with the host read of the epoch's mean loss.
+lightgcn and simgcl backbones, fusion over lightgcn) and its backbone train
+on the same graph, each with its own config (`configs/<model>.py:<preset>`:
+its batch size and `num_negatives` are part of the cost). Epochs are timed
+exactly as `train.train_and_evaluate` times them: `train.setup_experiment`,
+then per epoch `input_pipeline.epoch_batches` and `exp.step_fn` over chunks
+of `steps_per_call` steps, ending with the host read of the epoch's mean loss.
 One untimed epoch per model compiles (both chunk shapes); then --epochs
 rounds run one epoch of every model in turn (interleaved, so load on a
 shared host hits all models alike), and the median epoch is reported with
@@ -73,6 +73,7 @@ MODELS = (
     ("rlmrec_con/simgcl", "rlmrec_con", "simgcl", "simgcl"),
     ("rlmrec_gen/lightgcn", "rlmrec_gen", "lightgcn", "lightgcn"),
     ("rlmrec_gen/simgcl", "rlmrec_gen", "simgcl", "simgcl"),
+    ("fusion", "fusion", None, "lightgcn"),
 )
 # Config preset of each synthetic size: the real dataset's it stands for
 # (same batch size as the fallback --preset 'lastfm', for checkouts without).

@@ -160,6 +160,37 @@ def test_matches_einsum_formulation_and_its_gradient(tiny):
   chex.assert_trees_all_close(grads, ref_grads, atol=1e-5)
 
 
+@pytest.mark.parametrize("num_negatives", [1, 3])
+def test_batch_row_loss_equals_the_node_table_loss(tiny, num_negatives):
+  """`Fusion.loss` pools only the batch's rows; its value and gradient equal
+  `Recommender.loss` on `propagate_all`'s table (same dropout draw)."""
+  config = _config()
+  config.model.matmul_dtype = "float32"
+  graph, model, params = _setup(config, tiny, pad_to=(128, 2048))
+  drop = dataclasses.replace(model, token_dropout=0.3)
+  rng = np.random.default_rng(4)
+  b = 32
+  neg_shape = (b,) if num_negatives == 1 else (b, num_negatives)
+  batch = train.dummy_batch(b, num_negatives)._replace(
+      users=jnp.asarray(rng.integers(0, tiny.num_users, b)),
+      pos_items=jnp.asarray(rng.integers(0, tiny.num_items, b)),
+      neg_items=jnp.asarray(rng.integers(0, tiny.num_items, neg_shape)),
+      mask=jnp.asarray(np.arange(b) < b - 3, jnp.float32))
+
+  def loss(p, method):
+    return drop.apply({"params": p}, graph, batch, method=method,
+                      rngs={"dropout": jax.random.key(7)})
+
+  (value, aux), grads = jax.value_and_grad(
+      lambda p: loss(p, "loss"), has_aux=True)(params)
+  (ref, ref_aux), ref_grads = jax.value_and_grad(
+      lambda p: loss(p, lambda m, g, bt: models.base.Recommender.loss(
+          m, g, bt)), has_aux=True)(params)
+  np.testing.assert_allclose(value, ref, rtol=1e-6)
+  chex.assert_trees_all_close(aux, ref_aux, rtol=1e-6)
+  chex.assert_trees_all_close(grads, ref_grads, atol=1e-6)
+
+
 def test_unconnected_nodes_use_their_text_only(tiny):
   """An item without training edges: weight 1 on text, its ID row unused."""
   cold = tiny.num_items - 1
