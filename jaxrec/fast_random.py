@@ -33,6 +33,25 @@ def pair_uniform(rng: jax.Array, a: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
   return (h >> 8).astype(jnp.float32) * (1.0 / (1 << 24))
 
 
+def _counter_bits(rng: jax.Array, shape: tuple) -> jnp.ndarray:
+  """24 random bits per element as int32: hash(hash(k ^ s0) ^ s1) >> 8.
+
+  k is the element's row-major index, (s0, s1) two words drawn from `rng`.
+  The counter is built from per-axis iotas (no flat array to reshape) and
+  the bits leave as int32, whose conversion to float is one instruction
+  (uint32's is not); both are exact, the values those of a flat counter.
+  """
+  seed = jax.random.bits(rng, (2,), jnp.uint32)
+  counter = jnp.zeros(shape, jnp.uint32)
+  stride = 1
+  for axis in reversed(range(len(shape))):
+    counter = counter + jax.lax.broadcasted_iota(
+        jnp.uint32, shape, axis) * jnp.uint32(stride)
+    stride *= shape[axis]
+  h = _hash32(_hash32(counter ^ seed[0]) ^ seed[1])
+  return (h >> 8).astype(jnp.int32)
+
+
 def fast_uniform(rng: jax.Array, shape: tuple,
                  dtype=jnp.float32) -> jnp.ndarray:
   """Uniform [0, 1) array from a counter-based integer hash of `rng`.
@@ -42,14 +61,8 @@ def fast_uniform(rng: jax.Array, shape: tuple,
   hash(hash(k ^ s0) ^ s1) with (s0, s1) drawn from `rng`, so it is a pure
   function of (rng, shape). 24 random bits per number.
   """
-  seed = jax.random.bits(rng, (2,), jnp.uint32)
-  size = 1
-  for n in shape:
-    size *= n
-  counter = jax.lax.iota(jnp.uint32, size)
-  h = _hash32(_hash32(counter ^ seed[0]) ^ seed[1])
-  return ((h >> 8).astype(jnp.float32) * (1.0 / (1 << 24))).reshape(
-      shape).astype(dtype)
+  bits = _counter_bits(rng, tuple(shape))
+  return (bits.astype(jnp.float32) * (1.0 / (1 << 24))).astype(dtype)
 
 
 def fast_dropout(rng: jax.Array, x: jnp.ndarray, rate: float) -> jnp.ndarray:
@@ -64,11 +77,15 @@ def uniform_noise(rng: jax.Array, x: jnp.ndarray, eps: float) -> jnp.ndarray:
   """SimGCL noise: sign(x) * eps * u / ||u||, u ~ U(0, 1)^d per row. # [N, d]
 
   Every row has norm eps (where x has no zero entry) and lies in the same
-  hyperoctant as x, so the perturbation rotates x by a small angle.
+  hyperoctant as x, so the perturbation rotates x by a small angle. u is
+  `fast_uniform(rng, x.shape)`; since u / ||u|| does not depend on u's
+  scale, the 24-bit integers 2^24 u are normalised directly (one fused
+  pass, no [N, d] scale array).
   """
-  u = fast_uniform(rng, x.shape, x.dtype)
-  u = u / jnp.maximum(jnp.linalg.norm(u, axis=-1, keepdims=True), 1e-12)
-  return jnp.sign(x) * u * eps
+  v = _counter_bits(rng, x.shape).astype(jnp.float32)  # [N, d] = 2^24 u
+  norm = jnp.sqrt(jnp.sum(v * v, axis=-1, keepdims=True))  # [N, 1]
+  scale = eps / jnp.maximum(norm, 1e-12 * (1 << 24))
+  return (jnp.sign(x) * v * scale).astype(x.dtype)
 
 
 __all__ = ["fast_dropout", "fast_uniform", "pair_uniform", "uniform_noise"]

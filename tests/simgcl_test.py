@@ -8,6 +8,8 @@ import pytest
 
 from jaxrec import fast_random
 from jaxrec import losses
+from jaxrec.graphs import propagate
+from jaxrec.graphs.padding import ego_nodes
 from jaxrec.models.simgcl import SimGCL
 from jaxrec.models.xsimgcl import XSimGCL
 from tests import config_loader
@@ -52,6 +54,75 @@ def test_batch_contrast_matches_numpy_over_unique_ids():
   want = (_np_info_nce(v1[users], v2[users], 0.2) +
           _np_info_nce(v1[items], v2[items], 0.2))
   np.testing.assert_allclose(float(got), want, rtol=1e-5)
+
+
+def _masked_batch_contrast(view1, view2, batch, num_users, temperature):
+  """InfoNCE over every batch row with repeated and padding rows masked."""
+  users, items, mask = batch.users, batch.pos_items, batch.mask
+  umask = losses.first_occurrence_mask(users, mask)
+  imask = losses.first_occurrence_mask(items, mask)
+  items = items + num_users
+  return (losses.info_nce(view1[users], view2[users], temperature,
+                          mask=umask) +
+          losses.info_nce(view1[items], view2[items], temperature,
+                          mask=imask))
+
+
+@pytest.mark.parametrize("rows,num_users,num_items,real", [
+    (64, 5, 300, 0.8),   # few distinct users: the smallest size
+    (64, 300, 40, 1.0),  # distinct items fill the top size (40 < B)
+    (64, 80, 80, 0.5),   # sizes in between, half the rows padding
+    (40, 9, 9, 0.0),     # no real row: loss 0
+])
+def test_batch_contrast_equals_masked_full_batch_form(rows, num_users,
+                                                      num_items, real):
+  """Distinct ids at a bucketed size == the [B, B] masked form, with grads."""
+  rng = np.random.default_rng(rows + num_users)
+  n = num_users + num_items + 3
+  v1 = jnp.asarray(rng.normal(size=(n, D)), jnp.float32)
+  v2 = jnp.asarray(rng.normal(size=(n, D)), jnp.float32)
+  batch = tiny_batch()._replace(
+      users=jnp.asarray(rng.integers(0, num_users, rows)),
+      pos_items=jnp.asarray(rng.integers(0, num_items, rows)),
+      mask=jnp.asarray(rng.random(rows) < real, jnp.float32))
+  got = jax.jit(jax.value_and_grad(
+      lambda a, b: losses.batch_contrast(a, b, batch, num_users, num_items,
+                                         0.2), (0, 1)))(v1, v2)
+  want = jax.value_and_grad(
+      lambda a, b: _masked_batch_contrast(a, b, batch, num_users, 0.2),
+      (0, 1))(v1, v2)
+  chex.assert_trees_all_close(got, want, atol=1e-5)
+  if real == 0.0:
+    assert float(got[0]) == 0.0
+
+
+def test_fast_uniform_is_the_flat_counter_hash():
+  """NumPy lowbias32 of the row-major index, 24 bits, for a 3-d shape."""
+  rng = jax.random.key(4)
+  shape = (3, 5, 7)
+  seed = np.asarray(jax.random.bits(rng, (2,), jnp.uint32))
+
+  def hash32(x):
+    x = x ^ (x >> np.uint32(16))
+    x = x * np.uint32(0x7FEB352D)
+    x = x ^ (x >> np.uint32(15))
+    x = x * np.uint32(0x846CA68B)
+    return x ^ (x >> np.uint32(16))
+  k = np.arange(np.prod(shape), dtype=np.uint32)
+  with np.errstate(over="ignore"):
+    h = hash32(hash32(k ^ seed[0]) ^ seed[1])
+  want = ((h >> np.uint32(8)).astype(np.float32) / (1 << 24)).reshape(shape)
+  np.testing.assert_array_equal(
+      np.asarray(fast_random.fast_uniform(rng, shape)), want)
+
+
+def test_uniform_noise_is_sign_times_normalised_fast_uniform():
+  x = jax.random.normal(jax.random.key(0), (40, 16))
+  rng = jax.random.key(6)
+  u = fast_random.fast_uniform(rng, x.shape)
+  want = jnp.sign(x) * u / jnp.linalg.norm(u, axis=1, keepdims=True) * 0.1
+  chex.assert_trees_all_close(fast_random.uniform_noise(rng, x, 0.1), want,
+                              atol=1e-7)
 
 
 @pytest.mark.parametrize("rows", [3, 5])
@@ -147,6 +218,44 @@ def test_simgcl_loss_terms():
   final, _ = model0.apply(params, graph, method="encode")
   want = losses.batch_contrast(final, final, tiny_batch(), U, I, 0.2)
   np.testing.assert_allclose(float(m0["ssl"]), float(want), rtol=1e-5)
+
+
+def _reference_loss(mod, graph, batch):
+  """SimGCL.loss written out: noise sign(h) u / ||u|| eps, masked [B, B]."""
+  def encode(rng):
+    users, items = mod.ego_embeddings()
+    h = ego_nodes(graph, users, items)
+    layers = []
+    for k in range(mod.num_layers):
+      h = propagate(graph, h)
+      u = fast_random.fast_uniform(jax.random.fold_in(rng, k), h.shape)
+      h = h + jnp.sign(h) * u / jnp.maximum(
+          jnp.linalg.norm(u, axis=-1, keepdims=True), 1e-12) * mod.eps
+      layers.append(h)
+    return jnp.mean(jnp.stack(layers), axis=0)
+  bpr, reg = mod.bpr_terms(mod.propagate_all(graph, train=True), batch)
+  rng1, rng2 = jax.random.split(mod.make_rng("dropout"))
+  ssl = _masked_batch_contrast(encode(rng1), encode(rng2), batch, U,
+                               mod.ssl_temperature)
+  return bpr + mod.l2_reg * reg + mod.ssl_weight * ssl
+
+
+def test_simgcl_loss_and_grads_equal_the_reference_for_a_fixed_rng():
+  graph = tiny_graph()
+  model = _model(SimGCL, ssl_weight=0.7, l2_reg=0.01)
+  params = _init(model, graph)["params"]
+  rngs = {"dropout": jax.random.key(8)}
+
+  def loss(p):
+    return model.apply({"params": p}, graph, tiny_batch(), method="loss",
+                       rngs=rngs)[0]
+
+  def reference(p):
+    return model.apply({"params": p}, graph, tiny_batch(),
+                       method=_reference_loss, rngs=rngs)
+  chex.assert_trees_all_close(jax.jit(jax.value_and_grad(loss))(params),
+                              jax.value_and_grad(reference)(params),
+                              atol=1e-5)
 
 
 def test_xsimgcl_contrasts_final_with_layer_l_star():
