@@ -26,8 +26,8 @@ Protocol (declared here, before any run), per seed s:
 * the fine-tuned arms' frozen encoder layers are compared with the
   pretrained weights after training (bit-identical expected), and the
   trained layers' largest change is recorded.
-Timing: the arms' interleaved step times (each process's compiling first
-step left out) and the cache refresh; seconds per epoch = steps per epoch x
+Timing: the arms' interleaved step times (each seed's first step, which
+compiles, left out) and the cache refresh; seconds per epoch = steps per epoch x
 the median step + the median refresh. Memory: the process's peak resident
 set (all three arms in one process) and the size of the cached states.
 
@@ -215,14 +215,15 @@ def summarise(results: dict) -> None:
   timing = {"steps_per_epoch": steps_per_epoch, "arms": {}}
   for n in layers:
     rs = [runs[s][str(n)] for s in seeds]
-    # Each process's first step of an arm compiles: left out.
+    # Each seed's first step of an arm compiles: left out.
     steps = [t for r in rs for t in r["step_seconds"][1:]]
     step = float(np.median(steps))
     refresh = float(np.median([r["refresh_seconds"] for r in rs]))
     timing["arms"][str(n)] = {"step_s": step, "refresh_s": refresh,
                               "timed_steps": len(steps),
-                              "setup_s": float(np.median(
-                                  [r["setup_seconds"] for r in rs])),
+                              # the process's first seed computes the
+                              # frozen layers' states; later ones reuse them
+                              "setup_s": rs[0]["setup_seconds"],
                               "epoch_s": steps_per_epoch * step + refresh}
   for a in timing["arms"].values():
     a["ratio"] = a["epoch_s"] / timing["arms"][base]["epoch_s"]
@@ -272,20 +273,24 @@ def render(results: dict) -> str:
   if t:
     lines += [f"## Seconds per epoch (batch {batch}, "
               f"{t['steps_per_epoch']} steps per epoch)", "",
-              "Median train step over the arms' interleaved steps (the "
-              "compiling first step of each process left out), and the "
+              "Median train step over the arms' interleaved steps (each "
+              "seed's first step, which compiles, left out), and the "
               "median re-encoding of the whole text cache (the trained "
               "layers over 6,298 item texts, its compilation included); an "
               "epoch = steps per epoch x step + one refresh, extrapolated "
-              f"from the {p['steps']} steps run. Setup (once per process): "
-              "the embeddings and frozen layers over every text.", ""]
+              f"from the {p['steps']} steps run. Setup, first seed of the "
+              "process: data, model and the embeddings and frozen layers over "
+              "every text (later seeds in the process reuse those states). "
+              "Load average when the arms finished: {:.1f} to {:.1f}.".format(
+                  *(f([runs[s][str(n)]["load_average"] for s in seeds
+                       for n in p["layers"]]) for f in (min, max))), ""]
     rows = [[arm_label(n), f"{a['step_s']:.3g}", str(a["timed_steps"]),
              f"{a['refresh_s']:.3g}", f"{a['epoch_s']:,.4g}",
              _ratio(a["ratio"]), f"{a['setup_s']:.0f}"]
             for n, a in t["arms"].items()]
     lines += common.markdown_table(
         ["arm", "s / step", "steps timed", "s / refresh", "s / epoch",
-         "vs frozen", "s setup"], rows, ["---"] + ["---:"] * 6) + [""]
+         "vs frozen", "s setup (first seed)"], rows, ["---"] + ["---:"] * 6) + [""]
     mem = [runs[s][str(n)] for s in seeds for n in p["layers"] if int(n) > 0]
     if mem:
       # 'step_texts' (the texts a step re-encodes); runs that predate it
@@ -390,6 +395,11 @@ def main(argv=None) -> dict:
       for n, path in paths.items():
         with open(path) as f:
           runs[str(n)] = json.load(f)
+        texts = runs[str(n)].get("texts")
+        if texts:  # an older record: its per-step counts took every sampled
+          # negative, not the texts re-encoded (`step_texts`); its sizes stand
+          runs[str(n)]["texts"] = {k: texts[k] for k in
+                                   ("num_texts", "length", "states_gib")}
       log(f"seed {seed}: read back")
     else:
       log(f"seed {seed}: start")
