@@ -128,6 +128,15 @@ def _epochs(runs: list) -> str:
   return text
 
 
+def _ordered(entries: dict) -> list:
+  """(key, value) pairs in a fixed order whatever the JSON's key order:
+  baselines (keys without a model label) by name, then models in table
+  order."""
+  models = list(LABELS)
+  rank = lambda k: (1, models.index(k), "") if k in LABELS else (0, 0, k)
+  return sorted(entries.items(), key=lambda kv: rank(kv[0]))
+
+
 def dataset_section(name: str, out: dict, grids: dict = None) -> list[str]:
   """Tables of one dataset: main results, paired gains, cold start.
 
@@ -206,7 +215,7 @@ def dataset_section(name: str, out: dict, grids: dict = None) -> list[str]:
     lines += ["", "Paired gain over the ID-only backbone (same split and "
               "seed; mean and 95% t interval over seeds):", ""]
     rows = []
-    for key, gains in paired.items():
+    for key, gains in _ordered(paired):
       cells = [interval(gains[m]) for m in ("recall@20", "ndcg@20")]
       rows.append([LABELS[key], *cells])
     lines += _table(["text model vs backbone", "ΔRecall@20", "ΔNDCG@20"], rows)
@@ -231,7 +240,7 @@ def dataset_section(name: str, out: dict, grids: dict = None) -> list[str]:
     lines += ["", "Cold items (20% of the items held out of training; warm "
               "users rank the cold-test items only):", ""]
     rows = [[LABELS.get(k, k), _ms([m["recall@20"] for m in v]),
-             _ms([m["ndcg@20"] for m in v])] for k, v in cold.items()]
+             _ms([m["ndcg@20"] for m in v])] for k, v in _ordered(cold)]
     lines += _table(["ranking", "cold Recall@20", "cold NDCG@20"], rows)
     if any(k.endswith("rlmrec_con") or k.endswith("rlmrec_gen") for k in cold):
       lines += ["", "RLMRec scores an item by its ID embedding, which the "
