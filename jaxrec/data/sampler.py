@@ -146,18 +146,25 @@ _GOLDEN = _U64(0x9E3779B97F4A7C15)
 _USER, _POSITIVE, _NEGATIVES = 0, 1, 2
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
-  """splitmix64's finaliser (a bijection of uint64 with full avalanche),
-  computed in place with one temporary: epochs hold millions of rows."""
-  t = np.right_shift(x, _U64(30))
+def _xorshift_multiply(x: np.ndarray, shifts: tuple, multipliers: tuple
+                       ) -> np.ndarray:
+  """x ^= x >> s0; then per (m, s): x *= m; x ^= x >> s. In place, with one
+  temporary: epochs hold millions of rows. The shape of splitmix64's and
+  lowbias32's finalisers; x's dtype sets the word width."""
+  t = np.right_shift(x, shifts[0])
   x ^= t
-  x *= _U64(0xBF58476D1CE4E5B9)
-  np.right_shift(x, _U64(27), out=t)
-  x ^= t
-  x *= _U64(0x94D049BB133111EB)
-  np.right_shift(x, _U64(31), out=t)
-  x ^= t
+  for m, s in zip(multipliers, shifts[1:]):
+    x *= m
+    np.right_shift(x, s, out=t)
+    x ^= t
   return x
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+  """splitmix64's finaliser (a bijection of uint64 with full avalanche)."""
+  return _xorshift_multiply(
+      x, (_U64(30), _U64(27), _U64(31)),
+      (_U64(0xBF58476D1CE4E5B9), _U64(0x94D049BB133111EB)))
 
 
 def _stream_key(seed: int, epoch: int, stream: int) -> np.ndarray:
@@ -207,17 +214,10 @@ def _counter_ints(seed: int, epoch: int, stream: int, counters: np.ndarray,
 
 def _mix32(x: np.ndarray) -> np.ndarray:
   """A 32-bit finaliser (Wellons' lowbias32: a bijection of uint32 with
-  near-ideal avalanche), in place with one temporary: the epoch order's
-  round function on a uint32 state, half the bytes of a uint64 one."""
-  t = np.right_shift(x, _U32(16))
-  x ^= t
-  x *= _U32(0x7FEB352D)
-  np.right_shift(x, _U32(15), out=t)
-  x ^= t
-  x *= _U32(0x846CA68B)
-  np.right_shift(x, _U32(16), out=t)
-  x ^= t
-  return x
+  near-ideal avalanche): the epoch order's round function on a uint32
+  state, half the bytes of a uint64 one."""
+  return _xorshift_multiply(x, (_U32(16), _U32(15), _U32(16)),
+                            (_U32(0x7FEB352D), _U32(0x846CA68B)))
 
 
 # The epoch order (`epoch_order`): a Feistel network on [0, 2**bits) with
