@@ -112,10 +112,23 @@ class Recommender(nn.Module):
       neg = jnp.sum(u * neg_emb, axis=-1)
     return pos, neg
 
-  def bpr_terms(self, out: Propagated, batch: Batch):
-    """BPR loss and L2 penalty on the batch's ego embeddings."""
+  def bpr_terms(self, out: Propagated, batch: Batch,
+                score_batch: Batch | None = None):
+    """BPR loss and L2 penalty on the batch's ego embeddings.
+
+    Args:
+      out: the propagated tables (`propagate_all`), or tables holding only
+        the batch's rows (then `score_batch` indexes them).
+      batch: the training batch; its ids select the ego rows of the penalty.
+      score_batch: the batch whose ids index `out` for the scores, when
+        `out` holds only the batch's rows (default: `batch`).
+
+    Returns:
+      (bpr, reg) scalars.
+    """
     mask = batch.mask
-    pos, neg = self.pair_scores(out, batch)
+    pos, neg = self.pair_scores(out, batch if score_batch is None
+                                else score_batch)
     bpr = losses.bpr_loss(pos, neg, mask)
     ego_rows = [(out.user_ego, batch.users),
                 (out.item_ego, batch.pos_items),

@@ -41,7 +41,6 @@ import jax
 import jax.numpy as jnp
 import jraph
 
-from jaxrec import losses
 from jaxrec.batches import Batch
 from jaxrec.fast_random import fast_uniform
 from jaxrec.graphs import pad_rows
@@ -283,11 +282,6 @@ class Fusion(Recommender):
     out = Propagated(user=fused[:b], item=fused[b:],
                      user_ego=self.user_embedding,
                      item_ego=self.item_embedding)
-    pos, neg = self.pair_scores(out, local)
-    bpr = losses.bpr_loss(pos, neg, batch.mask)
-    reg = losses.l2_penalty_of_rows(
-        [(self.user_embedding, batch.users),
-         (self.item_embedding, batch.pos_items),
-         (self.item_embedding, batch.neg_items)], mask=batch.mask)
+    bpr, reg = self.bpr_terms(out, batch, score_batch=local)
     loss = bpr + self.l2_reg * reg
     return loss, {"loss": loss, "bpr": bpr, "reg": reg}
