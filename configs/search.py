@@ -55,6 +55,9 @@ def get_config(arg=None):
       # Halving carries the warm start to every rung: 10-epoch scores rank
       # slow starters like LightGCN at lr 1e-3 low (search_fidelity.md).
       promote_warm_start=True,
+      # XLA executables kept in <workdir>/xla_cache for the search: a
+      # promoted trial resumes without recompiling (search.md).
+      compile_cache=True,
       # Restrictions of the declared space ({} = all of DEFAULT_SPACE).
       space={},
   )

@@ -299,14 +299,17 @@ def shard_state(tree: Any, mesh: Optional[Mesh],
 
   Args:
     tree: params or TrainState.
-    mesh: mesh, or None (returned unchanged).
+    mesh: mesh, or None (placed on this process's first device).
     config: experiment config (for config.sharding.table_sharding).
 
   Returns:
     The same pytree with every array placed.
   """
   if mesh is None:
-    return tree
+    # Committed to the device, as a state restored from a checkpoint is: a
+    # resumed run then compiles the same train step as a fresh one (with a
+    # persistent compilation cache, a cache hit instead of a recompile).
+    return jax.device_put(tree, jax.local_devices()[0])
   layout = config.sharding.table_sharding
   return _put(tree, state_shardings(tree, mesh, layout))
 

@@ -50,6 +50,15 @@ def search(config: ml_collections.ConfigDict, workdir: str, dataset=None,
     The summary dict of `runner.write_outputs`.
   """
   s = config.search
+  if s.get("compile_cache", False):
+    with runner_lib.compile_cache(os.path.join(workdir, "xla_cache")):
+      return _search(config, workdir, dataset, command)
+  return _search(config, workdir, dataset, command)
+
+
+def _search(config: ml_collections.ConfigDict, workdir: str, dataset,
+            command: str) -> dict:
+  s = config.search
   space = space_lib.Space.from_overrides(s.space or {})
   runner = runner_lib.Runner(space, config, workdir, s.budget_trials,
                              s.budget_seconds, dataset=dataset)

@@ -20,17 +20,53 @@ import io
 import json
 import logging
 import math
+import contextlib
 import os
 import pprint
 import time
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, Iterator, NamedTuple, Optional
 
+import jax
+from jax.experimental.compilation_cache import compilation_cache
 import ml_collections
 
 from jaxrec import files
 from jaxrec import train
 from jaxrec.search import space as space_lib
 from jaxrec import input_pipeline
+
+
+# Compilations shorter than this are not worth a disk entry.
+_CACHE_MIN_COMPILE_SECONDS = 0.2
+
+
+@contextlib.contextmanager
+def compile_cache(directory: str) -> Iterator[None]:
+  """XLA executables persisted under `directory` while the block runs.
+
+  Every trial calls `train.train_and_evaluate`, which jits its train step
+  and evaluation anew: without a persistent cache a halving promotion (the
+  same architecture resumed for more epochs) and every repeated design
+  compile again, seconds per training on a CPU. With it they load the
+  executable compiled earlier in the same search. The process's previous
+  cache settings are restored on exit.
+
+  Args:
+    directory: cache directory (created on the first write).
+  """
+  previous = (jax.config.jax_compilation_cache_dir,
+              jax.config.jax_persistent_cache_min_compile_time_secs)
+  compilation_cache.set_cache_dir(directory)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs",
+                    _CACHE_MIN_COMPILE_SECONDS)
+  compilation_cache.reset_cache()  # the cache object reads the new directory
+  try:
+    yield
+  finally:
+    compilation_cache.set_cache_dir(previous[0])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs",
+                      previous[1])
+    compilation_cache.reset_cache()
 
 
 @dataclasses.dataclass
