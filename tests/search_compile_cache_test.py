@@ -69,3 +69,19 @@ def test_search_uses_the_workdir_cache_when_configured(tmp_path, tiny,
       search_main.search(config, str(tmp_path), dataset=tiny)
   assert seen == [os.path.join(str(tmp_path), "xla_cache"),
                   jax.config.jax_compilation_cache_dir]
+
+
+@pytest.mark.parametrize("flag, expected", [("on", True), ("off", False)])
+def test_compile_cache_flag(tmp_path, monkeypatch, flag, expected):
+  seen = {}
+
+  def fake_search(config, workdir, dataset=None, command=""):
+    seen["compile_cache"] = config.search.compile_cache
+    raise SystemExit(0)
+
+  monkeypatch.setattr(search_main, "search", fake_search)
+  with pytest.raises(SystemExit):
+    search_main.main(["--config",
+                      f"{config_loader.CONFIG_DIR}/search.py:synthetic_small",
+                      "--workdir", str(tmp_path), "--compile-cache", flag])
+  assert seen["compile_cache"] is expected

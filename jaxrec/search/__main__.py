@@ -2,7 +2,8 @@
 
   python -m jaxrec.search --config configs/search.py:lastfm --budget-trials 12 \
       [--budget-seconds 1500] [--strategy random|evolution|halving] \
-      [--seed 0] [--warm-start base|none|SUMMARY.json,...] --workdir DIR
+      [--seed 0] [--warm-start base|none|SUMMARY.json,...] \
+      [--compile-cache on|off] --workdir DIR
 
 Writes DIR/results.csv (one row per training: trial, rung, epochs,
 architecture, validation metric, seconds), DIR/results.md, DIR/summary.json
@@ -107,6 +108,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                       "'base' (the config's own point) and/or a previous "
                       "search's summary.json; 'none' for none "
                       "(config.search.warm_start)")
+  parser.add_argument("--compile-cache", choices=("on", "off"), default=None,
+                      help="keep XLA executables in WORKDIR/xla_cache for "
+                      "the search (config.search.compile_cache)")
   return parser.parse_args(argv)
 
 
@@ -136,6 +140,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
       config.search.strategy = args.strategy
     if args.seed is not None:
       config.search.seed = args.seed
+    if args.compile_cache is not None:
+      config.search.compile_cache = args.compile_cache == "on"
     if args.warm_start is not None:
       config.search.warm_start = [
           e for e in args.warm_start.split(",") if e and e != "none"]
