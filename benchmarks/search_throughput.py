@@ -24,6 +24,7 @@ import argparse
 import csv
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -48,12 +49,16 @@ def run_search(dataset: str, trials: int, seed: int, arm: str,
     workdir: the search's directory (cleared unless it holds a summary).
 
   Returns:
-    {'arm', 'search_seconds', 'trainings', 'trials', 'rows', 'load'}; rows
-    are (trial, rung, epochs, validation score) per training.
+    {'arm', 'search_seconds', 'cpu_seconds', 'trainings', 'trials', 'rows',
+    'load'}; rows are (trial, rung, epochs, validation score) per training;
+    cpu_seconds: the search process's user + system CPU time (None for a
+    run found finished).
   """
   summary_path = os.path.join(workdir, "summary.json")
   load_start = os.getloadavg()[0]
+  cpu_seconds = None
   if not os.path.exists(summary_path):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     shutil.rmtree(workdir, ignore_errors=True)
     cmd = [sys.executable, "-m", "jaxrec.search",
            "--config", f"configs/search.py:{dataset}", "--workdir", workdir,
@@ -61,6 +66,9 @@ def run_search(dataset: str, trials: int, seed: int, arm: str,
            "--compile-cache", arm]
     subprocess.run(cmd, check=True, cwd=common.REPO,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_seconds = (after.ru_utime - before.ru_utime
+                   + after.ru_stime - before.ru_stime)
   with open(summary_path, encoding="utf-8") as f:
     summary = json.load(f)
   with open(os.path.join(workdir, "results.csv"), encoding="utf-8") as f:
@@ -68,6 +76,7 @@ def run_search(dataset: str, trials: int, seed: int, arm: str,
              float(next(v for k, v in r.items() if k.startswith("valid_"))))
             for r in csv.DictReader(f)]
   return {"arm": arm, "search_seconds": summary["search_seconds"],
+          "cpu_seconds": cpu_seconds,
           "trainings": summary["trainings"], "trials": summary["trials"],
           "rows": rows,
           "load": [round(load_start, 1), round(os.getloadavg()[0], 1)]}
@@ -83,6 +92,9 @@ def summarise(runs: list[dict]) -> dict:
   pairs = list(zip(per_arm["off"], per_arm["on"]))
   out["ratio"] = [off["search_seconds"] / on["search_seconds"]
                   for off, on in pairs]
+  out["cpu_ratio"] = [off["cpu_seconds"] / on["cpu_seconds"]
+                      for off, on in pairs
+                      if off.get("cpu_seconds") and on.get("cpu_seconds")]
   out["identical"] = all(off["rows"] == on["rows"] for off, on in pairs)
   return out
 
@@ -104,16 +116,20 @@ def render(results: dict) -> str:
       "`--compile-cache off` and `--compile-cache on`, each in a fresh "
       "process and workdir; the arm order alternates between repeats. "
       "Seconds: the search's own clock (data loading excluded), wall-clock "
-      "on the shared machine.", ""]
+      "on the shared machine; CPU s: the search process's user + system CPU "
+      "time (data loading and start-up included; less sensitive than wall "
+      "time to other jobs).", ""]
+  cpu = lambda r: (f"{r['cpu_seconds']:.0f}" if r.get("cpu_seconds")
+                   else "-")
   rows = [[i // 2, r["arm"], r["trainings"], r["trials"],
-           f"{r['search_seconds']:.0f}",
+           f"{r['search_seconds']:.0f}", cpu(r),
            f"{3600 * r['trainings'] / r['search_seconds']:.0f}",
            f"{r['load'][0]} / {r['load'][1]}"]
           for i, r in enumerate(results["runs"])]
   lines += common.markdown_table(
       ["repeat", "compile cache", "trainings", "architectures", "seconds",
-       "trainings / h", "load start / end"], rows,
-      align=["---:", "---", "---:", "---:", "---:", "---:", "---:"])
+       "CPU s", "trainings / h", "load start / end"], rows,
+      align=["---:", "---", "---:", "---:", "---:", "---:", "---:", "---:"])
   ratio = np.asarray(s["ratio"])
   lines += [
       "",
@@ -121,7 +137,11 @@ def render(results: dict) -> str:
       + ", ".join(f"{x:.2f}x" for x in ratio)
       + f" (mean {ratio.mean():.2f}x). Trainings per hour: off "
       f"{np.mean(s['off']['trainings_per_hour']):.0f}, on "
-      f"{np.mean(s['on']['trainings_per_hour']):.0f}.",
+      f"{np.mean(s['on']['trainings_per_hour']):.0f}."
+      + (" CPU seconds without / with the cache, per repeat: "
+         + ", ".join(f"{x:.2f}x" for x in s["cpu_ratio"])
+         + f" (mean {np.mean(s['cpu_ratio']):.2f}x)."
+         if s["cpu_ratio"] else ""),
       "",
       "Validation scores of every training: "
       + ("identical in both arms (the cache changes no result)."
