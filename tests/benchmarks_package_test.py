@@ -109,7 +109,8 @@ RENDERED = {"ann_search": "ann_search", "encoder_throughput":
             "encoder_throughput", "fold_in": "fold_in",
             "lm_throughput": "lm_throughput", "multiprocess": "multiprocess",
             "rating": "rating", "search_budget": "search",
-            "search_fidelity": "search_fidelity", "serve_load": "serving",
+            "search_fidelity": "search_fidelity",
+            "search_throughput": "search_throughput", "serve_load": "serving",
             "warm_start": "warm_start"}
 
 
