@@ -300,8 +300,10 @@ def render_markdown(results: dict) -> str:
       [[ds["dataset"], f"{ds['num_users']:,}", f"{ds['num_items']:,}",
         f"{ds['num_train']:,}", ds["preset"]] for ds in results["datasets"]],
       ["---", "---:", "---:", "---:", "---"])
+  # By name: the saved JSON sorts its keys, so the order a run measured in
+  # is not kept (a page written live and one re-rendered must agree).
   models = [(ds["dataset"], name, m) for ds in results["datasets"]
-            for name, m in ds["models"].items()]
+            for name, m in sorted(ds["models"].items())]
   lines += [""] + common.markdown_table(
       ["dataset", "model", "backbone", "batch", "negatives", "steps/epoch",
        "s/epoch", "backbone s/epoch", "ratio"],
