@@ -17,6 +17,7 @@ from jaxrec.search import runner as runner_lib
 from jaxrec.search import space as space_lib
 from jaxrec.search import strategies
 from tests import config_loader
+from tests.search_warm_start_test import config_from_flags
 
 
 @pytest.fixture(scope="module")
@@ -73,15 +74,5 @@ def test_search_uses_the_workdir_cache_when_configured(tmp_path, tiny,
 
 @pytest.mark.parametrize("flag, expected", [("on", True), ("off", False)])
 def test_compile_cache_flag(tmp_path, monkeypatch, flag, expected):
-  seen = {}
-
-  def fake_search(config, workdir, dataset=None, command=""):
-    seen["compile_cache"] = config.search.compile_cache
-    raise SystemExit(0)
-
-  monkeypatch.setattr(search_main, "search", fake_search)
-  with pytest.raises(SystemExit):
-    search_main.main(["--config",
-                      f"{config_loader.CONFIG_DIR}/search.py:synthetic_small",
-                      "--workdir", str(tmp_path), "--compile-cache", flag])
-  assert seen["compile_cache"] is expected
+  config = config_from_flags(tmp_path, monkeypatch, "--compile-cache", flag)
+  assert config.search.compile_cache is expected

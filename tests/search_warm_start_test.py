@@ -137,18 +137,25 @@ def test_search_passes_the_configured_warm_start(tmp_path, tiny, monkeypatch):
     ("base", ["base"]), ("none", []), ("base,prev/summary.json",
                                         ["base", "prev/summary.json"])])
 def test_warm_start_flag(tmp_path, monkeypatch, flag, expected):
+  config = config_from_flags(tmp_path, monkeypatch, "--warm-start", flag)
+  assert list(config.search.warm_start) == expected
+
+
+def config_from_flags(tmp_path, monkeypatch, *flags):
+  """The config `python -m jaxrec.search` hands to `search` for these flags
+  (on configs/search.py:synthetic_small; nothing is trained)."""
   seen = {}
 
   def fake_search(config, workdir, dataset=None, command=""):
-    seen["warm_start"] = list(config.search.warm_start)
+    seen["config"] = config
     raise SystemExit(0)
 
   monkeypatch.setattr(search_main, "search", fake_search)
   with pytest.raises(SystemExit):
     search_main.main(["--config",
                       f"{config_loader.CONFIG_DIR}/search.py:synthetic_small",
-                      "--workdir", str(tmp_path), "--warm-start", flag])
-  assert seen["warm_start"] == expected
+                      "--workdir", str(tmp_path), *flags])
+  return seen["config"]
 
 
 def test_promote_initial_carries_the_warm_start_to_the_top_rung(tmp_path,

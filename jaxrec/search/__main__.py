@@ -14,6 +14,7 @@ and DIR/best_config.py, which re-trains the selected architecture with
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import shlex
@@ -50,11 +51,11 @@ def search(config: ml_collections.ConfigDict, workdir: str, dataset=None,
   Returns:
     The summary dict of `runner.write_outputs`.
   """
-  s = config.search
-  if s.get("compile_cache", False):
-    with runner_lib.compile_cache(os.path.join(workdir, "xla_cache")):
-      return _search(config, workdir, dataset, command)
-  return _search(config, workdir, dataset, command)
+  cache = (runner_lib.compile_cache(os.path.join(workdir, "xla_cache"))
+           if config.search.get("compile_cache", False)
+           else contextlib.nullcontext())
+  with cache:
+    return _search(config, workdir, dataset, command)
 
 
 def _search(config: ml_collections.ConfigDict, workdir: str, dataset,

@@ -14,13 +14,13 @@ checkpoint, so the extra epochs cost only the difference.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
 import json
 import logging
 import math
-import contextlib
 import os
 import pprint
 import time
