@@ -178,14 +178,16 @@ def step_texts(exp, rows, steps: int) -> dict:
   row_of = np.asarray(nodes["text_row"])
   num_texts = int(nodes["text_hidden"].shape[0]) - 1
   model = exp.model
-  unique, slots = [], 0
+  unique = []
   for i in range(steps):
     ids = np.asarray(text_finetune.batch_text_nodes(
         model.model, model.num_users, model.users_have_text,
         jax.tree.map(lambda v, i=i: v[i], rows)))
     unique.append(int(np.sum(np.unique(row_of[ids]) < num_texts)))
-    # the step's static unique-set size (FinetunedText.batch_rows)
-    slots = -(-min(len(ids), num_texts) // text_finetune.STEP_CHUNK) * text_finetune.STEP_CHUNK
+  # The step's static unique-set size (FinetunedText.batch_rows): the same
+  # for every step, since a batch's node count is static.
+  slots = (-(-min(len(ids), num_texts) // text_finetune.STEP_CHUNK)
+           * text_finetune.STEP_CHUNK)
   return {"num_texts": num_texts,
           "length": int(nodes["text_hidden"].shape[1]),
           "states_gib": float(nodes["text_hidden"].nbytes) / 2**30,
